@@ -1,0 +1,378 @@
+#!/usr/bin/env python3
+"""Benchmark `wdiv-s3-trigger check --json FILE` against the Python baseline.
+
+Usage (from anywhere; paths are resolved from the repository root):
+
+    python3 scripts/bench.py                    # generate/reuse data, run both, check targets
+    python3 scripts/bench.py --build            # `cargo build --release` first
+    python3 scripts/bench.py --runs 10          # 10 measured runs per command (default 5)
+    python3 scripts/bench.py --skip-baseline    # only time ours (no speed-up figure)
+    python3 scripts/bench.py --no-targets       # report only, never fail on a target
+    python3 scripts/bench.py --bin PATH         # binary to test instead of the default
+    python3 scripts/bench.py --ours-cmd "wc -l {file}"   # any stand-in command
+    python3 scripts/bench.py --file some.csv    # a file of your own instead of the generated one
+    python3 scripts/bench.py --json-out results.json     # also write the figures as JSON
+
+What it does:
+
+* Test data: ``bench-data/xpress-dc-149MB.csv`` (git-ignored), a synthetic
+  Xpress DC file of at most 149,000,000 bytes (under the checker's
+  150,000,000-byte limit; 148,999,788 bytes, 478,661 rows by default) made by
+  ``scripts/gen_xpress_dc.py`` (seeded, so identical every time); reused when
+  already present with the right size (see its ``.meta.json``).
+* Commands: ours is ``<bin> check --json FILE`` where ``<bin>`` is
+  ``$CARGO_TARGET_DIR/release/wdiv-s3-trigger`` (``target/`` under the repo if
+  the variable is unset; a relative value is taken from the repo root), or
+  ``--bin``, or the whole ``--ours-cmd`` template (``{file}`` is replaced by the
+  data file; appended if absent). The baseline is
+  ``python3 scripts/baseline_checker.py FILE`` (with this interpreter), which
+  reads, decodes, sniffs and csv-parses the file the way the original Python
+  checker did.
+* Measuring: per command one warm-up run (page cache warm, not counted), then
+  ``--runs`` measured runs, one after another. Wall time is taken around
+  spawn..reap. Peak RSS is the command's ``ru_maxrss`` (KiB): by default as
+  reported by GNU ``/usr/bin/time -f %M`` (Debian package ``time``), which
+  forks the command from its own ~1 MB process; without it (or with
+  ``--rss-method wait4``) from ``os.wait4`` on a direct child, where Linux
+  carries the forking Python process's RSS (~14-17 MB) over into the figure as
+  a floor. The floor is measured on ``true`` and printed; a figure at the
+  floor is flagged as an upper bound.
+  Reported: median and min wall time, throughput (file MB / median s), the
+  maximum peak RSS over the runs, and speed-up = baseline median / ours median.
+  MB means 10^6 bytes throughout (RSS too: KiB * 1024 / 10^6).
+* Correctness: every run (warm-up included) of each command must exit 0 and
+  report a row count; ours is read from its JSON (``file_set[0].csv_rows``),
+  the baseline's from ``rows``; both count records including the header line.
+  For a non-JSON stand-in the first integer on stdout is used (``wc -l`` gives
+  the same figure for the generated file, which has one record per line).
+  Both counts must agree with each other and, for the generated file, with the
+  count recorded by the generator.
+* Targets (``--target-speedup``, ``--target-rss-mb``): speed-up >= 20x, our
+  peak RSS <= 48 MB. The speed-up target is not judged with --skip-baseline.
+
+Exit status: 0 all fine; 1 a target missed; 2 a command failed or the row
+counts disagree (or setup failed: binary missing, build failed, ...).
+Nothing is built unless ``--build`` is given.
+"""
+
+import argparse
+import json
+import os
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+SCRIPTS = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(SCRIPTS)
+sys.path.insert(0, SCRIPTS)
+import gen_xpress_dc  # noqa: E402
+
+BIN_NAME = "wdiv-s3-trigger"
+MB = 1_000_000
+
+
+class BenchError(Exception):
+    """A failure that makes the figures meaningless (exit status 2)."""
+
+
+def default_binary():
+    target = os.environ.get("CARGO_TARGET_DIR") or "target"
+    if not os.path.isabs(target):
+        target = os.path.join(REPO_ROOT, target)
+    return os.path.join(target, "release", BIN_NAME)
+
+
+def build():
+    cmd = ["cargo", "build", "--release"]
+    print(f"$ {' '.join(cmd)}", file=sys.stderr, flush=True)
+    rc = subprocess.call(cmd, cwd=REPO_ROOT)
+    if rc != 0:
+        raise BenchError(f"`cargo build --release` failed (exit status {rc})")
+
+
+def expand(template, path):
+    argv = shlex.split(template)
+    if not argv:
+        raise BenchError("empty command template")
+    if any("{file}" in a for a in argv):
+        return [a.replace("{file}", path) for a in argv]
+    return argv + [path]
+
+
+GNU_TIME = "/usr/bin/time"
+
+
+def gnu_time_works():
+    """True if GNU time is there and understands -f %M -o FILE."""
+    if not os.access(GNU_TIME, os.X_OK):
+        return False
+    with tempfile.NamedTemporaryFile("r") as rep:
+        try:
+            rc = subprocess.call([GNU_TIME, "-f", "%M", "-o", rep.name, "true"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError:
+            return False
+        return rc == 0 and rep.read().strip().isdigit()
+
+
+def run_once(argv, method):
+    """Run argv to completion; return (wall s, peak RSS KiB, exit status, stdout, stderr).
+
+    method "time": the command runs under GNU time, which forks it from its own
+    small process and reports the child's ru_maxrss. method "wait4": the
+    command is spawned directly and ru_maxrss comes from os.wait4; Linux keeps
+    the high-water mark across fork+exec, so that figure is never below this
+    Python process's own RSS at spawn time (the "floor", a few MB).
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as rep:
+        full = [GNU_TIME, "-f", "%M", "-o", rep.name] + argv if method == "time" else argv
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=err, cwd=REPO_ROOT)
+        except OSError as exc:
+            raise BenchError(f"cannot start {full[0]!r}: {exc}") from exc
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = rc = os.waitstatus_to_exitcode(status)  # already reaped
+        maxrss = usage.ru_maxrss
+        if method == "time":
+            # Last line is %M; GNU time may put "Command exited with ..." before it.
+            lines = rep.read().split()
+            maxrss = int(lines[-1]) if lines and lines[-1].isdigit() else 0
+        out.seek(0)
+        err.seek(0)
+        return (wall, maxrss, rc, out.read().decode("utf-8", "replace"),
+                err.read().decode("utf-8", "replace"))
+
+
+def rows_from_ours(stdout):
+    """csv_rows from our JSON; else the first integer (for stand-in commands)."""
+    try:
+        doc = json.loads(stdout)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        try:
+            return int(doc["file_set"][0]["csv_rows"])
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise BenchError(
+                f"our JSON has no file_set[0].csv_rows ({exc!r}): {stdout[:300]!r}")
+    m = re.search(r"\d+", stdout)
+    if not m:
+        raise BenchError(f"cannot find a row count in our output: {stdout[:300]!r}")
+    return int(m.group())
+
+
+def rows_from_baseline(stdout):
+    try:
+        return int(json.loads(stdout)["rows"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BenchError(f"cannot read rows from baseline output ({exc!r}): "
+                         f"{stdout[:300]!r}")
+
+
+def measure(name, argv, runs, parse_rows, method):
+    print(f"{name}: $ {shlex.join(argv)}", file=sys.stderr, flush=True)
+    walls, rss, rows_seen = [], [], set()
+    for i in range(runs + 1):  # run 0 is the warm-up
+        wall, maxrss, rc, out, err = run_once(argv, method)
+        if rc != 0:
+            raise BenchError(
+                f"{name} exited with status {rc} (run {i}, 0 = warm-up)\n"
+                f"  stdout: {out.strip()[:500]}\n  stderr: {err.strip()[:500]}")
+        rows_seen.add(parse_rows(out))
+        label = "warm-up" if i == 0 else f"run {i}/{runs}"
+        print(f"  {label}: {wall:.3f} s, {maxrss * 1024 / MB:.1f} MB", file=sys.stderr,
+              flush=True)
+        if i:
+            walls.append(wall)
+            rss.append(maxrss)
+    if len(rows_seen) != 1:
+        raise BenchError(f"{name} reported different row counts across runs: "
+                         f"{sorted(rows_seen)}")
+    return {
+        "tool": name,
+        "argv": argv,
+        "runs": runs,
+        "walls_s": walls,
+        "median_s": statistics.median(walls),
+        "min_s": min(walls),
+        "peak_rss_kib": max(rss),
+        "peak_rss_mb": max(rss) * 1024 / MB,
+        "rows": rows_seen.pop(),
+    }
+
+
+def print_table(results, size_bytes):
+    size_mb = size_bytes / MB
+    head = ("tool", "file MB", "median s", "min s", "MB/s", "peak RSS MB", "rows")
+    lines = [head]
+    for r in results:
+        r["throughput_mb_s"] = size_mb / r["median_s"] if r["median_s"] else float("inf")
+        lines.append((r["tool"], f"{size_mb:.1f}", f"{r['median_s']:.3f}",
+                      f"{r['min_s']:.3f}", f"{r['throughput_mb_s']:.1f}",
+                      f"{r['peak_rss_mb']:.1f}", f"{r['rows']:,}"))
+    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
+    for n, row in enumerate(lines):
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(row, widths))))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def main():
+    p = argparse.ArgumentParser(
+        description="Benchmark `wdiv-s3-trigger check` against the Python baseline.",
+        epilog="See the docstring of scripts/bench.py for details.")
+    p.add_argument("--runs", type=int, default=5,
+                   help="measured runs per command, after one warm-up (default 5)")
+    p.add_argument("--bin", help="binary under test (default: "
+                   "$CARGO_TARGET_DIR or target/, then release/" + BIN_NAME + ")")
+    p.add_argument("--ours-cmd", metavar="TEMPLATE",
+                   help='command under test instead of "<bin> check --json {file}", '
+                        'e.g. "wc -l {file}" as a stand-in')
+    p.add_argument("--skip-baseline", action="store_true", help="only run ours")
+    p.add_argument("--no-targets", action="store_true",
+                   help="report only; do not fail when a target is missed")
+    p.add_argument("--target-speedup", type=float, default=20.0,
+                   help="minimum baseline/ours median ratio (default %(default)s)")
+    p.add_argument("--target-rss-mb", type=float, default=48.0,
+                   help="maximum peak RSS of ours in MB (default %(default)s)")
+    p.add_argument("--build", action="store_true", help="run `cargo build --release` first")
+    p.add_argument("--file", help="benchmark this file instead of the generated one")
+    p.add_argument("--data-size", type=int, default=gen_xpress_dc.DEFAULT_SIZE,
+                   help="size limit in bytes of the generated file (default %(default)s)")
+    p.add_argument("--seed", type=int, default=gen_xpress_dc.DEFAULT_SEED,
+                   help="generator seed (default %(default)s)")
+    p.add_argument("--json-out", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--rss-method", choices=("auto", "time", "wait4"), default="auto",
+                   help="how peak RSS is taken: GNU time (%s), os.wait4, or auto = "
+                        "the first if present (default %%(default)s)" % GNU_TIME)
+    a = p.parse_args()
+    if a.runs < 1:
+        p.error("--runs must be at least 1")
+    if a.bin and a.ours_cmd:
+        p.error("give --bin or --ours-cmd, not both")
+
+    try:
+        if a.build:
+            build()
+
+        expected_rows = None
+        if a.file:
+            data = os.path.abspath(a.file)
+            if not os.path.isfile(data):
+                raise BenchError(f"no such file: {data}")
+        else:
+            data = gen_xpress_dc.DEFAULT_OUT
+            if a.data_size != gen_xpress_dc.DEFAULT_SIZE or \
+                    a.seed != gen_xpress_dc.DEFAULT_SEED:
+                data = os.path.join(os.path.dirname(data),
+                                    f"xpress-dc-{a.data_size}-seed{a.seed}.csv")
+            meta = gen_xpress_dc.ensure_dataset(data, a.data_size, a.seed)
+            expected_rows = meta["csv_rows"]
+        size = os.path.getsize(data)
+
+        if a.ours_cmd:
+            ours_argv = expand(a.ours_cmd, data)
+        else:
+            binary = os.path.abspath(a.bin) if a.bin else default_binary()
+            if not os.path.isfile(binary):
+                raise BenchError(
+                    f"binary not found: {binary}\n"
+                    "  build it (`cargo build --release`, or rerun with --build), "
+                    "or pass --bin PATH / --ours-cmd TEMPLATE")
+            ours_argv = [binary, "check", "--json", data]
+
+        method = a.rss_method
+        if method == "auto":
+            method = "time" if gnu_time_works() else "wait4"
+        elif method == "time" and not gnu_time_works():
+            raise BenchError(f"--rss-method time: {GNU_TIME} missing or not GNU time "
+                             "(Debian package `time`)")
+        floor_kib = run_once(["true"], method)[1]
+
+        results = []
+        if not a.skip_baseline:
+            base_argv = [sys.executable, os.path.join(SCRIPTS, "baseline_checker.py"), data]
+            results.append(measure("baseline (python)", base_argv, a.runs,
+                                   rows_from_baseline, method))
+        results.append(measure("ours", ours_argv, a.runs, rows_from_ours, method))
+    except BenchError as exc:
+        print(f"\nERROR: {exc}", file=sys.stderr)
+        return 2
+
+    ours = results[-1]
+    base = results[0] if len(results) == 2 else None
+    print()
+    print(f"file: {os.path.relpath(data, REPO_ROOT) if data.startswith(REPO_ROOT) else data}"
+          f" ({size:,} bytes); {a.runs} runs per command after 1 warm-up; MB = 10^6 bytes")
+    print(f"peak RSS via {'GNU time' if method == 'time' else 'os.wait4'}, whose floor "
+          f"(measured on `true`) is {floor_kib * 1024 / MB:.1f} MB")
+    print_table(results, size)
+    print()
+
+    errors, misses = [], []
+    # Row counts.
+    counts = [(r["tool"], r["rows"]) for r in results]
+    if expected_rows is not None:
+        counts.append(("generator", expected_rows))
+    agree = len({n for _, n in counts}) == 1
+    print("rows:     " + ", ".join(f"{t} {n:,}" for t, n in counts)
+          + ("  OK" if agree else "  MISMATCH"))
+    if not agree:
+        errors.append("row counts disagree: " + ", ".join(f"{t} {n}" for t, n in counts))
+    if ours["peak_rss_kib"] <= floor_kib * 1.02:
+        print(f"note:     our peak RSS is at the measuring floor; the true figure may be lower"
+              + ("" if method == "time" else " (install GNU time for a tighter one)"))
+
+    # Targets.
+    speedup = None
+    if base:
+        speedup = base["median_s"] / ours["median_s"] if ours["median_s"] else float("inf")
+        ok = speedup >= a.target_speedup
+        print(f"speed-up: {speedup:.1f}x (baseline median / ours median); "
+              f"target >= {a.target_speedup:g}x  {'OK' if ok else 'MISSED'}")
+        if not ok:
+            misses.append(f"speed-up {speedup:.1f}x is below the target "
+                          f"{a.target_speedup:g}x")
+    else:
+        print(f"speed-up: n/a (--skip-baseline); target >= {a.target_speedup:g}x not judged")
+    ok = ours["peak_rss_mb"] <= a.target_rss_mb
+    print(f"peak RSS: ours {ours['peak_rss_mb']:.1f} MB; target <= {a.target_rss_mb:g} MB"
+          f"  {'OK' if ok else 'MISSED'}")
+    if not ok:
+        misses.append(f"our peak RSS {ours['peak_rss_mb']:.1f} MB is above the target "
+                      f"{a.target_rss_mb:g} MB")
+
+    if a.json_out:
+        doc = {"file": data, "bytes": size, "runs": a.runs, "results": results,
+               "rss_method": method, "rss_floor_kib": floor_kib,
+               "expected_rows": expected_rows, "speedup": speedup,
+               "targets": {"speedup": a.target_speedup, "rss_mb": a.target_rss_mb},
+               "targets_missed": misses, "errors": errors}
+        with open(a.json_out, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+
+    if errors:
+        for e in errors:
+            print(f"ERROR: {e}", file=sys.stderr)
+        return 2
+    if misses:
+        for m in misses:
+            print(f"TARGET MISSED: {m}"
+                  + (" (reported only: --no-targets)" if a.no_targets else ""),
+                  file=sys.stderr)
+        return 0 if a.no_targets else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

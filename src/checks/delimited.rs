@@ -1,0 +1,471 @@
+//! The CSV/TSV check: delimiter, header, EMS, every record's length, and the profile's rules.
+
+use super::profiles::{Profile, Profiles};
+use super::records::{Capture, Flow, RecordEvent, RecordWalker};
+use super::rules::{Date, RowRules};
+use crate::report::Problem;
+
+/// How much of the file's start is kept to find the header line for delimiter sniffing.
+const MAX_SNIFF: usize = 64 * 1024;
+
+/// The exact message the original used; staff and WDIV know it word for word.
+pub fn too_few_columns(n: usize) -> String {
+    format!("File has only {n} columns. We might have failed to detect the delimiter")
+}
+
+/// The exact message the original used for a short row.
+pub fn incomplete(expected: usize, row: u64, found: usize) -> String {
+    format!("Incomplete file: Expected {expected} columns on row {row} found {found}")
+}
+
+/// Rows longer than the header: they pass, but often mean shifted data.
+#[derive(Debug, Default)]
+struct LongRows {
+    count: u64,
+    first: Option<(u64, usize)>,
+}
+
+/// What the delimited check found, for the file report.
+#[derive(Debug)]
+pub struct Findings {
+    pub rows: u64,
+    pub ems: Option<String>,
+    pub delimiter: Option<u8>,
+    pub columns: Option<usize>,
+    pub problems: Vec<Problem>,
+}
+
+pub struct DelimitedCheck<'p> {
+    profiles: &'p Profiles,
+    election_date: Option<Date>,
+    fallback_delimiter: u8,
+    /// The start of the input, kept until the header line is complete.
+    head: Vec<u8>,
+    walker: Option<RecordWalker>,
+    state: Walk<'p>,
+}
+
+/// What the walk has learnt so far; separate from the walker so the record callback can borrow it.
+struct Walk<'p> {
+    header_len: Option<usize>,
+    header: Vec<String>,
+    profile: Option<&'p Profile>,
+    rules: RowRules,
+    rows: u64,
+    long_rows: LongRows,
+    problems: Vec<Problem>,
+}
+
+impl<'p> DelimitedCheck<'p> {
+    /// `fallback_delimiter` is used when the header line does not tell (the file's extension).
+    pub fn new(
+        profiles: &'p Profiles,
+        election_date: Option<Date>,
+        fallback_delimiter: u8,
+    ) -> Self {
+        DelimitedCheck {
+            profiles,
+            election_date,
+            fallback_delimiter,
+            head: Vec::new(),
+            walker: None,
+            state: Walk {
+                header_len: None,
+                header: Vec::new(),
+                profile: None,
+                rules: RowRules::default(),
+                rows: 0,
+                long_rows: LongRows::default(),
+                problems: Vec::new(),
+            },
+        }
+    }
+
+    /// Whether the check has stopped reading (a failing row, a NUL byte, a bad header).
+    pub fn is_done(&self) -> bool {
+        self.walker.as_ref().is_some_and(RecordWalker::is_stopped)
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if self.walker.is_none() {
+            self.head.extend_from_slice(chunk);
+            if memchr::memchr2(b'\n', b'\r', &self.head).is_none() && self.head.len() < MAX_SNIFF {
+                return;
+            }
+            let head = std::mem::take(&mut self.head);
+            self.start_walk(&head);
+            return;
+        }
+        self.walk(chunk);
+    }
+
+    fn start_walk(&mut self, head: &[u8]) {
+        let delimiter = sniff_delimiter(head).unwrap_or(self.fallback_delimiter);
+        self.walker = Some(RecordWalker::new(delimiter));
+        self.walk(head);
+    }
+
+    fn walk(&mut self, chunk: &[u8]) {
+        let walker = self.walker.as_mut().expect("walk starts after sniffing");
+        let state = &mut self.state;
+        let (profiles, election_date) = (self.profiles, self.election_date);
+        let mut capture = None;
+        walker.feed(chunk, &mut |event| {
+            state.on_event(event, profiles, election_date, &mut capture)
+        });
+        if let Some(c) = capture {
+            walker.set_capture(c);
+        }
+    }
+
+    pub fn finish(mut self) -> Findings {
+        if self.walker.is_none() {
+            let head = std::mem::take(&mut self.head);
+            if head.is_empty() {
+                return Findings {
+                    rows: 0,
+                    ems: None,
+                    delimiter: None,
+                    columns: None,
+                    problems: vec![Problem::error("empty", "File is empty")],
+                };
+            }
+            self.start_walk(&head);
+        }
+        let mut walker = self.walker.take().expect("started above");
+        let state = &mut self.state;
+        let (profiles, election_date) = (self.profiles, self.election_date);
+        let mut capture = None;
+        walker.finish(&mut |event| state.on_event(event, profiles, election_date, &mut capture));
+        if let Some(row) = walker.unclosed_quote_row() {
+            state.problems.push(
+                Problem::warning(
+                    "unclosed-quote",
+                    format!(
+                        "A quoted value that starts on row {row} is never closed, so the rest of \
+                         the file was read as part of it. Look for a stray double quote (\") on \
+                         that row."
+                    ),
+                )
+                .at_row(row),
+            );
+        }
+        let mut state = self.state;
+        if state.header_len.is_some_and(|n| n >= 3) {
+            state.add_file_warnings();
+        }
+        Findings {
+            rows: state.rows,
+            ems: state.header_len.map(|_| {
+                state
+                    .profile
+                    .map_or(super::UNKNOWN_EMS.to_owned(), |p| p.name.clone())
+            }),
+            delimiter: Some(walker.delimiter()),
+            columns: state.header_len,
+            problems: state.problems,
+        }
+    }
+}
+
+impl<'p> Walk<'p> {
+    fn on_event(
+        &mut self,
+        event: RecordEvent<'_>,
+        profiles: &'p Profiles,
+        election_date: Option<Date>,
+        capture: &mut Option<Capture>,
+    ) -> Flow {
+        match event {
+            RecordEvent::Nul { row } => {
+                self.rows = row;
+                self.problems.push(
+                    Problem::error(
+                        "nul-byte",
+                        format!(
+                            "File contains a NUL (zero) byte on row {row}. EMS exports never do: \
+                             the file may be damaged or saved in another format. Please export it \
+                             from your EMS again as CSV."
+                        ),
+                    )
+                    .at_row(row),
+                );
+                Flow::Stop
+            }
+            RecordEvent::Record {
+                row,
+                fields,
+                captured,
+            } => {
+                self.rows = row;
+                let Some(expected) = self.header_len else {
+                    let header: Vec<String> = captured
+                        .iter()
+                        .map(|(_, v)| String::from_utf8_lossy(&v).into_owned())
+                        .collect();
+                    return self.on_header(header, fields, profiles, election_date, capture);
+                };
+                if fields < expected {
+                    self.problems.push(
+                        Problem::error("incomplete-row", incomplete(expected, row, fields))
+                            .at_row(row),
+                    );
+                    return Flow::Stop;
+                }
+                if fields > expected {
+                    self.long_rows.count += 1;
+                    self.long_rows.first.get_or_insert((row, fields));
+                }
+                if !self.rules.is_empty() {
+                    self.rules.check_row(row, |col| {
+                        captured
+                            .get(col)
+                            .map(|v| String::from_utf8_lossy(&v).into_owned())
+                    });
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    fn on_header(
+        &mut self,
+        header: Vec<String>,
+        fields: usize,
+        profiles: &'p Profiles,
+        election_date: Option<Date>,
+        capture: &mut Option<Capture>,
+    ) -> Flow {
+        self.header_len = Some(fields);
+        if fields < 3 {
+            // As the original: no rows are counted when the header cannot be read.
+            self.rows = 0;
+            self.problems
+                .push(Problem::error("too-few-columns", too_few_columns(fields)).at_row(1));
+            if let Some(other) = other_separator(&header) {
+                self.problems.push(
+                    Problem::error(
+                        "unsupported-delimiter",
+                        format!(
+                            "The header looks {other}-separated. Only commas (CSV) and tabs (TSV) \
+                             can be read: please export the file again with one of those as the \
+                             separator."
+                        ),
+                    )
+                    .at_row(1),
+                );
+            }
+            return Flow::Stop;
+        }
+        self.profile = profiles.detect_csv(&header);
+        if let Some(profile) = self.profile {
+            self.rules = RowRules::bind(&profile.rules, &header, election_date);
+        }
+        let cols = self.rules.columns();
+        *capture = Some(if cols.is_empty() {
+            Capture::None
+        } else {
+            let mut wanted = vec![false; fields];
+            for c in cols {
+                wanted[c] = true;
+            }
+            Capture::Columns(wanted)
+        });
+        self.header = header;
+        Flow::Continue
+    }
+
+    /// Warnings about the file as a whole, once every row is read.
+    fn add_file_warnings(&mut self) {
+        if self.profile.is_none() {
+            let first = self.header.first().map(|s| s.trim()).unwrap_or("");
+            self.problems.push(Problem::warning(
+                "unknown-ems",
+                format!(
+                    "We could not tell which EMS produced this file from its header (first column \
+                     '{first}'). It passes these checks, but staff will import it by hand; if it \
+                     came from Idox Eros, Xpress or Democracy Counts, upload the export exactly as \
+                     the system produced it."
+                ),
+            ));
+        }
+        let mut seen: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (i, name) in self.header.iter().enumerate() {
+            let name = name.trim();
+            match seen.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, cols)) => cols.push(i + 1),
+                None => seen.push((name, vec![i + 1])),
+            }
+        }
+        for (name, cols) in seen.into_iter().filter(|(_, c)| c.len() > 1) {
+            let shown = if name.is_empty() { "(blank)" } else { name };
+            let positions: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
+            self.problems.push(
+                Problem::warning(
+                    "duplicate-column",
+                    format!(
+                        "Duplicate column name '{shown}' appears {} times in the header (columns \
+                         {}); only one of them may be imported.",
+                        cols.len(),
+                        positions.join(", ")
+                    ),
+                )
+                .at_row(1)
+                .in_column(shown),
+            );
+        }
+        self.problems
+            .extend(std::mem::take(&mut self.rules).finish());
+        if let Some((row, fields)) = self.long_rows.first {
+            let n = self.long_rows.count;
+            let expected = self.header_len.unwrap_or(0);
+            self.problems.push(
+                Problem::warning(
+                    "long-rows",
+                    format!(
+                        "{n} {} more columns than the header's {expected} (first: row {row} with \
+                         {fields}). The extra values are ignored; check those rows are not \
+                         shifted.",
+                        if n == 1 { "row has" } else { "rows have" }
+                    ),
+                )
+                .at_row(row),
+            );
+        }
+    }
+}
+
+/// The delimiter of the header line: the more frequent of comma and tab outside quotes, or none
+/// when they tie (the caller falls back on the file's extension).
+pub fn sniff_delimiter(head: &[u8]) -> Option<u8> {
+    let (mut commas, mut tabs) = (0usize, 0usize);
+    let mut quoted = false;
+    for &b in head {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' | b'\r' if !quoted => break,
+            b',' if !quoted => commas += 1,
+            b'\t' if !quoted => tabs += 1,
+            _ => {}
+        }
+    }
+    match commas.cmp(&tabs) {
+        std::cmp::Ordering::Greater => Some(b','),
+        std::cmp::Ordering::Less => Some(b'\t'),
+        std::cmp::Ordering::Equal => None,
+    }
+}
+
+/// A separator we cannot read, when the header is clearly split by it.
+fn other_separator(header: &[String]) -> Option<&'static str> {
+    let text = header.join(",");
+    [(';', "semicolon"), ('|', "pipe")]
+        .into_iter()
+        .map(|(c, name)| (text.matches(c).count(), name))
+        .filter(|(n, _)| *n >= 2)
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, name)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &[u8], chunk: usize, fallback: u8) -> Findings {
+        let mut c = DelimitedCheck::new(Profiles::embedded(), "2019-05-23".parse().ok(), fallback);
+        for piece in input.chunks(chunk) {
+            c.feed(piece);
+        }
+        c.finish()
+    }
+
+    fn messages(f: &Findings) -> Vec<&str> {
+        f.problems
+            .iter()
+            .filter(|p| p.severity == crate::report::Severity::Error)
+            .map(|p| p.message.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn sniffing_prefers_the_header_then_the_extension() {
+        assert_eq!(sniff_delimiter(b"a\tb\tc\n1,2"), Some(b'\t'));
+        assert_eq!(sniff_delimiter(b"\"a,x\"\tb\tc"), Some(b'\t'));
+        assert_eq!(sniff_delimiter(b"a,b,c"), Some(b','));
+        assert_eq!(sniff_delimiter(b"abc\n1,2,3"), None);
+        let f = check(b"abc\n1\t2\t3\n", 100, b'\t');
+        assert_eq!(f.delimiter, Some(b'\t'));
+    }
+
+    #[test]
+    fn a_valid_xpress_dc_file() {
+        let input = b"ElectionDate,Post_Code,Polling_Place_Postcode\r\n23/05/2019,HA8 6NB,HA8 6EZ\r\n23/05/2019,,HA8 6EZ\r\n";
+        for chunk in [1, 2, 7, 1000] {
+            let f = check(input, chunk, b',');
+            assert_eq!(f.rows, 3);
+            assert_eq!(f.ems.as_deref(), Some("Xpress DC"));
+            assert!(f.problems.is_empty(), "{:?}", messages(&f));
+        }
+    }
+
+    #[test]
+    fn short_row_stops_the_check_with_the_originals_message() {
+        let f = check(b"a,b,c\n1,2,3\n1,2\n1,2,3\n", 3, b',');
+        assert_eq!(f.rows, 3);
+        assert_eq!(
+            messages(&f),
+            vec!["Incomplete file: Expected 3 columns on row 3 found 2"]
+        );
+    }
+
+    #[test]
+    fn two_columns_and_a_semicolon_header() {
+        let f = check(b"a;b;c;d,e\n1;2;3;4,5\n", 4, b',');
+        assert_eq!(
+            messages(&f)[0],
+            "File has only 2 columns. We might have failed to detect the delimiter"
+        );
+        assert!(messages(&f)[1].contains("semicolon-separated"));
+        assert_eq!(f.ems, Some("unknown".into()));
+    }
+
+    #[test]
+    fn empty_input() {
+        let f = check(b"", 4, b',');
+        assert_eq!(messages(&f), vec!["File is empty"]);
+    }
+
+    #[test]
+    fn warnings_do_not_fail() {
+        let f = check(
+            b"ElectionDate,Post_Code,Post_Code,Polling_Place_Postcode\n02/05/2019,HA8,x,HA8 6EZ\n23/05/2019,HA8 6NB,x,HA8 6EZ,extra\n",
+            5,
+            b',',
+        );
+        let codes: Vec<&str> = f.problems.iter().map(|p| p.code.as_str()).collect();
+        assert_eq!(
+            codes,
+            vec![
+                "duplicate-column",
+                "malformed-postcode",
+                "election-date-mismatch",
+                "long-rows"
+            ]
+        );
+        assert!(f
+            .problems
+            .iter()
+            .all(|p| p.severity == crate::report::Severity::Warning));
+    }
+
+    #[test]
+    fn a_header_longer_than_the_sniff_window_still_works() {
+        let mut input: Vec<u8> = (0..20_000)
+            .map(|i| format!("col{i},"))
+            .collect::<String>()
+            .into();
+        input.extend_from_slice(b"last\n");
+        let f = check(&input, 4096, b',');
+        assert_eq!(f.columns, Some(20_001));
+    }
+}

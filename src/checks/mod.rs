@@ -1,0 +1,638 @@
+//! The checks: pure, streaming, and the same for a local file, stdin and an S3 body.
+//!
+//! A file is checked by [`FileChecker`]: give it the size when known ([`FileChecker::begin`] may
+//! decide at once, as the original did from S3's ContentLength), feed it chunks as they arrive,
+//! then [`FileChecker::finish`] it. [`check_upload`] applies the rules about an upload's files
+//! together (a Democracy Counts upload has two files).
+
+pub mod delimited;
+pub mod encoding;
+pub mod filetype;
+pub mod json;
+pub mod profiles;
+pub mod records;
+pub mod rules;
+
+use delimited::DelimitedCheck;
+use encoding::{EightBitTracker, Encoding};
+use json::JsonCheck;
+pub use profiles::Profiles;
+pub use records::Flow;
+pub use rules::Date;
+
+use crate::report::{FileReport, Problem, UploadVerdict};
+
+/// The EMS name for a file no profile recognises.
+pub const UNKNOWN_EMS: &str = "unknown";
+/// Smallest file the original accepted, in bytes.
+pub const MIN_BYTES: u64 = 1024;
+/// Largest file the original accepted, in bytes.
+pub const MAX_BYTES: u64 = 150_000_000;
+/// Councils whose genuine exports are under 1 KB (the Isles of Scilly has very few addresses).
+pub const DEFAULT_SIZE_FLOOR_EXEMPT: &[&str] = &["IOS"];
+
+/// How many bytes of a file's start are looked at before deciding what it is.
+const HEAD_BYTES: usize = 8 * 1024;
+
+/// The original's exact messages.
+pub const TOO_SMALL: &str = "Expected file to be at least 1KB";
+pub const TOO_LARGE: &str = "Expected file to be under 150MB";
+
+/// What the checks need to know beyond the file itself.
+#[derive(Debug, Clone)]
+pub struct CheckOptions<'p> {
+    pub profiles: &'p Profiles,
+    /// The council the upload is for (the first part of the S3 key).
+    pub council: Option<String>,
+    /// The election the upload is for.
+    pub election_date: Option<Date>,
+    /// Councils exempt from the 1 KB floor.
+    pub size_floor_exempt: Vec<String>,
+}
+
+impl Default for CheckOptions<'static> {
+    fn default() -> Self {
+        CheckOptions {
+            profiles: Profiles::embedded(),
+            council: None,
+            election_date: None,
+            size_floor_exempt: DEFAULT_SIZE_FLOOR_EXEMPT
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+}
+
+impl CheckOptions<'_> {
+    fn floor_applies(&self) -> bool {
+        !self.council.as_ref().is_some_and(|c| {
+            self.size_floor_exempt
+                .iter()
+                .any(|e| e.eq_ignore_ascii_case(c))
+        })
+    }
+}
+
+/// What kind of content the file's name announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Named {
+    Json,
+    Tsv,
+    Other,
+}
+
+fn named(key: &str) -> Named {
+    let lower = key.to_ascii_lowercase();
+    if lower.ends_with(".json") {
+        Named::Json
+    } else if lower.ends_with(".tsv") {
+        Named::Tsv
+    } else {
+        Named::Other
+    }
+}
+
+/// The result of [`FileChecker::begin`].
+pub enum Begin<'p> {
+    /// The verdict is known without reading the body (its declared size is out of bounds).
+    Done(FileReport),
+    /// Feed the body to this checker.
+    Checking(Box<FileChecker<'p>>),
+}
+
+/// Which check the body goes to, once its start has been seen.
+enum Body<'p> {
+    /// Still collecting the first bytes.
+    Head(Vec<u8>),
+    /// Not something the checks can read (a spreadsheet, an archive): only the size is left.
+    Refused(Problem),
+    Delimited {
+        text: Text,
+        check: Box<DelimitedCheck<'p>>,
+    },
+    Json {
+        tracker: EightBitTracker,
+        check: Box<JsonCheck<'p>>,
+    },
+}
+
+/// How the body's bytes become the text the delimited check reads.
+enum Text {
+    /// 8-bit text (UTF-8, windows-1252 or latin-1): passed through, encoding decided at the end.
+    EightBit(EightBitTracker),
+    /// UTF-8 with a byte order mark.
+    Utf8,
+    /// UTF-16, transcoded to UTF-8.
+    Utf16 {
+        encoding: Encoding,
+        decoder: Box<encoding_rs::Decoder>,
+        out: Vec<u8>,
+        malformed_at: Option<u64>,
+        read: u64,
+    },
+}
+
+/// Checks one file, fed chunk by chunk.
+pub struct FileChecker<'p> {
+    report: FileReport,
+    options: CheckOptions<'p>,
+    named: Named,
+    bytes: u64,
+    /// Bytes still to skip (a byte order mark).
+    skip: usize,
+    body: Body<'p>,
+}
+
+impl<'p> FileChecker<'p> {
+    /// Starts checking the file `key`, whose size may be known in advance (S3's ContentLength,
+    /// a local file's metadata).
+    pub fn begin(key: &str, declared_len: Option<u64>, options: CheckOptions<'p>) -> Begin<'p> {
+        let mut report = FileReport::new(key);
+        report.details.bytes = declared_len;
+        if let Some(len) = declared_len {
+            if let Some(problem) = size_problem(len, &options) {
+                report.problems.push(problem);
+                return Begin::Done(report);
+            }
+        }
+        Begin::Checking(Box::new(FileChecker {
+            report,
+            options,
+            named: named(key),
+            bytes: 0,
+            skip: 0,
+            body: Body::Head(Vec::with_capacity(HEAD_BYTES)),
+        }))
+    }
+
+    /// Feeds the next chunk. [`Flow::Stop`] means the verdict is known: stop reading.
+    pub fn feed(&mut self, chunk: &[u8]) -> Flow {
+        self.bytes += chunk.len() as u64;
+        if self.bytes > MAX_BYTES {
+            return Flow::Stop;
+        }
+        if let Body::Head(head) = &mut self.body {
+            head.extend_from_slice(chunk);
+            if head.len() < HEAD_BYTES {
+                return Flow::Continue;
+            }
+            let head = std::mem::take(head);
+            self.start(&head);
+            return self.feed_body(&head);
+        }
+        self.feed_body(chunk)
+    }
+
+    /// Decides from the first bytes which check reads the body.
+    fn start(&mut self, head: &[u8]) {
+        if let Some(wrong) = filetype::sniff(head) {
+            self.body = Body::Refused(Problem::error(wrong.code(), wrong.message()));
+            return;
+        }
+        let start = encoding::sniff_start(head);
+        self.skip = start.bom_len;
+        let looks_json = matches!(
+            head.iter().find(|b| !b.is_ascii_whitespace()),
+            Some(b'{' | b'[')
+        );
+        let is_json = self.named == Named::Json || (self.report.key == "-" && looks_json);
+        if is_json {
+            self.body = match start.fixed.filter(|e| *e != Encoding::Utf8) {
+                Some(enc) => {
+                    self.report.csv_encoding = enc.name().to_owned();
+                    Body::Refused(json_not_utf8(enc))
+                }
+                None => Body::Json {
+                    tracker: EightBitTracker::new(),
+                    check: Box::new(JsonCheck::new(self.options.profiles)),
+                },
+            };
+            return;
+        }
+        let text = match start.fixed {
+            None => Text::EightBit(EightBitTracker::new()),
+            Some(Encoding::Utf8) => Text::Utf8,
+            Some(enc) => {
+                let decoder = if enc == Encoding::Utf16Le {
+                    encoding_rs::UTF_16LE.new_decoder_without_bom_handling()
+                } else {
+                    encoding_rs::UTF_16BE.new_decoder_without_bom_handling()
+                };
+                Text::Utf16 {
+                    encoding: enc,
+                    decoder: Box::new(decoder),
+                    out: vec![0; 64 * 1024],
+                    malformed_at: None,
+                    read: 0,
+                }
+            }
+        };
+        let fallback = if self.named == Named::Tsv {
+            b'\t'
+        } else {
+            b','
+        };
+        self.body = Body::Delimited {
+            text,
+            check: Box::new(DelimitedCheck::new(
+                self.options.profiles,
+                self.options.election_date,
+                fallback,
+            )),
+        };
+    }
+
+    fn feed_body(&mut self, chunk: &[u8]) -> Flow {
+        let chunk = if self.skip > 0 {
+            let n = self.skip.min(chunk.len());
+            self.skip -= n;
+            &chunk[n..]
+        } else {
+            chunk
+        };
+        match &mut self.body {
+            Body::Head(_) => unreachable!("the head is consumed before the body is fed"),
+            // The size is all that is left to learn.
+            Body::Refused(_) => Flow::Continue,
+            Body::Json { tracker, check } => {
+                tracker.feed(chunk);
+                check.feed(chunk);
+                Flow::Continue
+            }
+            Body::Delimited { text, check } => match text {
+                Text::EightBit(tracker) => {
+                    tracker.feed(chunk);
+                    if !check.is_done() {
+                        check.feed(chunk);
+                    }
+                    // Keep reading after a verdict: the encoding is decided over the whole file.
+                    Flow::Continue
+                }
+                Text::Utf8 => {
+                    check.feed(chunk);
+                    Flow::Continue
+                }
+                Text::Utf16 {
+                    decoder,
+                    out,
+                    malformed_at,
+                    read,
+                    ..
+                } => {
+                    transcode(decoder, chunk, false, out, malformed_at, read, check);
+                    if check.is_done() || malformed_at.is_some() {
+                        Flow::Stop
+                    } else {
+                        Flow::Continue
+                    }
+                }
+            },
+        }
+    }
+
+    /// The verdict, once the body has ended (or [`Flow::Stop`] was returned).
+    pub fn finish(mut self) -> FileReport {
+        if let Body::Head(head) = &mut self.body {
+            let head = std::mem::take(head);
+            if self.bytes <= MAX_BYTES {
+                self.start(&head);
+                self.feed_body(&head);
+            }
+        }
+        let mut report = self.report;
+        report.details.bytes = Some(self.bytes);
+        if let Some(problem) = size_problem(self.bytes, &self.options) {
+            report.problems = vec![problem];
+            return report;
+        }
+        match self.body {
+            Body::Head(_) => unreachable!("started above"),
+            Body::Refused(problem) => report.problems.push(problem),
+            Body::Json { tracker, check } => {
+                let (ems, rows, problems) = check.finish();
+                let encoding = tracker.finish();
+                report.csv_encoding = encoding.name().to_owned();
+                report.ems = ems.unwrap_or_else(|| UNKNOWN_EMS.to_owned());
+                report.csv_rows = rows;
+                report.problems.extend(problems);
+                if encoding != Encoding::Utf8 && report.csv_valid() {
+                    report.problems.push(json_not_utf8(encoding));
+                }
+            }
+            Body::Delimited { text, mut check } => {
+                let encoding = match text {
+                    Text::EightBit(tracker) => tracker.finish(),
+                    Text::Utf8 => Encoding::Utf8,
+                    Text::Utf16 {
+                        encoding,
+                        mut decoder,
+                        mut out,
+                        mut malformed_at,
+                        mut read,
+                    } => {
+                        if malformed_at.is_none() && !check.is_done() {
+                            transcode(
+                                &mut decoder,
+                                &[],
+                                true,
+                                &mut out,
+                                &mut malformed_at,
+                                &mut read,
+                                &mut check,
+                            );
+                        }
+                        if let Some(at) = malformed_at {
+                            report.problems.push(Problem::error(
+                                "invalid-utf16",
+                                format!(
+                                    "The file is {encoding} text but has invalid data near byte \
+                                     {at}. It may be damaged: please export it from your EMS again."
+                                ),
+                            ));
+                        }
+                        encoding
+                    }
+                };
+                let findings = check.finish();
+                report.csv_encoding = encoding.name().to_owned();
+                report.csv_rows = findings.rows;
+                if let Some(ems) = findings.ems {
+                    report.ems = ems;
+                }
+                report.details.delimiter = findings.delimiter.map(|d| {
+                    if d == b'\t' {
+                        "tab".to_owned()
+                    } else {
+                        (d as char).to_string()
+                    }
+                });
+                report.details.columns = findings.columns.map(|c| c as u64);
+                report.problems.extend(findings.problems);
+            }
+        }
+        report
+    }
+
+    /// Checks a whole file from a reader, in chunks; for local files and stdin.
+    pub fn check_reader(
+        key: &str,
+        declared_len: Option<u64>,
+        mut reader: impl std::io::Read,
+        options: CheckOptions<'p>,
+        mut progress: impl FnMut(u64),
+    ) -> std::io::Result<FileReport> {
+        let mut checker = match FileChecker::begin(key, declared_len, options) {
+            Begin::Done(report) => return Ok(report),
+            Begin::Checking(checker) => checker,
+        };
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            progress(n as u64);
+            if checker.feed(&buf[..n]) == Flow::Stop {
+                // Count the rest without checking it, so the size rule still sees the real size.
+                if checker.bytes > MAX_BYTES {
+                    break;
+                }
+                loop {
+                    match reader.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            progress(n as u64);
+                            checker.bytes += n as u64;
+                            if checker.bytes > MAX_BYTES {
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                break;
+            }
+        }
+        Ok(checker.finish())
+    }
+}
+
+fn json_not_utf8(encoding: Encoding) -> Problem {
+    Problem::error(
+        "json-not-utf8",
+        format!(
+            "This JSON file reads as {encoding}, but JSON must be UTF-8. Please upload the \
+             snapshot exactly as it was exported."
+        ),
+    )
+}
+
+fn size_problem(len: u64, options: &CheckOptions<'_>) -> Option<Problem> {
+    if len < MIN_BYTES && options.floor_applies() {
+        Some(Problem::error("too-small", TOO_SMALL))
+    } else if len > MAX_BYTES {
+        Some(Problem::error("too-large", TOO_LARGE))
+    } else {
+        None
+    }
+}
+
+fn transcode(
+    decoder: &mut encoding_rs::Decoder,
+    mut input: &[u8],
+    last: bool,
+    out: &mut [u8],
+    malformed_at: &mut Option<u64>,
+    read: &mut u64,
+    check: &mut DelimitedCheck<'_>,
+) {
+    use encoding_rs::DecoderResult;
+    loop {
+        let (result, consumed, written) =
+            decoder.decode_to_utf8_without_replacement(input, out, last);
+        *read += consumed as u64;
+        check.feed(&out[..written]);
+        input = &input[consumed..];
+        match result {
+            DecoderResult::InputEmpty => return,
+            DecoderResult::OutputFull => continue,
+            DecoderResult::Malformed(_, _) => {
+                *malformed_at = Some(*read);
+                return;
+            }
+        }
+    }
+}
+
+/// The message for an upload that lacks files its EMS sends together.
+pub fn missing_files(expected: usize, found: usize) -> String {
+    format!("Expected {expected} files, found {found}")
+}
+
+/// Applies the rules about an upload's files together, and decides whether staff need an email.
+pub fn check_upload(mut file_set: Vec<FileReport>, profiles: &Profiles) -> UploadVerdict {
+    let found = file_set.len();
+    let mut only_missing_files = true;
+    for file in &mut file_set {
+        let Some(profile) = profiles.by_name(&file.ems) else {
+            only_missing_files &= file.csv_valid();
+            continue;
+        };
+        if found < profile.files_per_upload {
+            // Whether this file's only failure will be the missing partner, which is on its way.
+            only_missing_files &= file.csv_valid();
+            file.problems.push(Problem::error(
+                "missing-files",
+                missing_files(profile.files_per_upload, found),
+            ));
+        } else {
+            only_missing_files &= file.csv_valid();
+        }
+    }
+    let all_valid = file_set.iter().all(FileReport::csv_valid);
+    UploadVerdict {
+        email_due: !all_valid && !only_missing_files,
+        file_set,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_bytes(key: &str, bytes: &[u8], chunk: usize, council: Option<&str>) -> FileReport {
+        let options = CheckOptions {
+            council: council.map(str::to_owned),
+            ..CheckOptions::default()
+        };
+        let mut checker = match FileChecker::begin(key, None, options) {
+            Begin::Done(r) => return r,
+            Begin::Checking(c) => c,
+        };
+        for piece in bytes.chunks(chunk) {
+            if checker.feed(piece) == Flow::Stop {
+                break;
+            }
+        }
+        checker.finish()
+    }
+
+    fn padded_csv(header: &str, row: &str, rows: usize) -> String {
+        let mut s = format!("{header}\r\n");
+        for _ in 0..rows {
+            s.push_str(row);
+            s.push_str("\r\n");
+        }
+        s
+    }
+
+    #[test]
+    fn declared_size_out_of_bounds_needs_no_body() {
+        for (len, msg) in [(10, TOO_SMALL), (MAX_BYTES + 1, TOO_LARGE)] {
+            let Begin::Done(r) = FileChecker::begin("a.csv", Some(len), CheckOptions::default())
+            else {
+                panic!("expected a verdict from the size alone");
+            };
+            assert_eq!(r.errors_text(), msg);
+            assert_eq!(r.csv_encoding, "");
+            assert_eq!(r.ems, "unknown");
+        }
+    }
+
+    #[test]
+    fn the_size_floor_spares_exempt_councils() {
+        let small = "HouseID,a,b\r\n1,2,3\r\n";
+        let r = check_bytes("x.csv", small.as_bytes(), 3, None);
+        assert_eq!(r.errors_text(), TOO_SMALL);
+        let r = check_bytes("x.csv", small.as_bytes(), 3, Some("ios"));
+        assert!(r.csv_valid(), "{:?}", r.problems);
+        assert_eq!(r.csv_rows, 2);
+        assert_eq!(r.ems, "Idox Eros (Halarose)");
+    }
+
+    #[test]
+    fn utf16_with_and_without_bom_is_read() {
+        let text = padded_csv(
+            "\"Add1\",\"PostCode\",\"Xordinate\"",
+            "\"1 Beaumont Place\",\"EN5 4PR\",\"524755.48\"",
+            40,
+        );
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let mut be = vec![0xFE, 0xFF];
+        be.extend(text.encode_utf16().flat_map(u16::to_be_bytes));
+        for (bytes, enc) in [(le, "utf-16le"), (be, "utf-16be")] {
+            for chunk in [1, 3, 4096] {
+                let r = check_bytes("dc.csv", &bytes, chunk, None);
+                assert_eq!(r.csv_encoding, enc);
+                assert_eq!(r.ems, "Democracy Counts");
+                assert_eq!(r.csv_rows, 41);
+                assert!(r.csv_valid(), "{:?}", r.problems);
+            }
+        }
+    }
+
+    #[test]
+    fn a_utf8_bom_is_stripped_before_the_header() {
+        let mut bytes = vec![0xEF, 0xBB, 0xBF];
+        bytes.extend(padded_csv("ElectionDate,b,c", "23/05/2019,2,3", 100).bytes());
+        let r = check_bytes("x.csv", &bytes, 2, None);
+        assert_eq!(r.ems, "Xpress DC");
+        assert_eq!(r.csv_encoding, "utf-8");
+    }
+
+    #[test]
+    fn an_excel_file_named_csv_is_called_what_it_is() {
+        let mut bytes = b"PK\x03\x04\x14\x00[Content_Types].xml".to_vec();
+        bytes.resize(5000, 7);
+        let r = check_bytes("stations.csv", &bytes, 1000, None);
+        assert!(
+            r.errors_text().contains("Excel workbook"),
+            "{}",
+            r.errors_text()
+        );
+    }
+
+    #[test]
+    fn the_encoding_is_judged_on_the_whole_file_even_after_a_failing_row() {
+        let mut text = padded_csv("a,b,c", "1,2,3", 200).into_bytes();
+        text.extend_from_slice(b"1,2\r\n");
+        text.extend_from_slice(b"caf\xe9,2,3\r\n");
+        let r = check_bytes("x.csv", &text, 64, None);
+        assert_eq!(r.csv_encoding, "windows-1252");
+        assert_eq!(
+            r.errors_text(),
+            "Incomplete file: Expected 3 columns on row 202 found 2"
+        );
+        assert_eq!(r.csv_rows, 202);
+    }
+
+    #[test]
+    fn the_lone_democracy_counts_file() {
+        let dc = |key: &str, valid: bool| {
+            let mut r = FileReport::new(key);
+            r.ems = "Democracy Counts".into();
+            if !valid {
+                r.problems.push(Problem::error("x", "broken"));
+            }
+            r
+        };
+        let p = Profiles::embedded();
+        let v = check_upload(vec![dc("a", true)], p);
+        assert_eq!(v.file_set[0].errors_text(), "Expected 2 files, found 1");
+        assert!(!v.email_due);
+        let v = check_upload(vec![dc("a", false)], p);
+        assert_eq!(
+            v.file_set[0].errors_text(),
+            "broken\nExpected 2 files, found 1"
+        );
+        assert!(v.email_due);
+        let v = check_upload(vec![dc("a", true), dc("b", true)], p);
+        assert!(v.all_valid() && !v.email_due);
+        let v = check_upload(vec![dc("a", true), dc("b", false)], p);
+        assert!(v.email_due);
+    }
+}

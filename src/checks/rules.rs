@@ -1,0 +1,378 @@
+//! Domain rules that warn without failing a file: they catch the smells a person would notice
+//! (an old export, garbled postcodes) but that the import can still cope with.
+
+use crate::report::Problem;
+
+/// How many example rows a warning names.
+const EXAMPLES: usize = 5;
+
+/// A calendar date, as the upload's key and the Xpress DC `ElectionDate` column carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date {
+    pub year: u16,
+    pub month: u8,
+    pub day: u8,
+}
+
+impl std::fmt::Display for Date {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+impl std::str::FromStr for Date {
+    type Err = String;
+
+    /// Strict `YYYY-MM-DD`, the form the upload's key uses.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("'{s}' is not a date of the form YYYY-MM-DD");
+        let parts: Vec<&str> = s.split('-').collect();
+        if parts.len() != 3 || parts[0].len() != 4 || parts[1].len() != 2 || parts[2].len() != 2 {
+            return Err(bad());
+        }
+        let date = Date {
+            year: parts[0].parse().map_err(|_| bad())?,
+            month: parts[1].parse().map_err(|_| bad())?,
+            day: parts[2].parse().map_err(|_| bad())?,
+        };
+        date.is_valid().then_some(date).ok_or_else(bad)
+    }
+}
+
+impl Date {
+    fn is_valid(&self) -> bool {
+        let leap = (self.year % 4 == 0 && self.year % 100 != 0) || self.year % 400 == 0;
+        let days = match self.month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return false,
+        };
+        (1..=days).contains(&self.day)
+    }
+
+    /// Reads the date forms EMS exports use: `DD/MM/YYYY`, `DD-MM-YYYY`, `YYYY-MM-DD`, each maybe
+    /// followed by a time.
+    pub fn parse_loose(value: &str) -> Option<Date> {
+        let value = value.trim();
+        let date_part = value.split([' ', 'T']).next()?;
+        let parts: Vec<&str> = date_part.split(['/', '-', '.']).collect();
+        if parts.len() != 3 || parts.iter().any(|p| p.is_empty() || p.len() > 4) {
+            return None;
+        }
+        let nums: Vec<u16> = parts
+            .iter()
+            .map(|p| p.parse().ok())
+            .collect::<Option<_>>()?;
+        let (year, month, day) = if parts[0].len() == 4 {
+            (nums[0], nums[1], nums[2])
+        } else if parts[2].len() == 4 {
+            (nums[2], nums[1], nums[0])
+        } else {
+            return None;
+        };
+        let date = Date {
+            year,
+            month: u8::try_from(month).ok()?,
+            day: u8::try_from(day).ok()?,
+        };
+        date.is_valid().then_some(date)
+    }
+}
+
+/// Whether a value is a well-formed UK postcode (`SW1A 1AA`, `M1 1AE`, `GIR 0AA`), with or
+/// without the space, in any case.
+pub fn is_uk_postcode(value: &str) -> bool {
+    let compact: Vec<u8> = value
+        .trim()
+        .bytes()
+        .filter(|b| *b != b' ')
+        .map(|b| b.to_ascii_uppercase())
+        .collect();
+    if compact == b"GIR0AA" {
+        return true;
+    }
+    if !(5..=7).contains(&compact.len()) {
+        return false;
+    }
+    let (outward, inward) = compact.split_at(compact.len() - 3);
+    let inward_ok = inward[0].is_ascii_digit()
+        && inward[1].is_ascii_alphabetic()
+        && inward[2].is_ascii_alphabetic();
+    // Outward codes: A9, A99, AA9, AA99, A9A, AA9A.
+    let shape: String = outward
+        .iter()
+        .map(|b| match b {
+            b'A'..=b'Z' => 'A',
+            b'0'..=b'9' => '9',
+            _ => '?',
+        })
+        .collect();
+    inward_ok
+        && matches!(
+            shape.as_str(),
+            "A9" | "A99" | "AA9" | "AA99" | "A9A" | "AA9A"
+        )
+}
+
+/// Counts the rows where a column's value breaks a rule, keeping the first few as examples.
+#[derive(Debug)]
+struct Tally {
+    column: String,
+    count: u64,
+    examples: Vec<(u64, String)>,
+}
+
+impl Tally {
+    fn new(column: &str) -> Self {
+        Tally {
+            column: column.to_owned(),
+            count: 0,
+            examples: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, row: u64, value: &str) {
+        self.count += 1;
+        if self.examples.len() < EXAMPLES {
+            let shown: String = value.chars().take(40).collect();
+            self.examples.push((row, shown));
+        }
+    }
+
+    fn examples(&self) -> String {
+        self.examples
+            .iter()
+            .map(|(row, v)| format!("row {row}: '{v}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn rows(&self) -> &'static str {
+        if self.count == 1 {
+            "row has"
+        } else {
+            "rows have"
+        }
+    }
+}
+
+/// A rule bound to a column of this file's header.
+#[derive(Debug)]
+enum Bound {
+    Postcode(Tally),
+    ElectionDate { expected: Date, tally: Tally },
+}
+
+/// The domain rules of one file, bound to its header's column positions.
+#[derive(Debug, Default)]
+pub struct RowRules {
+    bound: Vec<(usize, Bound)>,
+}
+
+impl RowRules {
+    /// Binds a profile's rules to the columns of `header`; rules whose column is absent are
+    /// dropped. The election-date rule needs the upload's date.
+    pub fn bind(
+        rules: &crate::checks::profiles::Rules,
+        header: &[String],
+        election_date: Option<Date>,
+    ) -> RowRules {
+        let find = |name: &str| {
+            header
+                .iter()
+                .position(|h| h.trim().eq_ignore_ascii_case(name))
+        };
+        let mut bound = Vec::new();
+        for col in &rules.postcode_columns {
+            if let Some(i) = find(col) {
+                bound.push((i, Bound::Postcode(Tally::new(header[i].trim()))));
+            }
+        }
+        if let (Some(col), Some(expected)) = (&rules.election_date_column, election_date) {
+            if let Some(i) = find(col) {
+                bound.push((
+                    i,
+                    Bound::ElectionDate {
+                        expected,
+                        tally: Tally::new(header[i].trim()),
+                    },
+                ));
+            }
+        }
+        RowRules { bound }
+    }
+
+    /// Which columns the rules read, for the record walker to capture.
+    pub fn columns(&self) -> Vec<usize> {
+        self.bound.iter().map(|(i, _)| *i).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bound.is_empty()
+    }
+
+    /// Applies the rules to one row's captured values.
+    pub fn check_row(&mut self, row: u64, value_of: impl Fn(usize) -> Option<String>) {
+        for (col, rule) in &mut self.bound {
+            let Some(value) = value_of(*col) else {
+                continue;
+            };
+            let value = value.trim();
+            match rule {
+                Bound::Postcode(tally) => {
+                    if !value.is_empty() && !is_uk_postcode(value) {
+                        tally.add(row, value);
+                    }
+                }
+                Bound::ElectionDate { expected, tally } => {
+                    if Date::parse_loose(value) != Some(*expected) {
+                        tally.add(row, value);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The warnings, once every row has been seen.
+    pub fn finish(self) -> Vec<Problem> {
+        self.bound
+            .into_iter()
+            .filter_map(|(_, rule)| match rule {
+                Bound::Postcode(t) if t.count > 0 => Some(
+                    Problem::warning(
+                        "malformed-postcode",
+                        format!(
+                            "{} {} a malformed postcode in column {} (first: {}). Check the \
+                             export; addresses with a bad postcode may not be found by voters.",
+                            t.count,
+                            t.rows(),
+                            t.column,
+                            t.examples()
+                        ),
+                    )
+                    .at_row(t.examples[0].0)
+                    .in_column(t.column),
+                ),
+                Bound::ElectionDate { expected, tally: t } if t.count > 0 => Some(
+                    Problem::warning(
+                        "election-date-mismatch",
+                        format!(
+                            "{} {} an {} other than the upload's election date {} (first: {}). \
+                             This file may be an export for another election.",
+                            t.count,
+                            t.rows(),
+                            t.column,
+                            expected,
+                            t.examples()
+                        ),
+                    )
+                    .at_row(t.examples[0].0)
+                    .in_column(t.column),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postcodes() {
+        for ok in [
+            "HA8 6NB",
+            "ha86nb",
+            "EN5 4PR",
+            "M1 1AE",
+            "B33 8TH",
+            "CR2 6XH",
+            "DN55 1PT",
+            "W1A 0AX",
+            "EC1A 1BB",
+            "GIR 0AA",
+            " SW1A 1AA ",
+        ] {
+            assert!(is_uk_postcode(ok), "{ok}");
+        }
+        for bad in [
+            "HA8", "12345", "HA8 6N", "HA8 66B", "AAA 1AA", "HA8-6NB", "N/A", "Ä1 1AA",
+        ] {
+            assert!(!is_uk_postcode(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dates() {
+        let d = Date {
+            year: 2019,
+            month: 5,
+            day: 23,
+        };
+        assert_eq!("2019-05-23".parse::<Date>(), Ok(d));
+        assert!("2019-5-23".parse::<Date>().is_err());
+        assert!("2019-02-30".parse::<Date>().is_err());
+        for loose in [
+            "23/05/2019",
+            "23-05-2019",
+            "2019-05-23",
+            "23/05/2019 00:00:00",
+        ] {
+            assert_eq!(Date::parse_loose(loose), Some(d), "{loose}");
+        }
+        assert_eq!(Date::parse_loose("05/23/2019"), None);
+        assert_eq!(Date::parse_loose("soon"), None);
+        assert!("2024-02-29".parse::<Date>().is_ok());
+        assert!("2023-02-29".parse::<Date>().is_err());
+    }
+
+    #[test]
+    fn rules_tally_and_name_the_first_rows() {
+        let rules = crate::checks::profiles::Rules {
+            postcode_columns: vec!["Post_Code".into()],
+            election_date_column: Some("ElectionDate".into()),
+            ..Default::default()
+        };
+        let header: Vec<String> = ["ElectionDate", "Post_Code", "x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut r = RowRules::bind(&rules, &header, "2019-05-23".parse().ok());
+        assert_eq!(r.columns(), vec![1, 0]);
+        let rows = [
+            ("23/05/2019", "HA8 6NB"),
+            ("02/05/2019", "HA8"),
+            ("23/05/2019", ""),
+        ];
+        for (i, (date, pc)) in rows.iter().enumerate() {
+            let values = [date.to_string(), pc.to_string()];
+            r.check_row(i as u64 + 2, |c| values.get(c).cloned());
+        }
+        let warnings = r.finish();
+        assert_eq!(warnings.len(), 2);
+        assert!(
+            warnings[0].message.starts_with(
+                "1 row has a malformed postcode in column Post_Code (first: row 3: 'HA8')"
+            ),
+            "{}",
+            warnings[0].message
+        );
+        assert!(warnings[1]
+            .message
+            .contains("ElectionDate other than the upload's election date 2019-05-23"));
+        assert_eq!(warnings[1].row, Some(3));
+    }
+
+    #[test]
+    fn no_election_date_rule_without_the_uploads_date() {
+        let rules = crate::checks::profiles::Rules {
+            election_date_column: Some("ElectionDate".into()),
+            ..Default::default()
+        };
+        let r = RowRules::bind(&rules, &["ElectionDate".to_string()], None);
+        assert!(r.is_empty());
+    }
+}
