@@ -158,7 +158,7 @@ pub fn check(args: &CheckArgs) -> Result<u8, CliError> {
             }
             Input::Stdin => {
                 let progress = progress_bar("stdin", None);
-                let stdin = std::io::stdin().lock();
+                let stdin = std::io::stdin();
                 let report = FileChecker::check_reader("-", None, stdin, options.clone(), |n| {
                     progress.inc(n)
                 })

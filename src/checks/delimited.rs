@@ -217,11 +217,7 @@ impl<'p> Walk<'p> {
                     self.long_rows.first.get_or_insert((row, fields));
                 }
                 if !self.rules.is_empty() {
-                    self.rules.check_row(row, |col| {
-                        captured
-                            .get(col)
-                            .map(|v| String::from_utf8_lossy(&v).into_owned())
-                    });
+                    self.rules.check_row(row, |col| captured.get(col));
                 }
                 Flow::Continue
             }

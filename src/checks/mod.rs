@@ -375,50 +375,81 @@ impl<'p> FileChecker<'p> {
     }
 
     /// Checks a whole file from a reader, in chunks; for local files and stdin.
+    ///
+    /// A second thread reads while this one checks, so the copy from the kernel overlaps the
+    /// walk; three buffers go round between them, so memory stays flat whatever the file size.
     pub fn check_reader(
         key: &str,
         declared_len: Option<u64>,
-        mut reader: impl std::io::Read,
+        mut reader: impl std::io::Read + Send,
         options: CheckOptions<'p>,
         mut progress: impl FnMut(u64),
     ) -> std::io::Result<FileReport> {
+        const BUFFERS: usize = 3;
+        const BUFFER_BYTES: usize = 512 * 1024;
         let mut checker = match FileChecker::begin(key, declared_len, options) {
             Begin::Done(report) => return Ok(report),
             Begin::Checking(checker) => checker,
         };
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            progress(n as u64);
-            if checker.feed(&buf[..n]) == Flow::Stop {
-                // Count the rest without checking it, so the size rule still sees the real size.
+        // Buffers travel with how much of them was filled, so they are never cleared or resized.
+        type Filled = std::io::Result<(Vec<u8>, usize)>;
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Filled>(BUFFERS);
+        let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        for _ in 0..BUFFERS {
+            free_tx
+                .send(vec![0; BUFFER_BYTES])
+                .expect("the receiver is alive");
+        }
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                while let Ok(mut buf) = free_rx.recv() {
+                    let filled = fill(&mut reader, &mut buf);
+                    let done = !matches!(filled, Ok(n) if n > 0);
+                    if full_tx.send(filled.map(|n| (buf, n))).is_err() || done {
+                        return;
+                    }
+                }
+            });
+            // Owned here, so that leaving early (an error, the size limit) drops both channel
+            // ends and the reader, blocked on either, stops instead of waiting forever.
+            let (full_rx, free_tx) = (full_rx, free_tx);
+            let mut checking = true;
+            for message in full_rx.iter() {
+                let (buf, n) = message?;
+                if n == 0 {
+                    break;
+                }
+                progress(n as u64);
+                if checking {
+                    checking = checker.feed(&buf[..n]) == Flow::Continue;
+                } else {
+                    // The verdict is in; count the rest so the size rule sees the real size.
+                    checker.bytes += n as u64;
+                }
                 if checker.bytes > MAX_BYTES {
                     break;
                 }
-                loop {
-                    match reader.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            progress(n as u64);
-                            checker.bytes += n as u64;
-                            if checker.bytes > MAX_BYTES {
-                                break;
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e),
-                    }
-                }
-                break;
+                // The reader may have stopped already (end of input): then no one needs it back.
+                let _ = free_tx.send(buf);
             }
-        }
-        Ok(checker.finish())
+            drop((full_rx, free_tx));
+            Ok(checker.finish())
+        })
     }
+}
+
+/// Reads until `buf` is full or the input ends; returns how many bytes were read.
+fn fill(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 fn json_not_utf8(encoding: Encoding) -> Problem {

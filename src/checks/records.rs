@@ -92,6 +92,171 @@ enum State {
     AfterCr,
 }
 
+impl State {
+    /// States the fast path can start a block in.
+    fn is_simple(self) -> bool {
+        matches!(
+            self,
+            State::StartRecord | State::StartField | State::InField | State::InQuoted
+        )
+    }
+}
+
+/// The fast path works on blocks of this many bytes, one bit per byte.
+const BLOCK: usize = 64;
+
+/// What the fast path did with a block.
+enum Fast {
+    Done(Flow),
+    /// Something the bit masks cannot model exactly (a NUL, a quote in the middle of an unquoted
+    /// field): the block goes through the scalar walker instead.
+    Unusual,
+}
+
+/// One bit per byte of a 64-byte block for each structural byte.
+struct Masks {
+    quote: u64,
+    delim: u64,
+    lf: u64,
+    cr: u64,
+    nul: u64,
+}
+
+/// How a block's masks are computed: chosen once per walker from what the CPU offers.
+trait Classify {
+    fn masks(block: &[u8], delimiter: u8) -> Masks;
+}
+
+/// The baseline every target has (SSE2 on x86_64, plain code elsewhere).
+struct Baseline;
+
+impl Classify for Baseline {
+    #[inline(always)]
+    fn masks(block: &[u8], delimiter: u8) -> Masks {
+        masks(block, delimiter)
+    }
+}
+
+/// AVX2: two 32-byte compares per byte value instead of four 16-byte ones.
+#[cfg(target_arch = "x86_64")]
+struct Avx2;
+
+#[cfg(target_arch = "x86_64")]
+impl Classify for Avx2 {
+    #[inline(always)]
+    fn masks(block: &[u8], delimiter: u8) -> Masks {
+        // SAFETY: `Avx2` is only used after `is_x86_feature_detected!("avx2")` said yes.
+        unsafe { masks_avx2(block, delimiter) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn masks_avx2(block: &[u8], delimiter: u8) -> Masks {
+    use std::arch::x86_64::*;
+    assert!(block.len() >= BLOCK);
+    let p = block.as_ptr() as *const __m256i;
+    // SAFETY: two unaligned 32-byte loads inside `block`, checked to be at least 64 bytes.
+    let (lo, hi) = unsafe { (_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1))) };
+    let find = |byte: u8| -> u64 {
+        let needle = _mm256_set1_epi8(byte as i8);
+        let a = _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, needle)) as u32 as u64;
+        let b = _mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, needle)) as u32 as u64;
+        a | (b << 32)
+    };
+    // CR and NUL are rare in most blocks: look for them only where some byte below 14, other
+    // than LF (and a tab delimiter), is present.
+    let low = |v: __m256i| {
+        let limit = _mm256_set1_epi8(13);
+        _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(v, limit), v)) as u32 as u64
+    };
+    let lf = find(b'\n');
+    let delim = find(delimiter);
+    let rare = (low(lo) | (low(hi) << 32)) & !lf & !delim;
+    let (cr, nul) = if rare == 0 {
+        (0, 0)
+    } else {
+        (find(b'\r'), find(0))
+    };
+    Masks {
+        quote: find(b'"'),
+        delim,
+        lf,
+        cr,
+        nul,
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn masks(block: &[u8], delimiter: u8) -> Masks {
+    use std::arch::x86_64::*;
+    debug_assert!(block.len() >= BLOCK);
+    // SAFETY: SSE2 is part of the x86_64 baseline; the loads read 4 x 16 bytes inside `block`,
+    // which is at least 64 bytes long; unaligned loads have no alignment requirement.
+    unsafe {
+        let p = block.as_ptr() as *const __m128i;
+        let v = [
+            _mm_loadu_si128(p),
+            _mm_loadu_si128(p.add(1)),
+            _mm_loadu_si128(p.add(2)),
+            _mm_loadu_si128(p.add(3)),
+        ];
+        let find = |byte: u8| -> u64 {
+            let needle = _mm_set1_epi8(byte as i8);
+            let mut m = 0u64;
+            for (k, lane) in v.iter().enumerate() {
+                let bits = _mm_movemask_epi8(_mm_cmpeq_epi8(*lane, needle)) as u16 as u64;
+                m |= bits << (16 * k);
+            }
+            m
+        };
+        Masks {
+            quote: find(b'"'),
+            delim: find(delimiter),
+            lf: find(b'\n'),
+            cr: find(b'\r'),
+            nul: find(0),
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn masks(block: &[u8], delimiter: u8) -> Masks {
+    let mut m = Masks {
+        quote: 0,
+        delim: 0,
+        lf: 0,
+        cr: 0,
+        nul: 0,
+    };
+    for (i, &b) in block[..BLOCK].iter().enumerate() {
+        let bit = 1u64 << i;
+        match b {
+            b'"' => m.quote |= bit,
+            b'\n' => m.lf |= bit,
+            b'\r' => m.cr |= bit,
+            0 => m.nul |= bit,
+            _ => {}
+        }
+        if b == delimiter {
+            m.delim |= bit;
+        }
+    }
+    m
+}
+
+/// Bit i is the XOR of bits 0..=i: inside-quotes marks from quote positions.
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
+
 const ORDINARY: u8 = 0;
 const DELIM: u8 = 1;
 const QUOTE: u8 = 2;
@@ -112,6 +277,8 @@ pub enum Capture {
 /// The push-based record walker. Feed it chunks; it calls back once per record.
 pub struct RecordWalker {
     delimiter: u8,
+    /// Whether the CPU has AVX2 (x86_64 only).
+    avx2: bool,
     classes: [u8; 256],
     state: State,
     /// Number of the record being read (1-based; the header is row 1).
@@ -119,6 +286,10 @@ pub struct RecordWalker {
     /// Fields completed in the current record.
     fields: usize,
     capture: Capture,
+    /// Columns from this index on are never captured (lets the fast path count them in bulk).
+    capture_until: usize,
+    /// Which of the first 64 columns are captured, as bits.
+    capture_mask: u64,
     /// Where the current captured field started in the current chunk, when it is captured.
     field_start: Option<usize>,
     buf: Vec<u8>,
@@ -140,11 +311,17 @@ impl RecordWalker {
         classes[0] = NUL;
         RecordWalker {
             delimiter,
+            #[cfg(target_arch = "x86_64")]
+            avx2: std::env::var_os("WDIV_NO_AVX2").is_none() && is_x86_feature_detected!("avx2"),
+            #[cfg(not(target_arch = "x86_64"))]
+            avx2: false,
             classes,
             state: State::StartRecord,
             row: 1,
             fields: 0,
             capture: Capture::All,
+            capture_until: usize::MAX,
+            capture_mask: !0,
             field_start: None,
             buf: Vec::new(),
             spans: Vec::new(),
@@ -156,6 +333,20 @@ impl RecordWalker {
 
     /// Sets which columns of the next records to capture (takes effect at the next record).
     pub fn set_capture(&mut self, capture: Capture) {
+        self.capture_until = match &capture {
+            Capture::None => 0,
+            Capture::All => usize::MAX,
+            Capture::Columns(cols) => cols.iter().rposition(|&w| w).map_or(0, |last| last + 1),
+        };
+        self.capture_mask = match &capture {
+            Capture::None => 0,
+            Capture::All => !0,
+            Capture::Columns(cols) => cols
+                .iter()
+                .take(64)
+                .enumerate()
+                .fold(0, |m, (i, &w)| m | (u64::from(w) << i)),
+        };
         self.capture = capture;
     }
 
@@ -172,7 +363,14 @@ impl RecordWalker {
         self.unclosed_quote_row
     }
 
+    #[inline]
     fn wants(&self, col: usize) -> bool {
+        if col >= self.capture_until {
+            return false;
+        }
+        if col < 64 {
+            return self.capture_mask >> col & 1 == 1;
+        }
         match &self.capture {
             Capture::None => false,
             Capture::All => true,
@@ -180,6 +378,7 @@ impl RecordWalker {
         }
     }
 
+    #[inline]
     fn begin_field(&mut self, at: usize) {
         self.field_start = if self.wants(self.fields) {
             Some(at)
@@ -199,6 +398,7 @@ impl RecordWalker {
     }
 
     /// Ends the current field at `at` (exclusive) in `chunk`.
+    #[inline]
     fn end_field(&mut self, chunk: &[u8], at: usize) {
         if let Some(start) = self.field_start.take() {
             let span_start = self.spans_end();
@@ -231,16 +431,40 @@ impl RecordWalker {
         flow
     }
 
-    fn nul<F>(&mut self, sink: &mut F)
+    fn nul<F>(&mut self, sink: &mut F) -> Flow
     where
         F: FnMut(RecordEvent<'_>) -> Flow,
     {
         sink(RecordEvent::Nul { row: self.row });
         self.stopped = true;
+        Flow::Stop
     }
 
     /// Walks one chunk. Records that end in it are passed to `sink`.
     pub fn feed<F>(&mut self, chunk: &[u8], sink: &mut F)
+    where
+        F: FnMut(RecordEvent<'_>) -> Flow,
+    {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: `avx2` is set only when the CPU has AVX2.
+            return unsafe { self.feed_avx2(chunk, sink) };
+        }
+        self.feed_with::<Baseline, F>(chunk, sink)
+    }
+
+    /// [`Self::feed`] compiled for AVX2, so the whole walk is inlined with it.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn feed_avx2<F>(&mut self, chunk: &[u8], sink: &mut F)
+    where
+        F: FnMut(RecordEvent<'_>) -> Flow,
+    {
+        self.feed_with::<Avx2, F>(chunk, sink)
+    }
+
+    #[inline(always)]
+    fn feed_with<C: Classify, F>(&mut self, chunk: &[u8], sink: &mut F)
     where
         F: FnMut(RecordEvent<'_>) -> Flow,
     {
@@ -253,6 +477,145 @@ impl RecordWalker {
         if self.field_start.is_some() {
             self.field_start = Some(0);
         }
+        while i < n {
+            let (flow, next) = if n - i >= BLOCK && self.state.is_simple() {
+                let flow = match self.fast_block::<C, F>(chunk, i, sink) {
+                    Fast::Done(flow) => flow,
+                    Fast::Unusual => self.scalar(chunk, i, i + BLOCK, sink),
+                };
+                (flow, i + BLOCK)
+            } else {
+                // One byte to get back to a simple state, or the tail of the chunk.
+                let end = if n - i >= BLOCK { i + 1 } else { n };
+                (self.scalar(chunk, i, end, sink), end)
+            };
+            if flow == Flow::Stop {
+                return;
+            }
+            i = next;
+        }
+        if let Some(start) = self.field_start {
+            self.keep(&chunk[start..]);
+        }
+    }
+
+    /// Walks the 64 bytes at `chunk[base..]` with bit masks: quotes, delimiters and line ends are
+    /// found for the whole block at once, and only structural bytes outside quotes are visited.
+    /// Declines (returns [`Fast::Unusual`]) whatever it cannot model exactly.
+    #[inline(always)]
+    fn fast_block<C: Classify, F>(&mut self, chunk: &[u8], base: usize, sink: &mut F) -> Fast
+    where
+        F: FnMut(RecordEvent<'_>) -> Flow,
+    {
+        let m = C::masks(&chunk[base..base + BLOCK], self.delimiter);
+        if m.nul != 0 {
+            return Fast::Unusual;
+        }
+        let starts_inside = self.state == State::InQuoted;
+        let inside = prefix_xor(m.quote) ^ if starts_inside { !0 } else { 0 };
+        let outside = !inside;
+        let open = m.quote & inside;
+        let close = m.quote & outside;
+        let delim = m.delim & outside;
+        let lf = m.lf & outside;
+        let cr = m.cr & outside;
+        // A quote opens a quoted field only at a field's start (or as the second of a doubled
+        // quote); anywhere else Python reads it as a literal, which the masks cannot express.
+        let at_field_start = matches!(self.state, State::StartRecord | State::StartField) as u64;
+        let may_open = ((delim | lf | cr) << 1) | at_field_start | (close << 1);
+        if open & !may_open != 0 {
+            return Fast::Unusual;
+        }
+        // The LF of a CRLF belongs to the CR's line ending.
+        let absorbed = lf & (cr << 1);
+        let eol = (lf & !absorbed) | cr;
+        // Where the current record started, while it has no content yet (a blank line ends there).
+        let mut empty_from: Option<u32> = None;
+        if self.state == State::StartRecord {
+            empty_from = Some(0);
+            self.begin_field(base);
+        }
+        let mut bits = delim | eol;
+        while bits != 0 {
+            if self.fields >= self.capture_until {
+                // No more captured columns in this record: count delimiters up to its end.
+                let ends = eol & bits;
+                let below = if ends == 0 {
+                    bits
+                } else {
+                    (ends & ends.wrapping_neg()) - 1
+                };
+                let n = (delim & bits & below).count_ones();
+                if n > 0 {
+                    self.fields += n as usize;
+                    empty_from = None;
+                }
+                bits &= !below;
+                if bits == 0 {
+                    break;
+                }
+            }
+            let p = bits.trailing_zeros();
+            bits &= bits - 1;
+            let at = base + p as usize;
+            if delim >> p & 1 == 1 {
+                empty_from = None;
+                if self.field_start.is_none() && !self.wants(self.fields + 1) {
+                    // Neither this field nor the next is captured: just count it.
+                    self.fields += 1;
+                    continue;
+                }
+                self.end_field(chunk, at);
+                self.begin_field(at + 1);
+                continue;
+            }
+            if empty_from == Some(p) {
+                self.field_start = None;
+            } else {
+                self.end_field(chunk, at);
+            }
+            if self.end_record(sink) == Flow::Stop {
+                return Fast::Done(Flow::Stop);
+            }
+            let next = p + 1 + (absorbed >> (p + 1) & 1) as u32;
+            if next < BLOCK as u32 {
+                empty_from = Some(next);
+                self.begin_field(base + next as usize);
+            } else {
+                empty_from = None;
+            }
+        }
+        let last = 1u64 << 63;
+        self.state = if inside & last != 0 {
+            if m.quote != 0 {
+                self.quote_opened_on = self.row;
+            }
+            State::InQuoted
+        } else if close & last != 0 {
+            State::QuoteInQuoted
+        } else if cr & last != 0 {
+            State::AfterCr
+        } else if lf & last != 0 {
+            State::StartRecord
+        } else if delim & last != 0 {
+            State::StartField
+        } else {
+            State::InField
+        };
+        if matches!(self.state, State::AfterCr | State::StartRecord) {
+            self.field_start = None;
+        }
+        Fast::Done(Flow::Continue)
+    }
+
+    /// Walks `chunk[from..end]` byte by byte (with a byte-class table for the hot loop): the
+    /// reference semantics, used for the tail of a chunk and for blocks the fast path declines.
+    fn scalar<F>(&mut self, chunk: &[u8], from: usize, end: usize, sink: &mut F) -> Flow
+    where
+        F: FnMut(RecordEvent<'_>) -> Flow,
+    {
+        let n = end;
+        let mut i = from;
         while i < n {
             match self.state {
                 State::InField => {
@@ -273,7 +636,7 @@ impl RecordWalker {
                         QUOTE => i += 1, // a quote inside an unquoted field is literal
                         LF | CR => {
                             if self.line_end(chunk, &mut i, sink) == Flow::Stop {
-                                return;
+                                return Flow::Stop;
                             }
                         }
                         _ => return self.nul(sink),
@@ -285,7 +648,7 @@ impl RecordWalker {
                         let is_cr = chunk[i] == b'\r';
                         i += 1;
                         if self.end_record(sink) == Flow::Stop {
-                            return;
+                            return Flow::Stop;
                         }
                         self.state = if is_cr {
                             State::AfterCr
@@ -311,7 +674,7 @@ impl RecordWalker {
                     }
                     LF | CR => {
                         if self.line_end(chunk, &mut i, sink) == Flow::Stop {
-                            return;
+                            return Flow::Stop;
                         }
                     }
                     NUL => return self.nul(sink),
@@ -320,7 +683,7 @@ impl RecordWalker {
                         i += 1;
                     }
                 },
-                State::InQuoted => match memchr2(b'"', 0, &chunk[i..]) {
+                State::InQuoted => match memchr2(b'"', 0, &chunk[i..n]) {
                     None => i = n,
                     Some(off) => {
                         i += off;
@@ -344,7 +707,7 @@ impl RecordWalker {
                     }
                     LF | CR => {
                         if self.line_end(chunk, &mut i, sink) == Flow::Stop {
-                            return;
+                            return Flow::Stop;
                         }
                     }
                     NUL => return self.nul(sink),
@@ -361,9 +724,7 @@ impl RecordWalker {
                 }
             }
         }
-        if let Some(start) = self.field_start {
-            self.keep(&chunk[start..]);
-        }
+        Flow::Continue
     }
 
     /// A CR or LF at `*i` ends the current field and record.
@@ -416,8 +777,22 @@ mod tests {
     use proptest::prelude::*;
 
     /// (row, field count, captured values) for every record; NUL shows as fields = usize::MAX.
+    /// Walks twice, with and without AVX2, and insists both agree.
     fn walk(input: &[u8], delimiter: u8, chunk: usize) -> Vec<(u64, usize, Vec<Vec<u8>>)> {
+        let with = walk_on(input, delimiter, chunk, true);
+        let without = walk_on(input, delimiter, chunk, false);
+        assert_eq!(with, without, "the AVX2 and baseline walks differ");
+        with
+    }
+
+    fn walk_on(
+        input: &[u8],
+        delimiter: u8,
+        chunk: usize,
+        avx2: bool,
+    ) -> Vec<(u64, usize, Vec<Vec<u8>>)> {
         let mut walker = RecordWalker::new(delimiter);
+        walker.avx2 &= avx2;
         let mut out = Vec::new();
         let mut sink = |event: RecordEvent<'_>| {
             match event {
@@ -660,14 +1035,54 @@ mod tests {
         out
     }
 
+    /// Walks a header, switches the capture to `cols`, then walks `body` in chunks.
+    fn walk_capturing(body: &[u8], chunk: usize, cols: &[bool]) -> Vec<(usize, Vec<Vec<u8>>)> {
+        let mut walker = RecordWalker::new(b',');
+        let mut out = Vec::new();
+        let mut sink = |event: RecordEvent<'_>| {
+            if let RecordEvent::Record {
+                fields, captured, ..
+            } = event
+            {
+                out.push((
+                    fields,
+                    captured.iter().map(|(_, v)| v.into_owned()).collect(),
+                ));
+            }
+            Flow::Continue
+        };
+        walker.feed(b"h0,h1,h2,h3,h4,h5\n", &mut sink);
+        walker.set_capture(Capture::Columns(cols.to_vec()));
+        for piece in body.chunks(chunk.max(1)) {
+            walker.feed(piece, &mut sink);
+        }
+        walker.finish(&mut sink);
+        out.remove(0);
+        out
+    }
+
+    fn byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            8 => Just(b'a'),
+            3 => Just(b','),
+            2 => Just(b'"'),
+            1 => Just(b'\n'),
+            1 => Just(b'\r'),
+            1 => Just(b' '),
+        ]
+    }
+
+    fn chunking() -> impl Strategy<Value = usize> {
+        prop_oneof![1usize..17, 60usize..300, Just(1 << 20)]
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
         #[test]
         fn matches_the_reference_for_any_chunking(
-            input in proptest::collection::vec(
-                prop_oneof![Just(b'a'), Just(b','), Just(b'"'), Just(b'\n'), Just(b'\r'), Just(b' ')],
-                0..200,
-            ),
-            chunk in 1usize..17,
+            input in proptest::collection::vec(byte(), 0..900),
+            chunk in chunking(),
         ) {
             let fast = walk(&input, b',', chunk);
             let slow = reference(&input, b',');
@@ -676,6 +1091,27 @@ mod tests {
                 prop_assert_eq!(*row, k as u64 + 1);
                 prop_assert_eq!(n, rn);
                 prop_assert_eq!(vals, rvals);
+            }
+        }
+
+        #[test]
+        fn captures_only_the_wanted_columns(
+            body in proptest::collection::vec(byte(), 0..900),
+            chunk in chunking(),
+            cols in proptest::collection::vec(any::<bool>(), 0..6),
+        ) {
+            let fast = walk_capturing(&body, chunk, &cols);
+            let slow = reference(&body, b',');
+            prop_assert_eq!(fast.len(), slow.len());
+            for ((n, vals), (rn, rvals)) in fast.iter().zip(slow.iter()) {
+                prop_assert_eq!(n, rn);
+                let wanted: Vec<Vec<u8>> = rvals
+                    .iter()
+                    .enumerate()
+                    .filter(|(c, _)| cols.get(*c).copied().unwrap_or(false))
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                prop_assert_eq!(vals, &wanted);
             }
         }
     }
