@@ -577,7 +577,7 @@ impl RecordWalker {
             if self.end_record(sink) == Flow::Stop {
                 return Fast::Done(Flow::Stop);
             }
-            let next = p + 1 + (absorbed >> (p + 1) & 1) as u32;
+            let next = p + 1 + (absorbed.checked_shr(p + 1).unwrap_or(0) & 1) as u32;
             if next < BLOCK as u32 {
                 empty_from = Some(next);
                 self.begin_field(base + next as usize);
