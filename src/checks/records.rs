@@ -312,7 +312,10 @@ impl RecordWalker {
         RecordWalker {
             delimiter,
             #[cfg(target_arch = "x86_64")]
-            avx2: std::env::var_os("WDIV_NO_AVX2").is_none() && is_x86_feature_detected!("avx2"),
+            avx2: std::env::var_os("WDIV_NO_AVX2").is_none()
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("popcnt")
+                && is_x86_feature_detected!("bmi1"),
             #[cfg(not(target_arch = "x86_64"))]
             avx2: false,
             classes,
@@ -447,15 +450,16 @@ impl RecordWalker {
     {
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
-            // SAFETY: `avx2` is set only when the CPU has AVX2.
+            // SAFETY: `avx2` is set only when the CPU has AVX2, POPCNT and BMI1.
             return unsafe { self.feed_avx2(chunk, sink) };
         }
         self.feed_with::<Baseline, F>(chunk, sink)
     }
 
-    /// [`Self::feed`] compiled for AVX2, so the whole walk is inlined with it.
+    /// [`Self::feed`] compiled for AVX2 (and the POPCNT and BMI1 that come with it on every such
+    /// CPU), so the whole walk is inlined with them.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,popcnt,bmi1")]
     unsafe fn feed_avx2<F>(&mut self, chunk: &[u8], sink: &mut F)
     where
         F: FnMut(RecordEvent<'_>) -> Flow,
