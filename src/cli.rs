@@ -1,7 +1,7 @@
 //! The command line: `check` today; `run` and `simulate` drive the pipeline.
 
 use std::fs::File;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -287,11 +287,4 @@ fn rows_text(file: &FileReport) -> String {
         text.push_str(&format!(" ({})", extra.join(", ")));
     }
     text
-}
-
-/// Reads stdin fully; used by commands that take a small document (an event) from `-`.
-pub fn read_stdin_to_string() -> std::io::Result<String> {
-    let mut s = String::new();
-    std::io::stdin().read_to_string(&mut s)?;
-    Ok(s)
 }

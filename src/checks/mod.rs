@@ -507,21 +507,18 @@ pub fn missing_files(expected: usize, found: usize) -> String {
 /// Applies the rules about an upload's files together, and decides whether staff need an email.
 pub fn check_upload(mut file_set: Vec<FileReport>, profiles: &Profiles) -> UploadVerdict {
     let found = file_set.len();
+    // Whether every failure is a missing partner file, which is on its way: no email for that.
     let mut only_missing_files = true;
     for file in &mut file_set {
-        let Some(profile) = profiles.by_name(&file.ems) else {
-            only_missing_files &= file.csv_valid();
-            continue;
-        };
-        if found < profile.files_per_upload {
-            // Whether this file's only failure will be the missing partner, which is on its way.
-            only_missing_files &= file.csv_valid();
+        only_missing_files &= file.csv_valid();
+        let expected = profiles
+            .by_name(&file.ems)
+            .map_or(1, |p| p.files_per_upload);
+        if found < expected {
             file.problems.push(Problem::error(
                 "missing-files",
-                missing_files(profile.files_per_upload, found),
+                missing_files(expected, found),
             ));
-        } else {
-            only_missing_files &= file.csv_valid();
         }
     }
     let all_valid = file_set.iter().all(FileReport::csv_valid);
