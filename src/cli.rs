@@ -1,4 +1,5 @@
-//! The command line: `check` today; `run` and `simulate` drive the pipeline.
+//! The command line: `check` runs the checks on local files; `run` and `simulate` drive the whole
+//! pipeline, as the Lambda does, from an event or from files.
 
 use std::fs::File;
 use std::io::{IsTerminal, Write};
@@ -8,7 +9,13 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::checks::{self, CheckOptions, Date, FileChecker, Profiles};
+use crate::event::{self, EventError};
+use crate::execute::StepResult;
+use crate::pipeline::{self, EventOutcome, Services};
 use crate::report::{FileReport, UploadVerdict};
+use crate::settings::{self, Context, SettingsError, StorageMode};
+use crate::storage::{LocalStorage, Overlay, StorageError};
+use crate::upload::{KeyError, UploadKey};
 
 /// Exit codes of the contract: 0 all pass, 1 any fails, 2 usage or I/O error.
 pub const EXIT_PASS: u8 = 0;
@@ -25,6 +32,13 @@ const PROGRESS_FROM_BYTES: u64 = 16 * 1024 * 1024;
     about = "Checks polling-station files uploaded to WhereDoIVote and acts on the verdict"
 )]
 pub struct Cli {
+    /// A TOML settings file (environment variables win over it). Default: settings/local.toml
+    /// when it exists.
+    #[arg(long, global = true, value_name = "FILE", env = "WDIV_SETTINGS")]
+    pub settings: Option<PathBuf>,
+    /// Log what happens (info level) on stderr; RUST_LOG overrides.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -33,6 +47,42 @@ pub struct Cli {
 pub enum Command {
     /// Check the files of one upload, as the Lambda would, and print the verdict.
     Check(CheckArgs),
+    /// Handle one S3 event as one Lambda invocation would.
+    Run(RunArgs),
+    /// Put files in the temp bucket as the website does, then fire one event per object as S3 does.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Print the plan of every upload and do nothing (also DRY_RUN=true).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The S3 event, as JSON; `-` reads it from stdin.
+    #[arg(value_name = "EVENT.json|-")]
+    pub event: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Print the plan and do nothing: the files are not even put in the temp bucket.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The council the upload is for, as its id (the first part of the key).
+    #[arg(long, value_name = "ID")]
+    pub council: String,
+    /// The election the upload is for.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub election_date: Date,
+    /// The files of the upload.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -79,12 +129,26 @@ pub enum CliError {
     StdinTwice,
     #[error("cannot write the output: {0}")]
     Write(#[source] std::io::Error),
+    #[error("{0}")]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("{path} has no file name")]
+    NoFileName { path: String },
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::logging::init_cli(cli.verbose);
+    let settings_file = cli.settings.clone();
     let result = match cli.command {
         Command::Check(args) => check(&args),
+        Command::Run(args) => block_on(run(settings_file.as_deref(), &args)),
+        Command::Simulate(args) => block_on(simulate(settings_file.as_deref(), &args)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -213,8 +277,12 @@ fn progress_bar(name: &str, len: Option<u64>) -> indicatif::ProgressBar {
 
 /// The readable verdict: one small table per file, then a line for the upload.
 pub fn write_summary(out: &mut impl Write, verdict: &UploadVerdict) -> std::io::Result<()> {
+    write_files(out, &verdict.file_set)
+}
+
+fn write_files(out: &mut impl Write, file_set: &[FileReport]) -> std::io::Result<()> {
     use console::style;
-    for file in &verdict.file_set {
+    for file in file_set {
         let status = if file.csv_valid() {
             style("PASS").green().bold()
         } else {
@@ -252,8 +320,8 @@ pub fn write_summary(out: &mut impl Write, verdict: &UploadVerdict) -> std::io::
         }
         writeln!(out)?;
     }
-    let total = verdict.file_set.len();
-    let failed = verdict.file_set.iter().filter(|f| !f.csv_valid()).count();
+    let total = file_set.len();
+    let failed = file_set.iter().filter(|f| !f.csv_valid()).count();
     let files = if total == 1 { "file" } else { "files" };
     if failed == 0 {
         writeln!(
@@ -287,4 +355,223 @@ fn rows_text(file: &FileReport) -> String {
         text.push_str(&format!(" ({})", extra.join(", ")));
     }
     text
+}
+
+fn block_on(work: impl std::future::Future<Output = Result<u8, CliError>>) -> Result<u8, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CliError::Write)?
+        .block_on(work)
+}
+
+fn load_settings(file: Option<&std::path::Path>) -> Result<settings::Settings, CliError> {
+    let settings = settings::load(file, &settings::process_env(), Context::Cli)?;
+    tracing::info!(?settings, "settings");
+    Ok(settings)
+}
+
+/// `run`: one invocation, from an event file or stdin.
+pub async fn run(settings_file: Option<&std::path::Path>, args: &RunArgs) -> Result<u8, CliError> {
+    let settings = load_settings(settings_file)?;
+    let raw = if args.event.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map_err(|source| {
+            CliError::Read {
+                path: "stdin".into(),
+                source,
+            }
+        })?;
+        buf
+    } else {
+        std::fs::read(&args.event).map_err(|source| CliError::Read {
+            path: args.event.display().to_string(),
+            source,
+        })?
+    };
+    let dry_run = args.dry_run || settings.dry_run == Some(true);
+    let services = Services::new(settings).await;
+    let outcome = pipeline::handle_event(&services, &raw, dry_run).await?;
+    report_outcome(&[outcome], dry_run, args.json)
+}
+
+/// `simulate`: the website's upload, then S3's events, one per object.
+pub async fn simulate(
+    settings_file: Option<&std::path::Path>,
+    args: &SimulateArgs,
+) -> Result<u8, CliError> {
+    let settings = load_settings(settings_file)?;
+    let dry_run = args.dry_run || settings.dry_run == Some(true);
+    // The key's timestamp, as the website writes it.
+    let timestamp = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string();
+    let mut staged = Vec::with_capacity(args.files.len());
+    for path in &args.files {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| CliError::NoFileName {
+                path: path.display().to_string(),
+            })?;
+        let key = format!("{}/{}/{timestamp}/{name}", args.council, args.election_date);
+        UploadKey::parse(&key)?;
+        let bytes = std::fs::read(path).map_err(|source| CliError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        staged.push((key, bytes::Bytes::from(bytes)));
+    }
+    let temp_bucket = settings.temp_bucket.clone();
+    let mut services = Services::new(settings).await;
+    if let StorageMode::Local(root) = &services.settings.storage {
+        if !dry_run {
+            let local = LocalStorage::new(root);
+            for bucket in [
+                &services.settings.temp_bucket,
+                &services.settings.final_bucket,
+            ] {
+                local
+                    .create_bucket(bucket)
+                    .map_err(|source| CliError::Read {
+                        path: root.join(bucket).display().to_string(),
+                        source,
+                    })?;
+            }
+        }
+    }
+    if dry_run {
+        services.storage = std::sync::Arc::new(Overlay::new(
+            services.storage.clone(),
+            &temp_bucket,
+            staged.clone(),
+        ));
+    } else {
+        for (key, bytes) in &staged {
+            services
+                .storage
+                .put(
+                    &temp_bucket,
+                    key,
+                    bytes.clone(),
+                    "application/octet-stream",
+                    crate::storage::PutCondition::Always,
+                )
+                .await?;
+            tracing::info!(key, "put in the temp bucket");
+        }
+    }
+    let mut outcomes = Vec::with_capacity(staged.len());
+    for (key, _) in &staged {
+        let info = services
+            .storage
+            .head(&temp_bucket, key)
+            .await?
+            .ok_or_else(|| StorageError::NoSuchKey {
+                location: services.storage.location(&temp_bucket, key),
+            })?;
+        let event = event::object_created(&temp_bucket, key, info.size, &info.etag);
+        let raw = serde_json::to_vec(&event).expect("an event serializes");
+        outcomes.push(pipeline::handle_event(&services, &raw, dry_run).await?);
+    }
+    report_outcome(&outcomes, dry_run, args.json)
+}
+
+/// Prints what happened (or, on a dry run, what would) and picks the exit code: 0 when every
+/// upload was handled and every action succeeded, whatever the verdict; 1 otherwise.
+fn report_outcome(outcomes: &[EventOutcome], dry_run: bool, json: bool) -> Result<u8, CliError> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, outcomes).map_err(|e| CliError::Write(e.into()))?;
+        writeln!(out).map_err(CliError::Write)?;
+    } else {
+        write_outcomes(&mut out, outcomes, dry_run).map_err(CliError::Write)?;
+    }
+    out.flush().map_err(CliError::Write)?;
+    let failures: Vec<String> = outcomes.iter().flat_map(EventOutcome::failures).collect();
+    for failure in &failures {
+        eprintln!("error: {failure}");
+    }
+    Ok(if failures.is_empty() {
+        EXIT_PASS
+    } else {
+        EXIT_FAIL
+    })
+}
+
+fn write_outcomes(
+    out: &mut impl Write,
+    outcomes: &[EventOutcome],
+    dry_run: bool,
+) -> std::io::Result<()> {
+    use console::style;
+    for (n, outcome) in outcomes.iter().enumerate() {
+        if outcomes.len() > 1 {
+            writeln!(
+                out,
+                "{}",
+                style(format!("Event {} of {}", n + 1, outcomes.len())).bold()
+            )?;
+        }
+        for (key, why) in &outcome.ignored {
+            writeln!(out, "ignored {key}: {why}")?;
+        }
+        for refused in &outcome.refused {
+            writeln!(out, "{} {refused}", style("refused").red())?;
+        }
+        for upload in &outcome.uploads {
+            let Some(report) = &upload.report else {
+                writeln!(
+                    out,
+                    "{} {}: {}",
+                    style("error").red(),
+                    upload.prefix,
+                    upload.error.as_deref().unwrap_or("")
+                )?;
+                continue;
+            };
+            writeln!(
+                out,
+                "Upload {} for {} ({})\n",
+                style(&upload.prefix).bold(),
+                report.council_name,
+                report.gss
+            )?;
+            write_files(out, &report.file_set)?;
+            let Some(plan) = &upload.plan else { continue };
+            writeln!(out)?;
+            if dry_run {
+                writeln!(
+                    out,
+                    "{}",
+                    style("Dry run: nothing is written anywhere.").yellow()
+                )?;
+                write!(out, "{plan}")?;
+                continue;
+            }
+            writeln!(out, "Actions:")?;
+            for (step, result) in plan.steps.iter().zip(&upload.results) {
+                let (mark, note) = match result {
+                    StepResult::Done(d) => (style("✔").green(), d.clone()),
+                    StepResult::Previewed(why) => {
+                        (style("~").yellow(), format!("would do ({why})"))
+                    }
+                    StepResult::Skipped(why) => (style("-").dim(), format!("skipped: {why}")),
+                    StepResult::NotAttempted(why) => {
+                        (style("-").dim(), format!("not attempted: {why}"))
+                    }
+                    StepResult::Failed(why) => (style("✘").red(), format!("FAILED: {why}")),
+                };
+                writeln!(
+                    out,
+                    "  {mark} {:<13} {}  [{note}]",
+                    step.action.verb(),
+                    plan.target(&step.action)
+                )?;
+            }
+        }
+        writeln!(out)?;
+    }
+    Ok(())
 }

@@ -1,10 +1,23 @@
 //! wdiv-s3-trigger: checks the polling-station files councils upload to WhereDoIVote, and acts
 //! on the verdict.
 //!
-//! Data flows one way: upload → file set → report → plan → execution. This crate holds the
-//! checks ([`checks`]) and the report they produce ([`report`]); the command line is in [`cli`].
+//! Data flows one way: upload → file set → report → plan → execution. The modules follow it:
+//! [`event`] and [`upload`] (what arrived), [`storage`] (the buckets), [`checks`] and [`report`]
+//! (the verdict), [`plan`] (what to do, as data), [`execute`] (the only place effects happen),
+//! with [`pipeline`] tying them together for [`cli`] and [`lambda`].
 
 pub mod checks;
 pub mod cli;
+pub mod councils;
+pub mod event;
+pub mod execute;
+pub mod http;
+pub mod lambda;
+pub mod logging;
+pub mod pipeline;
+pub mod plan;
 pub mod report;
+pub mod settings;
+pub mod storage;
 pub mod upload;
+pub mod webhook;

@@ -1,5 +1,40 @@
-//! The `wdiv-s3-trigger` binary: the command line (the Lambda entry point joins it later).
+//! The `wdiv-s3-trigger` binary: a Lambda when the Lambda runtime is there
+//! (`AWS_LAMBDA_RUNTIME_API` is set), the command line otherwise.
 
-fn main() -> std::process::ExitCode {
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        return lambda();
+    }
     wdiv_s3_trigger::cli::main()
+}
+
+fn lambda() -> ExitCode {
+    use wdiv_s3_trigger::{lambda, logging, pipeline::Services, settings};
+    logging::init_lambda();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let settings =
+            match settings::load(None, &settings::process_env(), settings::Context::Lambda) {
+                Ok(settings) => settings,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+        match lambda::serve(Services::new(settings).await).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("the Lambda runtime stopped: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }

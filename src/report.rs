@@ -81,6 +81,9 @@ pub struct FileDetails {
     pub delimiter: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<u64>,
+    /// The S3 ETag of the bytes that were checked: only those bytes are copied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 impl FileReport {
@@ -190,6 +193,36 @@ pub struct UploadVerdict {
 impl UploadVerdict {
     pub fn all_valid(&self) -> bool {
         self.file_set.iter().all(FileReport::csv_valid)
+    }
+}
+
+/// The report on one upload: the webhook's body and `report.json`, field for field as WDIV's upload
+/// API reads them. `file_set` entries carry extra fields (warnings, problems, details) that the API
+/// ignores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadReport {
+    /// The council id from the key.
+    pub gss: String,
+    pub council_name: String,
+    pub timestamp: String,
+    pub election_date: String,
+    /// The GitHub issue's URL (no `#issuecomment-…` fragment), or "".
+    pub github_issue: String,
+    pub file_set: Vec<FileReport>,
+}
+
+impl UploadReport {
+    pub fn all_valid(&self) -> bool {
+        !self.file_set.is_empty() && self.file_set.iter().all(FileReport::csv_valid)
+    }
+
+    /// The EMS of the upload, as the issue names it: the first file's that is known.
+    pub fn ems(&self) -> &str {
+        self.file_set
+            .iter()
+            .map(|f| f.ems.as_str())
+            .find(|e| *e != crate::checks::UNKNOWN_EMS)
+            .unwrap_or(crate::checks::UNKNOWN_EMS)
     }
 }
 

@@ -1,0 +1,68 @@
+//! Lambda mode: the same pipeline, driven by the Lambda Runtime API (`lambda_runtime`).
+//!
+//! The payload is taken as raw JSON so that an event that is not an S3 event gets our message, not
+//! a deserializer's. An invocation with any failure ends in an error, so Lambda retries it.
+
+use std::sync::Arc;
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use crate::pipeline::{self, Services};
+
+/// Why an invocation failed; its message is what Lambda records.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvocationError(String);
+
+impl From<InvocationError> for lambda_runtime::Diagnostic {
+    fn from(e: InvocationError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: "UploadNotHandled".into(),
+            error_message: e.0,
+        }
+    }
+}
+
+/// Serves invocations until the runtime stops.
+pub async fn serve(services: Services) -> Result<(), lambda_runtime::Error> {
+    let services = Arc::new(services);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let services = Arc::clone(&services);
+        async move { invoke(&services, event).await }
+    }))
+    .await
+}
+
+async fn invoke(services: &Services, event: LambdaEvent<Value>) -> Result<Value, InvocationError> {
+    let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
+    handle(services, event.payload).instrument(span).await
+}
+
+async fn handle(services: &Services, payload: Value) -> Result<Value, InvocationError> {
+    let raw = serde_json::to_vec(&payload).expect("a JSON value serializes");
+    let dry_run = services.settings.dry_run == Some(true);
+    let outcome = pipeline::handle_event(services, &raw, dry_run)
+        .await
+        .map_err(|e| {
+            tracing::error!("{e}");
+            InvocationError(e.to_string())
+        })?;
+    let failures = outcome.failures();
+    if !failures.is_empty() {
+        return Err(InvocationError(failures.join("; ")));
+    }
+    Ok(json!({
+        "uploads": outcome.uploads.iter().map(|u| json!({
+            "prefix": u.prefix,
+            "valid": u.report.as_ref().is_some_and(|r| r.all_valid()),
+            "actions": u.plan.as_ref().map(|p| p.steps.iter().zip(&u.results).map(|(s, r)| json!({
+                "action": s.action.verb(),
+                "target": p.target(&s.action),
+                "result": r,
+            })).collect::<Vec<_>>()),
+        })).collect::<Vec<_>>(),
+        "ignored": outcome.ignored.len(),
+    }))
+}

@@ -1,0 +1,31 @@
+//! Logs: JSON lines on stdout in Lambda mode (CloudWatch reads them, with the request id from the
+//! invocation's span), readable lines on stderr from the command line. `RUST_LOG` filters both.
+
+use tracing_subscriber::EnvFilter;
+
+fn filter(default: &str) -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
+}
+
+/// For Lambda: one JSON object per line, with the fields of the enclosing spans (the request id).
+pub fn init_lambda() {
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter("info"))
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// For the command line: short readable lines on stderr, warnings and up unless `-v`.
+pub fn init_cli(verbose: bool) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter(if verbose { "info" } else { "warn" }))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_ansi(console::colors_enabled_stderr())
+        .try_init();
+}

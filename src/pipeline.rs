@@ -1,0 +1,248 @@
+//! One invocation, end to end: S3 event → uploads → file sets → reports → plans → execution.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use tracing::Instrument;
+
+use crate::checks::{self, Begin, CheckOptions, FileChecker, Flow, Profiles};
+use crate::councils::CouncilNames;
+use crate::event::{self, Created, EventError, INTERNAL_PREFIX, REPORT_FILE};
+use crate::execute::{self, Effects, StepResult};
+use crate::plan::{self, Plan};
+use crate::report::{FileReport, UploadReport};
+use crate::settings::{Settings, StorageMode};
+use crate::storage::{LocalStorage, S3Storage, Storage, StorageError};
+use crate::upload::Upload;
+use crate::webhook::Webhook;
+
+/// Everything an invocation uses: settings and the real clients, made once per process.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub settings: Settings,
+    pub storage: Arc<dyn Storage>,
+    pub councils: CouncilNames,
+    pub webhook: Webhook,
+}
+
+impl Services {
+    pub async fn new(settings: Settings) -> Services {
+        let storage: Arc<dyn Storage> = match &settings.storage {
+            StorageMode::S3 => Arc::new(S3Storage::new(&settings).await),
+            StorageMode::Local(root) => Arc::new(LocalStorage::new(root)),
+        };
+        Services::with_storage(settings, storage)
+    }
+
+    pub fn with_storage(settings: Settings, storage: Arc<dyn Storage>) -> Services {
+        let http = crate::http::client();
+        Services {
+            councils: CouncilNames::new(http.clone(), &settings),
+            webhook: Webhook::new(http),
+            storage,
+            settings,
+        }
+    }
+}
+
+/// Why an upload could not be reported on.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(
+        "{location} named by the event is not in the bucket (was it deleted after the event?)"
+    )]
+    Missing { location: String },
+}
+
+/// What became of one upload.
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadOutcome {
+    pub prefix: String,
+    pub report: Option<UploadReport>,
+    pub plan: Option<Plan>,
+    /// One per plan step; empty on a dry run.
+    pub results: Vec<StepResult>,
+    /// Why the upload could not be checked at all.
+    pub error: Option<String>,
+}
+
+impl UploadOutcome {
+    pub fn failed(&self) -> bool {
+        self.error.is_some() || self.results.iter().any(StepResult::failed)
+    }
+}
+
+/// What became of one event.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EventOutcome {
+    pub uploads: Vec<UploadOutcome>,
+    /// Records that were not work: (key, why).
+    pub ignored: Vec<(String, String)>,
+    /// Records refused for their key.
+    pub refused: Vec<String>,
+}
+
+impl EventOutcome {
+    /// Every failure, one line each; empty when the invocation succeeded.
+    pub fn failures(&self) -> Vec<String> {
+        let mut failures: Vec<String> = self.refused.clone();
+        for upload in &self.uploads {
+            if let Some(e) = &upload.error {
+                failures.push(e.clone());
+            }
+            if let Some(plan) = &upload.plan {
+                for (step, result) in plan.steps.iter().zip(&upload.results) {
+                    if let StepResult::Failed(why) = result {
+                        failures.push(format!(
+                            "{} {}: {why}",
+                            step.action.verb(),
+                            plan.target(&step.action)
+                        ));
+                    }
+                }
+            }
+        }
+        failures
+    }
+}
+
+/// Handles one S3 event: every upload it names, each checked, planned and (unless `dry_run`)
+/// carried out. An upload that fails does not stop the others.
+pub async fn handle_event(
+    services: &Services,
+    raw_event: &[u8],
+    dry_run: bool,
+) -> Result<EventOutcome, EventError> {
+    let event = event::parse(raw_event)?;
+    let triage = event::triage(&event, &services.settings.temp_bucket);
+    for (key, why) in &triage.ignored {
+        tracing::info!(key, "ignored: {why}");
+    }
+    let mut outcome = EventOutcome {
+        ignored: triage.ignored,
+        refused: triage.refused.iter().map(|e| e.to_string()).collect(),
+        uploads: Vec::new(),
+    };
+    for refused in &outcome.refused {
+        tracing::error!("refused: {refused}");
+    }
+    for (upload, created) in &triage.uploads {
+        let span = tracing::info_span!("upload", prefix = %upload.prefix);
+        let handled = handle_upload(services, upload, created, dry_run)
+            .instrument(span)
+            .await;
+        outcome.uploads.push(handled);
+    }
+    Ok(outcome)
+}
+
+async fn handle_upload(
+    services: &Services,
+    upload: &Upload,
+    created: &[Created],
+    dry_run: bool,
+) -> UploadOutcome {
+    let mut outcome = UploadOutcome {
+        prefix: upload.prefix.clone(),
+        report: None,
+        plan: None,
+        results: Vec::new(),
+        error: None,
+    };
+    let report = match build_report(services, upload, created).await {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::error!("cannot check the upload: {e}");
+            outcome.error = Some(e.to_string());
+            return outcome;
+        }
+    };
+    let plan = plan::plan(&report, &services.settings, dry_run);
+    tracing::info!(
+        valid = plan.valid,
+        files = report.file_set.len(),
+        "checked the upload"
+    );
+    if !dry_run {
+        let effects = Effects {
+            storage: services.storage.as_ref(),
+            webhook: &services.webhook,
+            settings: &services.settings,
+        };
+        outcome.results = execute::execute(&plan, &report, &effects).await;
+    }
+    outcome.report = Some(report);
+    outcome.plan = Some(plan);
+    outcome
+}
+
+/// Lists the upload's files, streams each through the checks, and builds the report.
+pub async fn build_report(
+    services: &Services,
+    upload: &Upload,
+    created: &[Created],
+) -> Result<UploadReport, PipelineError> {
+    let storage = services.storage.as_ref();
+    let bucket = &services.settings.temp_bucket;
+    let listing = storage.list(bucket, &format!("{}/", upload.prefix)).await?;
+    let files: Vec<_> = listing
+        .into_iter()
+        .filter(|o| {
+            !o.key.ends_with(&format!("/{REPORT_FILE}")) && !o.key.starts_with(INTERNAL_PREFIX)
+        })
+        .collect();
+    for object in created {
+        if !files.iter().any(|f| f.key == object.key.key) {
+            return Err(PipelineError::Missing {
+                location: storage.location(bucket, &object.key.key),
+            });
+        }
+    }
+    let options = CheckOptions {
+        profiles: Profiles::embedded(),
+        council: Some(upload.council_id.clone()),
+        election_date: Some(upload.election_date),
+        size_floor_exempt: services.settings.size_floor_exempt_councils.clone(),
+    };
+    let mut reports = Vec::with_capacity(files.len());
+    for file in &files {
+        reports.push(check_object(storage, bucket, &file.key, options.clone()).await?);
+    }
+    let verdict = checks::check_upload(reports, options.profiles);
+    let council_name = services.councils.name(&upload.council_id).await;
+    Ok(UploadReport {
+        gss: upload.council_id.clone(),
+        council_name,
+        timestamp: upload.timestamp.clone(),
+        election_date: upload.election_date.to_string(),
+        github_issue: String::new(),
+        file_set: verdict.file_set,
+    })
+}
+
+/// Streams one object into the checks. The ETag read with the body is the one the copy requires.
+async fn check_object(
+    storage: &dyn Storage,
+    bucket: &str,
+    key: &str,
+    options: CheckOptions<'_>,
+) -> Result<FileReport, StorageError> {
+    let (info, mut body) = storage.get(bucket, key).await?;
+    let mut report = match FileChecker::begin(key, Some(info.size), options) {
+        Begin::Done(report) => report,
+        Begin::Checking(mut checker) => {
+            while let Some(chunk) = body.next_chunk().await? {
+                if checker.feed(&chunk) == Flow::Stop {
+                    break;
+                }
+            }
+            checker.finish()
+        }
+    };
+    report.details.etag = Some(info.etag);
+    Ok(report)
+}

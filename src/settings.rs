@@ -1,0 +1,586 @@
+//! Settings: a TOML file, then environment variables on top, with the original's names.
+//!
+//! Everything is read and validated once, at start-up, and every problem is listed at once: an
+//! operator fixing a deploy should not have to redeploy once per missing key. An empty value means
+//! unset, because the original's templates write `""` for a key that is not used.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+
+/// Every setting, by the name it has in the environment and in TOML files.
+pub const NAMES: &[&str] = &[
+    "TEMP_BUCKET_NAME",
+    "FINAL_BUCKET_NAME",
+    "SENTRY_DSN",
+    "GITHUB_REPO",
+    "GITHUB_API_KEY",
+    "GITHUB_API_URL",
+    "WDIV_WEBHOOK_URL",
+    "WDIV_API_KEY",
+    "WDIV_API_URL",
+    "ERROR_REPORT_EMAIL",
+    "EMAIL_FROM",
+    "SERVER_ENVIRONMENT",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "CLOUDFRONT_DISTRIBUTION_ID",
+    "DRY_RUN",
+    "LOCAL_BUCKETS_DIR",
+    "SIZE_FLOOR_EXEMPT_COUNCILS",
+];
+
+pub const DEFAULT_EMAIL_FROM: &str = "pollingstations@democracyclub.org.uk";
+pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
+pub const DEFAULT_WDIV_API_URL: &str = "https://wheredoivote.co.uk/api/beta";
+/// Where local runs keep their buckets when nothing else is said.
+pub const DEFAULT_LOCAL_BUCKETS_DIR: &str = "local-buckets";
+/// Bucket names for local runs, where the buckets are only folders.
+pub const DEFAULT_LOCAL_TEMP_BUCKET: &str = "wdiv-temp";
+pub const DEFAULT_LOCAL_FINAL_BUCKET: &str = "wdiv-final";
+/// The settings file read when `--settings` is not given, if it exists.
+pub const DEFAULT_SETTINGS_FILE: &str = "settings/local.toml";
+
+/// A value that must never be shown: `Debug` and `Display` print a mask.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The value itself, for the one place that sends it (a header, a client).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+/// Where the buckets live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageMode {
+    /// Amazon S3, or an S3-compatible endpoint (`AWS_ENDPOINT_URL`).
+    S3,
+    /// Folders: `{dir}/{bucket}/{key}`.
+    Local(PathBuf),
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub temp_bucket: String,
+    pub final_bucket: String,
+    pub sentry_dsn: Option<Secret>,
+    pub github_repo: Option<String>,
+    pub github_api_key: Option<Secret>,
+    pub github_api_url: String,
+    pub wdiv_webhook_url: Option<String>,
+    pub wdiv_api_key: Option<Secret>,
+    pub wdiv_api_url: String,
+    pub error_report_email: Option<String>,
+    pub email_from: String,
+    pub server_environment: Option<String>,
+    pub aws_region: Option<String>,
+    pub aws_endpoint_url: Option<String>,
+    pub cloudfront_distribution_id: Option<String>,
+    /// `DRY_RUN`: `Some(true)` writes nothing anywhere; `Some(false)` performs every effect, even
+    /// on a local run; unset performs storage and previews the external effects on a local run.
+    pub dry_run: Option<bool>,
+    pub storage: StorageMode,
+    pub size_floor_exempt_councils: Vec<String>,
+    /// Where each value came from, for messages ("TEMP_BUCKET_NAME from settings/prod.toml").
+    pub sources: BTreeMap<String, String>,
+}
+
+impl Settings {
+    /// True on a local run, where external effects (webhook, GitHub, email) are only previewed
+    /// unless `DRY_RUN=false` asks for them.
+    pub fn previews_external_effects(&self) -> bool {
+        matches!(self.storage, StorageMode::Local(_)) && self.dry_run.is_none()
+    }
+
+    /// True for the instances whose side effects are marked as tests.
+    pub fn is_test_instance(&self) -> bool {
+        matches!(
+            self.server_environment.as_deref(),
+            Some("staging" | "development" | "test")
+        )
+    }
+}
+
+/// How the program runs, which changes what is required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// As a Lambda: S3, with the buckets named.
+    Lambda,
+    /// From the command line: local folders unless AWS settings are present.
+    Cli,
+}
+
+/// Every problem with the settings, at once.
+#[derive(Debug, thiserror::Error)]
+pub struct SettingsError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "the settings are not valid ({} problem{}):",
+            self.problems.len(),
+            if self.problems.len() == 1 { "" } else { "s" }
+        )?;
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The environment variables of [`NAMES`], as strings exactly as set (figment's own `Env`
+/// provider would read `0123` as the number 123, which would corrupt a token).
+struct RawEnv {
+    vars: Vec<(String, String)>,
+}
+
+impl Provider for RawEnv {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("environment variable")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let dict: Dict = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+            .collect();
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// The environment, as a list of variables (tests pass their own).
+pub fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// Reads the settings: `file` (or [`DEFAULT_SETTINGS_FILE`] when it exists), then `env` on top.
+pub fn load(
+    file: Option<&Path>,
+    env: &[(String, String)],
+    context: Context,
+) -> Result<Settings, SettingsError> {
+    let mut figment = Figment::new();
+    let mut problems = Vec::new();
+    match file {
+        Some(path) if !path.is_file() => problems.push(format!(
+            "the settings file {} does not exist (copy a template from settings/)",
+            path.display()
+        )),
+        Some(path) => figment = figment.merge(Toml::file_exact(path)),
+        None if Path::new(DEFAULT_SETTINGS_FILE).is_file() => {
+            figment = figment.merge(Toml::file_exact(DEFAULT_SETTINGS_FILE))
+        }
+        None => {}
+    }
+    let vars: Vec<(String, String)> = env
+        .iter()
+        .filter(|(k, _)| NAMES.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    let figment = figment.merge(RawEnv { vars });
+    let raw: BTreeMap<String, Value> = match figment.extract() {
+        Ok(map) => map,
+        Err(e) => {
+            problems.push(format!("cannot read the settings: {e}"));
+            return Err(SettingsError { problems });
+        }
+    };
+
+    let mut values = BTreeMap::new();
+    let mut sources = BTreeMap::new();
+    for (key, value) in &raw {
+        if !NAMES.contains(&key.as_str()) {
+            let hint = if NAMES.contains(&key.to_ascii_uppercase().as_str()) {
+                format!(" (settings are upper case: {})", key.to_ascii_uppercase())
+            } else {
+                String::new()
+            };
+            problems.push(format!(
+                "{key} in {} is not a known setting{hint}",
+                source_of(&figment, key)
+            ));
+            continue;
+        }
+        match scalar_text(value) {
+            Some(text) if text.trim().is_empty() => {}
+            Some(text) => {
+                values.insert(key.clone(), text.trim().to_owned());
+                sources.insert(key.clone(), source_of(&figment, key));
+            }
+            None => problems.push(format!(
+                "{key} in {} must be text, a number or true/false",
+                source_of(&figment, key)
+            )),
+        }
+    }
+    // The AWS SDK reads these from the environment itself; they count as "AWS settings".
+    let aws_configured = ["AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ACCESS_KEY_ID"]
+        .iter()
+        .any(|name| {
+            values.contains_key(*name) || env.iter().any(|(k, v)| k == name && !v.is_empty())
+        });
+
+    let take = |name: &str| values.get(name).cloned();
+    let mut check = Checker {
+        problems,
+        sources: &sources,
+    };
+
+    let storage = match (take("LOCAL_BUCKETS_DIR"), context) {
+        (Some(dir), _) => StorageMode::Local(PathBuf::from(dir)),
+        (None, Context::Lambda) => StorageMode::S3,
+        (None, Context::Cli) if aws_configured => StorageMode::S3,
+        (None, Context::Cli) => StorageMode::Local(PathBuf::from(DEFAULT_LOCAL_BUCKETS_DIR)),
+    };
+    let local = matches!(storage, StorageMode::Local(_));
+    let bucket = |check: &mut Checker, name: &str, local_default: &str| -> String {
+        match take(name) {
+            Some(b) => {
+                check.bucket_name(name, &b);
+                b
+            }
+            None if local => local_default.to_owned(),
+            None => {
+                check.problems.push(format!(
+                    "{name} is not set: it is required when the buckets are in S3"
+                ));
+                String::new()
+            }
+        }
+    };
+    let temp_bucket = bucket(&mut check, "TEMP_BUCKET_NAME", DEFAULT_LOCAL_TEMP_BUCKET);
+    let final_bucket = bucket(&mut check, "FINAL_BUCKET_NAME", DEFAULT_LOCAL_FINAL_BUCKET);
+    if !temp_bucket.is_empty() && temp_bucket == final_bucket {
+        check.problems.push(format!(
+            "TEMP_BUCKET_NAME and FINAL_BUCKET_NAME are both {temp_bucket:?}: they must differ"
+        ));
+    }
+
+    let github_repo = take("GITHUB_REPO");
+    if let Some(repo) = &github_repo {
+        let parts: Vec<&str> = repo.split('/').collect();
+        if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+            check.invalid("GITHUB_REPO", repo, "must be owner/name");
+        }
+    }
+    let github_api_url = take("GITHUB_API_URL").unwrap_or_else(|| DEFAULT_GITHUB_API_URL.into());
+    check.url("GITHUB_API_URL", &github_api_url);
+    let wdiv_api_url = take("WDIV_API_URL").unwrap_or_else(|| DEFAULT_WDIV_API_URL.into());
+    check.url("WDIV_API_URL", &wdiv_api_url);
+    let wdiv_webhook_url = take("WDIV_WEBHOOK_URL");
+    if let Some(url) = &wdiv_webhook_url {
+        check.url("WDIV_WEBHOOK_URL", url);
+    }
+    let aws_endpoint_url = take("AWS_ENDPOINT_URL");
+    if let Some(url) = &aws_endpoint_url {
+        check.url("AWS_ENDPOINT_URL", url);
+    }
+    let email_from = take("EMAIL_FROM").unwrap_or_else(|| DEFAULT_EMAIL_FROM.into());
+    check.email("EMAIL_FROM", &email_from);
+    let error_report_email = take("ERROR_REPORT_EMAIL");
+    if let Some(address) = &error_report_email {
+        check.email("ERROR_REPORT_EMAIL", address);
+    }
+    let dry_run = take("DRY_RUN").and_then(|v| match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => {
+            check.invalid("DRY_RUN", &v, "must be true or false");
+            None
+        }
+    });
+    let size_floor_exempt_councils = match take("SIZE_FLOOR_EXEMPT_COUNCILS") {
+        Some(list) => list
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        None => crate::checks::DEFAULT_SIZE_FLOOR_EXEMPT
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+
+    if !check.problems.is_empty() {
+        return Err(SettingsError {
+            problems: check.problems,
+        });
+    }
+    Ok(Settings {
+        temp_bucket,
+        final_bucket,
+        sentry_dsn: take("SENTRY_DSN").map(Secret),
+        github_repo,
+        github_api_key: take("GITHUB_API_KEY").map(Secret),
+        github_api_url,
+        wdiv_webhook_url,
+        wdiv_api_key: take("WDIV_API_KEY").map(Secret),
+        wdiv_api_url,
+        error_report_email,
+        email_from,
+        server_environment: take("SERVER_ENVIRONMENT"),
+        aws_region: take("AWS_REGION"),
+        aws_endpoint_url,
+        cloudfront_distribution_id: take("CLOUDFRONT_DISTRIBUTION_ID"),
+        dry_run,
+        storage,
+        size_floor_exempt_councils,
+        sources,
+    })
+}
+
+fn source_of(figment: &Figment, key: &str) -> String {
+    match figment.find_metadata(key) {
+        Some(meta) => match &meta.source {
+            Some(source) => source.to_string(),
+            None => meta.name.to_string(),
+        },
+        None => "the settings".into(),
+    }
+}
+
+/// A scalar as text; lists (of council ids) are joined with commas.
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(_, s) => Some(s.clone()),
+        Value::Char(_, c) => Some(c.to_string()),
+        Value::Bool(_, b) => Some(b.to_string()),
+        Value::Num(_, n) => n
+            .to_i128()
+            .map(|i| i.to_string())
+            .or_else(|| n.to_f64().map(|f| f.to_string())),
+        Value::Empty(..) => Some(String::new()),
+        Value::Array(_, items) => items
+            .iter()
+            .map(scalar_text)
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.join(",")),
+        Value::Dict(..) => None,
+    }
+}
+
+struct Checker<'a> {
+    problems: Vec<String>,
+    sources: &'a BTreeMap<String, String>,
+}
+
+impl Checker<'_> {
+    fn invalid(&mut self, name: &str, value: &str, why: &str) {
+        let from = self
+            .sources
+            .get(name)
+            .map(|s| format!(" (from {s})"))
+            .unwrap_or_default();
+        self.problems.push(format!("{name} {value:?}{from} {why}"));
+    }
+
+    fn url(&mut self, name: &str, value: &str) {
+        match reqwest::Url::parse(value) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            _ => self.invalid(name, value, "must be an http(s) URL"),
+        }
+    }
+
+    fn email(&mut self, name: &str, value: &str) {
+        let ok = value
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+        if !ok {
+            self.invalid(name, value, "must be an email address");
+        }
+    }
+
+    /// Bucket names become folder names on a local run: only S3's own alphabet is allowed.
+    fn bucket_name(&mut self, name: &str, value: &str) {
+        let ok = (3..=63).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && !value.starts_with(['.', '-'])
+            && !value.contains("..");
+        if !ok {
+            self.invalid(
+                name,
+                value,
+                "is not a valid S3 bucket name (3-63 characters: a-z, 0-9, '-', '.')",
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_local_run_needs_nothing() {
+        let s = load(None, &[], Context::Cli).unwrap();
+        assert_eq!(
+            s.storage,
+            StorageMode::Local(PathBuf::from(DEFAULT_LOCAL_BUCKETS_DIR))
+        );
+        assert_eq!(s.temp_bucket, DEFAULT_LOCAL_TEMP_BUCKET);
+        assert!(s.previews_external_effects());
+        assert_eq!(s.email_from, DEFAULT_EMAIL_FROM);
+        assert_eq!(s.size_floor_exempt_councils, vec!["IOS"]);
+    }
+
+    #[test]
+    fn lambda_lists_every_problem_at_once() {
+        let e = load(
+            None,
+            &env(&[
+                ("WDIV_WEBHOOK_URL", "ftp://x"),
+                ("DRY_RUN", "perhaps"),
+                ("GITHUB_REPO", "just-a-name"),
+                ("WDIV_API_KEY", ""),
+            ]),
+            Context::Lambda,
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        for expected in [
+            "TEMP_BUCKET_NAME is not set",
+            "FINAL_BUCKET_NAME is not set",
+            "WDIV_WEBHOOK_URL \"ftp://x\" (from environment variable) must be an http(s) URL",
+            "DRY_RUN \"perhaps\"",
+            "GITHUB_REPO \"just-a-name\"",
+        ] {
+            assert!(
+                text.contains(expected),
+                "{expected:?} missing from:\n{text}"
+            );
+        }
+        assert_eq!(e.problems.len(), 5, "{text}");
+    }
+
+    #[test]
+    fn environment_wins_over_the_file_and_empty_means_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(
+            &file,
+            "TEMP_BUCKET_NAME = \"from-file\"\nFINAL_BUCKET_NAME = \"final-file\"\n\
+             WDIV_API_KEY = \"\"\nDRY_RUN = false\nSIZE_FLOOR_EXEMPT_COUNCILS = [\"IOS\", \"ABC\"]\n",
+        )
+        .unwrap();
+        let s = load(
+            Some(&file),
+            &env(&[
+                ("TEMP_BUCKET_NAME", "from-env"),
+                ("GITHUB_API_KEY", "0123"),
+                ("UNRELATED", "x"),
+            ]),
+            Context::Lambda,
+        )
+        .unwrap();
+        assert_eq!(s.temp_bucket, "from-env");
+        assert_eq!(s.final_bucket, "final-file");
+        assert_eq!(s.wdiv_api_key, None);
+        assert_eq!(s.dry_run, Some(false));
+        assert_eq!(s.size_floor_exempt_councils, vec!["IOS", "ABC"]);
+        assert_eq!(s.github_api_key.as_ref().unwrap().expose(), "0123");
+        assert!(s.sources["FINAL_BUCKET_NAME"].contains("s.toml"));
+    }
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let s = load(
+            None,
+            &env(&[
+                ("GITHUB_API_KEY", "ghp_verysecret"),
+                ("WDIV_API_KEY", "wdiv-token-123"),
+                ("SENTRY_DSN", "https://key@sentry.example/1"),
+            ]),
+            Context::Cli,
+        )
+        .unwrap();
+        let debug = format!("{s:?}");
+        for secret in ["ghp_verysecret", "wdiv-token-123", "key@sentry"] {
+            assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+        }
+        assert!(debug.contains("Secret(****)"));
+    }
+
+    #[test]
+    fn unknown_and_lower_case_keys_in_a_file_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(
+            &file,
+            "temp_bucket_name = \"x\"\nGITHUB_REPOSITORY = \"a/b\"\n",
+        )
+        .unwrap();
+        let e = load(Some(&file), &[], Context::Cli).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("settings are upper case: TEMP_BUCKET_NAME"),
+            "{text}"
+        );
+        assert!(text.contains("GITHUB_REPOSITORY"), "{text}");
+    }
+
+    #[test]
+    fn aws_settings_switch_a_cli_run_to_s3() {
+        let s = load(
+            None,
+            &env(&[
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+                ("TEMP_BUCKET_NAME", "temp-bucket"),
+                ("FINAL_BUCKET_NAME", "final-bucket"),
+            ]),
+            Context::Cli,
+        )
+        .unwrap();
+        assert_eq!(s.storage, StorageMode::S3);
+        assert!(!s.previews_external_effects());
+        let e = load(
+            None,
+            &env(&[
+                ("LOCAL_BUCKETS_DIR", "/tmp/b"),
+                ("TEMP_BUCKET_NAME", "../etc"),
+            ]),
+            Context::Cli,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not a valid S3 bucket name"));
+    }
+}

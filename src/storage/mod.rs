@@ -1,0 +1,135 @@
+//! Buckets: S3, or folders on disk for local runs, behind one trait with one behaviour.
+//!
+//! The pipeline needs only these operations: list an upload's files, stream one into the checks,
+//! copy a checked file on the condition that it is still the bytes that were checked, and write a
+//! small object (the report) with an optional condition.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+mod local;
+mod overlay;
+mod s3;
+
+pub use local::LocalStorage;
+pub use overlay::{staged_etag, Overlay};
+pub use s3::{sdk_config, S3Storage};
+
+/// What a listing or a read says about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    /// The entity tag, quoted as S3 sends it; it changes when the bytes change.
+    pub etag: String,
+}
+
+/// A write's condition, so a concurrent writer cannot be overwritten by accident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutCondition {
+    Always,
+    /// Only if no object has the key (`If-None-Match: *`).
+    IfAbsent,
+    /// Only if the object is still the one with this ETag (`If-Match`).
+    IfMatch(String),
+}
+
+/// Why a storage operation failed; every message names the bucket and key.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("bucket {bucket:?} does not exist ({location})")]
+    NoSuchBucket { bucket: String, location: String },
+    #[error("{location} does not exist (was it deleted after the event?)")]
+    NoSuchKey { location: String },
+    #[error("access to {location} was denied ({op}): check the role's permissions")]
+    AccessDenied { op: &'static str, location: String },
+    #[error("{location} is not as expected ({op}): {why}")]
+    ConditionFailed {
+        op: &'static str,
+        location: String,
+        why: String,
+    },
+    #[error("{op} on {location} failed after retries: {detail}")]
+    Unavailable {
+        op: &'static str,
+        location: String,
+        detail: String,
+    },
+    #[error("{op} on {location} failed: {detail}")]
+    Other {
+        op: &'static str,
+        location: String,
+        detail: String,
+    },
+    #[error("key {key:?} cannot be stored: {why}")]
+    BadKey { key: String, why: &'static str },
+}
+
+/// A body being read, chunk by chunk, as it arrives.
+#[async_trait]
+pub trait Body: Send {
+    /// The next chunk, or `None` at the end.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, StorageError>;
+}
+
+/// Buckets of objects.
+#[async_trait]
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// How an object is named in messages and previews (`s3://b/k`, or a path).
+    fn location(&self, bucket: &str, key: &str) -> String;
+    /// Every object whose key starts with `prefix`, in key order.
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError>;
+    /// The object, or `None` when it does not exist.
+    async fn head(&self, bucket: &str, key: &str) -> Result<Option<ObjectInfo>, StorageError>;
+    /// Starts reading an object.
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(ObjectInfo, Box<dyn Body>), StorageError>;
+    /// Copies an object, only if its ETag is still `if_etag` (the bytes that were checked).
+    async fn copy(
+        &self,
+        from_bucket: &str,
+        key: &str,
+        to_bucket: &str,
+        if_etag: &str,
+    ) -> Result<(), StorageError>;
+    /// Writes a small object whole.
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        condition: PutCondition,
+    ) -> Result<(), StorageError>;
+}
+
+/// Reads a small object whole, or `None` when it does not exist (used for `report.json`).
+pub async fn read_small(
+    storage: &dyn Storage,
+    bucket: &str,
+    key: &str,
+    limit: usize,
+) -> Result<Option<(ObjectInfo, Vec<u8>)>, StorageError> {
+    let (info, mut body) = match storage.get(bucket, key).await {
+        Ok(found) => found,
+        Err(StorageError::NoSuchKey { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next_chunk().await? {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > limit {
+            return Err(StorageError::Other {
+                op: "GetObject",
+                location: storage.location(bucket, key),
+                detail: format!("larger than {limit} bytes"),
+            });
+        }
+    }
+    Ok(Some((info, bytes)))
+}

@@ -1,0 +1,304 @@
+//! S3, through the AWS SDK for Rust: path-style with a custom endpoint, timeouts, bounded retries.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+
+use super::{Body, ObjectInfo, PutCondition, Storage, StorageError};
+use crate::settings::Settings;
+
+/// The region when none is configured: the project's buckets are in London.
+const FALLBACK_REGION: &str = "eu-west-2";
+
+/// Amazon S3 or an S3-compatible endpoint.
+#[derive(Debug, Clone)]
+pub struct S3Storage {
+    client: aws_sdk_s3::Client,
+}
+
+/// The AWS SDK's shared configuration: rustls with ring, timeouts on every call, and the standard
+/// retry policy (backoff with jitter on 5xx, throttling and timeouts), bounded.
+pub async fn sdk_config(settings: &Settings) -> aws_config::SdkConfig {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    // AWS_REGION is one of our settings (Lambda always sets it); the SDK's own region chain
+    // would build an IMDS client without our HTTP client, so it is not used.
+    let region = settings
+        .aws_region
+        .clone()
+        .or_else(|| {
+            std::env::var("AWS_DEFAULT_REGION")
+                .ok()
+                .filter(|r| !r.is_empty())
+        })
+        .unwrap_or_else(|| FALLBACK_REGION.to_owned());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .region(Region::new(region))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .read_timeout(Duration::from_secs(30))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(4)
+                .with_initial_backoff(Duration::from_millis(200)),
+        );
+    if let Some(url) = &settings.aws_endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+impl S3Storage {
+    pub async fn new(settings: &Settings) -> S3Storage {
+        let sdk = sdk_config(settings).await;
+        // A custom endpoint (an emulator, MinIO) does not serve bucket subdomains.
+        let path_style = sdk.endpoint_url().is_some();
+        let conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(path_style)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .build();
+        S3Storage {
+            client: aws_sdk_s3::Client::from_conf(conf),
+        }
+    }
+
+    fn error<E>(
+        &self,
+        op: &'static str,
+        bucket: &str,
+        key: &str,
+        err: SdkError<E, aws_smithy_runtime_api::http::Response>,
+    ) -> StorageError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let location = self.location(bucket, key);
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let code = err.code().map(str::to_owned);
+        match (code.as_deref(), status) {
+            (Some("NoSuchBucket"), _) => StorageError::NoSuchBucket {
+                bucket: bucket.to_owned(),
+                location,
+            },
+            (Some("NoSuchKey" | "NotFound"), _) | (None, Some(404)) => {
+                StorageError::NoSuchKey { location }
+            }
+            (Some("AccessDenied" | "Forbidden"), _) | (_, Some(403)) => {
+                StorageError::AccessDenied { op, location }
+            }
+            (Some("PreconditionFailed"), _) | (_, Some(412)) => StorageError::ConditionFailed {
+                op,
+                location,
+                why: "the object changed, or a condition on it did not hold".into(),
+            },
+            _ => {
+                let detail = DisplayErrorContext(&err).to_string();
+                match err {
+                    SdkError::TimeoutError(_)
+                    | SdkError::DispatchFailure(_)
+                    | SdkError::ResponseError(_) => StorageError::Unavailable {
+                        op,
+                        location,
+                        detail,
+                    },
+                    _ if status.is_some_and(|s| s >= 500) => StorageError::Unavailable {
+                        op,
+                        location,
+                        detail,
+                    },
+                    _ => StorageError::Other {
+                        op,
+                        location,
+                        detail,
+                    },
+                }
+            }
+        }
+    }
+}
+
+fn size(len: Option<i64>) -> u64 {
+    len.and_then(|l| u64::try_from(l).ok()).unwrap_or(0)
+}
+
+struct S3Body {
+    stream: ByteStream,
+    location: String,
+}
+
+#[async_trait]
+impl Body for S3Body {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, StorageError> {
+        match self.stream.next().await {
+            None => Ok(None),
+            Some(Ok(bytes)) => Ok(Some(bytes)),
+            Some(Err(e)) => Err(StorageError::Unavailable {
+                op: "GetObject",
+                location: self.location.clone(),
+                detail: DisplayErrorContext(&e).to_string(),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl Storage for S3Storage {
+    fn location(&self, bucket: &str, key: &str) -> String {
+        format!("s3://{bucket}/{key}")
+    }
+
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        let mut objects = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error("ListObjectsV2", bucket, prefix, e))?;
+            for object in page.contents() {
+                objects.push(ObjectInfo {
+                    key: object.key().unwrap_or_default().to_owned(),
+                    size: size(object.size()),
+                    etag: object.e_tag().unwrap_or_default().to_owned(),
+                });
+            }
+        }
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
+    }
+
+    async fn head(&self, bucket: &str, key: &str) -> Result<Option<ObjectInfo>, StorageError> {
+        match self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(ObjectInfo {
+                key: key.to_owned(),
+                size: size(out.content_length()),
+                etag: out.e_tag().unwrap_or_default().to_owned(),
+            })),
+            Err(e) => match self.error("HeadObject", bucket, key, e) {
+                StorageError::NoSuchKey { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(ObjectInfo, Box<dyn Body>), StorageError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.error("GetObject", bucket, key, e))?;
+        let info = ObjectInfo {
+            key: key.to_owned(),
+            size: size(out.content_length()),
+            etag: out.e_tag().unwrap_or_default().to_owned(),
+        };
+        let body = S3Body {
+            stream: out.body,
+            location: self.location(bucket, key),
+        };
+        Ok((info, Box::new(body)))
+    }
+
+    async fn copy(
+        &self,
+        from_bucket: &str,
+        key: &str,
+        to_bucket: &str,
+        if_etag: &str,
+    ) -> Result<(), StorageError> {
+        let source = format!("{from_bucket}/{}", encode_copy_source(key));
+        self.client
+            .copy_object()
+            .copy_source(source)
+            .copy_source_if_match(if_etag)
+            .bucket(to_bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| match self.error("CopyObject", from_bucket, key, e) {
+                StorageError::ConditionFailed { op, location, .. } => {
+                    StorageError::ConditionFailed {
+                        op,
+                        location,
+                        why: format!(
+                            "it changed after it was checked (ETag is no longer {if_etag}); \
+                             not copied"
+                        ),
+                    }
+                }
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        condition: PutCondition,
+    ) -> Result<(), StorageError> {
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body));
+        request = match condition {
+            PutCondition::Always => request,
+            PutCondition::IfAbsent => request.if_none_match("*"),
+            PutCondition::IfMatch(etag) => request.if_match(etag),
+        };
+        request
+            .send()
+            .await
+            .map_err(|e| self.error("PutObject", bucket, key, e))?;
+        Ok(())
+    }
+}
+
+/// `x-amz-copy-source` is `bucket/key` with the key URL-encoded (slashes kept).
+fn encode_copy_source(key: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(key, SET).to_string()
+}

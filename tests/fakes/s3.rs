@@ -1,0 +1,858 @@
+#![allow(dead_code)]
+//! A small, moto-like, in-process S3 server for tests.
+//!
+//! It speaks just enough of the S3 REST protocol (path-style addressing only) for
+//! `aws_sdk_s3::Client` to talk to it over real HTTP on a loopback port. State lives in
+//! memory, every request is recorded, and failures or delays can be injected per operation.
+//! Authentication (SigV4) is ignored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+/// A running fake S3 server. Stops when dropped.
+pub struct FakeS3 {
+    addr: SocketAddr,
+    shared: Arc<Mutex<State>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// One request as the fake received it (key decoded, header names lower-case).
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub op: String,
+    pub method: String,
+    pub bucket: String,
+    pub key: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+}
+
+#[derive(Clone)]
+struct Object {
+    data: Bytes,
+    etag: String,
+    content_type: String,
+    modified_ms: u64,
+}
+
+struct Failure {
+    op: String,
+    status: u16,
+    code: String,
+    remaining: usize,
+}
+
+#[derive(Default)]
+struct State {
+    buckets: BTreeMap<String, BTreeMap<String, Object>>,
+    requests: Vec<Request>,
+    failures: Vec<Failure>,
+    delays: HashMap<String, Duration>,
+    page_size: usize,
+    next_request_id: u64,
+}
+
+impl FakeS3 {
+    /// Starts the server on 127.0.0.1:0 on its own thread with its own tokio runtime, so it
+    /// works from both `#[test]` and `#[tokio::test]` functions; stops when dropped.
+    pub fn start() -> FakeS3 {
+        let state = State {
+            page_size: 1000,
+            next_request_id: 1,
+            ..State::default()
+        };
+        let shared = Arc::new(Mutex::new(state));
+        // Bind on the caller's thread so the port is known (and accepting) before we return.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fake S3");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(shared.clone());
+        let thread = std::thread::Builder::new()
+            .name("fake-s3".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                let rt = rt.expect("fake S3 runtime");
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                    tokio::spawn(async move { axum::serve(listener, app).await });
+                    let _ = rx.await;
+                });
+                // Dropping the runtime cancels the accept loop and every open connection.
+                drop(rt);
+            })
+            .expect("spawn fake S3 thread");
+        FakeS3 {
+            addr,
+            shared,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// e.g. "http://127.0.0.1:41234"
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Max keys per ListObjectsV2 page (default 1000; the page is min(this, request max-keys)).
+    pub fn set_page_size(&self, n: usize) {
+        self.state().page_size = n;
+    }
+
+    /// The next `count` requests whose operation is `op` (or any, for "*") get `status` with an
+    /// S3 error body carrying `code`.
+    pub fn fail_next(&self, op: &str, status: u16, code: &str, count: usize) {
+        let failure = Failure {
+            op: op.into(),
+            status,
+            code: code.into(),
+            remaining: count,
+        };
+        self.state().failures.push(failure);
+    }
+
+    /// Delay every response to `op` (or to any, for "*") by `delay`.
+    pub fn delay(&self, op: &str, delay: Duration) {
+        self.state().delays.insert(op.to_string(), delay);
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<Request> {
+        self.state().requests.clone()
+    }
+
+    pub fn object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        Some(self.state().buckets.get(bucket)?.get(key)?.data.to_vec())
+    }
+
+    /// Sorted; empty if there is no such bucket.
+    pub fn keys(&self, bucket: &str) -> Vec<String> {
+        let state = self.state();
+        state
+            .buckets
+            .get(bucket)
+            .map(|b| b.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.shared)
+    }
+}
+
+impl Drop for FakeS3 {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl State {
+    /// The objects of the request's bucket, or a NoSuchBucket error.
+    fn bucket(&mut self, ctx: &Ctx) -> Result<&mut BTreeMap<String, Object>, S3Error> {
+        self.buckets
+            .get_mut(&ctx.bucket)
+            .ok_or_else(S3Error::no_such_bucket)
+    }
+}
+
+fn lock(shared: &Mutex<State>) -> MutexGuard<'_, State> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    CreateBucket,
+    HeadBucket,
+    ListObjectsV2,
+    HeadObject,
+    GetObject,
+    PutObject,
+    CopyObject,
+    DeleteObject,
+    Unsupported,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::CreateBucket => "CreateBucket",
+            Op::HeadBucket => "HeadBucket",
+            Op::ListObjectsV2 => "ListObjectsV2",
+            Op::HeadObject => "HeadObject",
+            Op::GetObject => "GetObject",
+            Op::PutObject => "PutObject",
+            Op::CopyObject => "CopyObject",
+            Op::DeleteObject => "DeleteObject",
+            Op::Unsupported => "Unsupported",
+        }
+    }
+}
+
+const LIST_PARAMS: &[&str] = &[
+    "list-type",
+    "prefix",
+    "delimiter",
+    "continuation-token",
+    "max-keys",
+    "start-after",
+    "encoding-type",
+    "fetch-owner",
+];
+
+/// Decides the operation. Any sub-resource query we do not know (`?uploads`, `?tagging`,
+/// `?acl`, ...) makes the request `Unsupported`; `x-id` is the SDK's operation hint.
+fn route(ctx: &Ctx) -> Op {
+    let only = |allowed: &[&str]| {
+        let known =
+            |k: &String| k == "x-id" || k.starts_with("response-") || allowed.contains(&&**k);
+        ctx.query.iter().all(|(k, _)| known(k))
+    };
+    let copy = ctx.headers.contains_key("x-amz-copy-source");
+    match (ctx.method.as_str(), ctx.key.is_some()) {
+        _ if ctx.bucket.is_empty() => Op::Unsupported,
+        ("PUT", false) if only(&[]) => Op::CreateBucket,
+        ("HEAD", false) if only(&[]) => Op::HeadBucket,
+        ("GET", false) if ctx.q("list-type") == Some("2") && only(LIST_PARAMS) => Op::ListObjectsV2,
+        ("HEAD", true) if only(&[]) => Op::HeadObject,
+        ("GET", true) if only(&[]) => Op::GetObject,
+        ("PUT", true) if only(&[]) && copy => Op::CopyObject,
+        ("PUT", true) if only(&[]) => Op::PutObject,
+        ("DELETE", true) if only(&[]) => Op::DeleteObject,
+        _ => Op::Unsupported,
+    }
+}
+
+/// Everything a handler needs to know about the request, minus the body.
+struct Ctx {
+    method: Method,
+    bucket: String,
+    key: Option<String>,
+    query: Vec<(String, String)>,
+    headers: HeaderMap,
+    request_id: String,
+}
+
+/// An S3 error; `handle` renders it as XML (it knows the resource and the request id).
+struct S3Error {
+    status: StatusCode,
+    code: String,
+    message: String,
+}
+
+impl S3Error {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> S3Error {
+        S3Error {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn no_such_bucket() -> S3Error {
+        S3Error::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchBucket",
+            "The specified bucket does not exist",
+        )
+    }
+
+    fn no_such_key() -> S3Error {
+        S3Error::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchKey",
+            "The specified key does not exist.",
+        )
+    }
+
+    fn bad_request(code: &str, message: &str) -> S3Error {
+        S3Error::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    fn not_implemented(message: String) -> S3Error {
+        S3Error::new(StatusCode::NOT_IMPLEMENTED, "NotImplemented", message)
+    }
+}
+
+/// What every handler returns; `Err` lets handlers use `?`.
+type Reply = Result<Response, S3Error>;
+
+impl Ctx {
+    fn key(&self) -> &str {
+        self.key.as_deref().unwrap_or_default()
+    }
+
+    fn q(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).map(|v| lossy(v.as_bytes()))
+    }
+
+    /// PreconditionFailed unless the conditional header `name` (if sent) holds for `etag`
+    /// (`None` = no object). `must_match` is true for If-Match, false for If-None-Match.
+    fn precondition(
+        &self,
+        name: &str,
+        etag: Option<&str>,
+        must_match: bool,
+    ) -> Result<(), S3Error> {
+        match self.header(name) {
+            Some(cond) if etag_matches(&cond, etag) != must_match => Err(S3Error::new(
+                StatusCode::PRECONDITION_FAILED,
+                "PreconditionFailed",
+                format!("At least one of the pre-conditions you specified did not hold: {name}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn render(&self, error: S3Error) -> Response {
+        let resource = match &self.key {
+            Some(key) => format!("/{}/{key}", self.bucket),
+            None => format!("/{}", self.bucket),
+        };
+        let fields = [
+            tag("Code", xml_escape(&error.code)),
+            tag("Message", xml_escape(&error.message)),
+            tag("Resource", xml_escape(&resource)),
+            tag("RequestId", &self.request_id),
+        ];
+        // HEAD responses never carry a body; the SDK goes by the status alone.
+        let body = match self.method {
+            Method::HEAD => String::new(),
+            _ => format!("{XML_DECL}{}", tag("Error", fields.concat())),
+        };
+        respond(error.status, &[("content-type", "application/xml")], body)
+    }
+}
+
+async fn handle(
+    AxumState(shared): AxumState<Arc<Mutex<State>>>,
+    req: axum::extract::Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().trim_start_matches('/');
+    let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+    let mut ctx = Ctx {
+        method: parts.method,
+        bucket: decode(bucket),
+        key: Some(decode(key)).filter(|k| !k.is_empty()),
+        query: parse_query(parts.uri.query().unwrap_or("")),
+        headers: parts.headers,
+        request_id: String::new(),
+    };
+    let op = route(&ctx);
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+
+    // Record the call and pick up any injected delay or failure, without holding the lock.
+    let (delay, failure) = {
+        let mut state = lock(&shared);
+        ctx.request_id = format!("FAKES3{:010}", state.next_request_id);
+        state.next_request_id += 1;
+        let headers = ctx.headers.iter();
+        state.requests.push(Request {
+            op: op.name().to_string(),
+            method: ctx.method.to_string(),
+            bucket: ctx.bucket.clone(),
+            key: ctx.key.clone(),
+            headers: headers
+                .map(|(k, v)| (k.to_string(), lossy(v.as_bytes())))
+                .collect(),
+            query: ctx.query.clone(),
+        });
+        let delay = state
+            .delays
+            .get(op.name())
+            .or_else(|| state.delays.get("*"))
+            .copied();
+        let failure = state
+            .failures
+            .iter_mut()
+            .find(|f| f.remaining > 0 && (f.op == op.name() || f.op == "*"))
+            .map(|f| {
+                f.remaining -= 1;
+                (f.status, f.code.clone())
+            });
+        (delay, failure)
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+
+    let reply = if let Some((status, code)) = failure {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Err(S3Error::new(
+            status,
+            &code,
+            "Injected failure from FakeS3::fail_next",
+        ))
+    } else {
+        let state = &mut *lock(&shared);
+        match op {
+            Op::CreateBucket => create_bucket(state, &ctx),
+            Op::HeadBucket => head_bucket(state, &ctx),
+            Op::ListObjectsV2 => list_objects_v2(state, &ctx),
+            Op::HeadObject => get_object(state, &ctx, true),
+            Op::GetObject => get_object(state, &ctx, false),
+            Op::PutObject => put_object(state, &ctx, body),
+            Op::CopyObject => copy_object(state, &ctx),
+            Op::DeleteObject => delete_object(state, &ctx),
+            Op::Unsupported => {
+                let method = &ctx.method;
+                let uri = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+                Err(S3Error::not_implemented(format!(
+                    "FakeS3 does not implement {method} {uri}"
+                )))
+            }
+        }
+    };
+    let mut response = reply.unwrap_or_else(|error| ctx.render(error));
+    let headers = response.headers_mut();
+    headers.insert("x-amz-request-id", ctx.request_id.parse().unwrap());
+    headers.insert("x-amz-id-2", "fake-s3-host-id".parse().unwrap());
+    response
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+fn create_bucket(state: &mut State, ctx: &Ctx) -> Reply {
+    state.buckets.entry(ctx.bucket.clone()).or_default();
+    Ok(respond(
+        StatusCode::OK,
+        &[("location", &format!("/{}", ctx.bucket))],
+        "",
+    ))
+}
+
+fn head_bucket(state: &mut State, ctx: &Ctx) -> Reply {
+    state.bucket(ctx)?;
+    Ok(respond(
+        StatusCode::OK,
+        &[("x-amz-bucket-region", "eu-west-2")],
+        "",
+    ))
+}
+
+/// One entry of a listing page: an object, or (with a delimiter) a rolled-up common prefix.
+enum Entry<'a> {
+    Key(&'a str, &'a Object),
+    Prefix(String),
+}
+
+fn list_objects_v2(state: &mut State, ctx: &Ctx) -> Reply {
+    let page_size = state.page_size;
+    let objects = state.bucket(ctx)?;
+    let prefix = ctx.q("prefix").unwrap_or("");
+    let delimiter = ctx.q("delimiter").filter(|d| !d.is_empty());
+    let url = match ctx.q("encoding-type") {
+        None => false,
+        Some("url") => true,
+        Some(_) => {
+            return Err(S3Error::bad_request(
+                "InvalidArgument",
+                "Invalid Encoding Method",
+            ))
+        }
+    };
+    let max_keys = match ctx.q("max-keys").map(str::parse::<usize>) {
+        None => 1000,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return Err(S3Error::bad_request(
+                "InvalidArgument",
+                "max-keys is not an integer",
+            ))
+        }
+    };
+    // Continuation tokens are "K<hex key>" (resume after a key) or "P<hex prefix>" (skip a
+    // whole common prefix that was already returned).
+    let token = ctx.q("continuation-token");
+    let (after, skip_prefix) = match token.map(|t| t.split_at_checked(1)) {
+        None => (ctx.q("start-after").map(str::to_string), None),
+        Some(Some(("K", hex))) if hex_decode(hex).is_some() => (hex_decode(hex), None),
+        Some(Some(("P", hex))) if hex_decode(hex).is_some() => (None, hex_decode(hex)),
+        Some(_) => {
+            return Err(S3Error::bad_request(
+                "InvalidArgument",
+                "The continuation token provided is incorrect",
+            ))
+        }
+    };
+    let limit = page_size.min(max_keys);
+
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut truncated = false;
+    for (key, obj) in objects.iter() {
+        let seen = after.as_deref().is_some_and(|a| key.as_str() <= a)
+            || skip_prefix
+                .as_deref()
+                .is_some_and(|p| key.as_str() < p || key.starts_with(p));
+        if seen || !key.starts_with(prefix) {
+            continue;
+        }
+        let rolled_up =
+            delimiter.and_then(|d| Some(key[prefix.len()..].find(d)? + prefix.len() + d.len()));
+        let entry = match rolled_up {
+            Some(end) if matches!(entries.last(), Some(Entry::Prefix(p)) if *p == key[..end]) => {
+                continue
+            }
+            Some(end) => Entry::Prefix(key[..end].to_string()),
+            None => Entry::Key(key, obj),
+        };
+        if entries.len() == limit {
+            truncated = limit > 0;
+            break;
+        }
+        entries.push(entry);
+    }
+
+    let enc = |s: &str| if url { url_encode(s) } else { xml_escape(s) };
+    let mut xml = String::new();
+    xml += &tag("Name", xml_escape(&ctx.bucket));
+    xml += &tag("Prefix", enc(prefix));
+    if let Some(d) = delimiter {
+        xml += &tag("Delimiter", enc(d));
+    }
+    match (token, ctx.q("start-after")) {
+        (Some(t), _) => xml += &tag("ContinuationToken", xml_escape(t)),
+        (None, Some(s)) => xml += &tag("StartAfter", enc(s)),
+        (None, None) => {}
+    }
+    xml += &tag("KeyCount", entries.len());
+    xml += &tag("MaxKeys", max_keys);
+    if url {
+        xml += &tag("EncodingType", "url");
+    }
+    xml += &tag("IsTruncated", truncated);
+    match entries.last() {
+        Some(Entry::Key(k, _)) if truncated => {
+            xml += &tag("NextContinuationToken", format!("K{}", hex_encode(k)))
+        }
+        Some(Entry::Prefix(p)) if truncated => {
+            xml += &tag("NextContinuationToken", format!("P{}", hex_encode(p)))
+        }
+        _ => {}
+    }
+    for entry in &entries {
+        xml += &match entry {
+            Entry::Key(key, obj) => tag(
+                "Contents",
+                [
+                    tag("Key", enc(key)),
+                    tag("LastModified", rfc3339(obj.modified_ms)),
+                    tag("ETag", xml_escape(&obj.etag)),
+                    tag("Size", obj.data.len()),
+                    tag("StorageClass", "STANDARD"),
+                ]
+                .concat(),
+            ),
+            Entry::Prefix(p) => tag("CommonPrefixes", tag("Prefix", enc(p))),
+        };
+    }
+    Ok(xml_ok(format!(
+        "{XML_DECL}<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{xml}</ListBucketResult>"
+    )))
+}
+
+/// GetObject, or HeadObject when `head` (same headers, no body).
+fn get_object(state: &mut State, ctx: &Ctx, head: bool) -> Reply {
+    let objects = state.bucket(ctx)?;
+    let obj = objects.get(ctx.key()).ok_or_else(S3Error::no_such_key)?;
+    ctx.precondition("if-match", Some(&obj.etag), true)?;
+    if ctx.headers.contains_key("range") {
+        return Err(S3Error::not_implemented(
+            "FakeS3 does not implement Range requests".into(),
+        ));
+    }
+    let headers = [
+        ("content-type", obj.content_type.as_str()),
+        ("content-length", &obj.data.len().to_string()),
+        ("etag", &obj.etag),
+        ("last-modified", &http_date(obj.modified_ms)),
+        ("accept-ranges", "bytes"),
+    ];
+    let body = if head { Bytes::new() } else { obj.data.clone() };
+    Ok(respond(StatusCode::OK, &headers, body))
+}
+
+fn put_object(state: &mut State, ctx: &Ctx, body: Bytes) -> Reply {
+    let chunked = ctx
+        .header("content-encoding")
+        .is_some_and(|e| e.contains("aws-chunked"))
+        || ctx
+            .header("x-amz-content-sha256")
+            .is_some_and(|s| s.starts_with("STREAMING-"));
+    let data = if chunked {
+        let decoded = decode_aws_chunked(&body).ok_or_else(|| {
+            S3Error::bad_request(
+                "InvalidRequest",
+                "FakeS3 could not decode the aws-chunked body",
+            )
+        })?;
+        let expected = ctx
+            .header("x-amz-decoded-content-length")
+            .and_then(|n| n.parse().ok());
+        if expected.is_some_and(|n: usize| n != decoded.len()) {
+            return Err(S3Error::bad_request(
+                "IncompleteBody",
+                "body does not match x-amz-decoded-content-length",
+            ));
+        }
+        Bytes::from(decoded)
+    } else {
+        body
+    };
+    let objects = state.bucket(ctx)?;
+    let existing = objects.get(ctx.key()).map(|o| o.etag.as_str());
+    ctx.precondition("if-none-match", existing, false)?;
+    ctx.precondition("if-match", existing, true)?;
+    let content_type = ctx
+        .header("content-type")
+        .unwrap_or_else(|| "binary/octet-stream".into());
+    let etag = etag_of(&data);
+    let obj = Object {
+        etag: etag.clone(),
+        data,
+        content_type,
+        modified_ms: now_ms(),
+    };
+    objects.insert(ctx.key().to_string(), obj);
+    Ok(respond(StatusCode::OK, &[("etag", &etag)], ""))
+}
+
+fn copy_object(state: &mut State, ctx: &Ctx) -> Reply {
+    let raw = ctx.header("x-amz-copy-source").unwrap_or_default();
+    let raw = raw
+        .split_once("?versionId=")
+        .map_or(raw.as_str(), |(s, _)| s);
+    let source = decode(raw.trim_start_matches('/'));
+    let (src_bucket, src_key) = source.split_once('/').ok_or_else(|| {
+        S3Error::bad_request(
+            "InvalidArgument",
+            "Copy Source must be sourcebucket/sourcekey",
+        )
+    })?;
+    let src_objects = state
+        .buckets
+        .get(src_bucket)
+        .ok_or_else(S3Error::no_such_bucket)?;
+    let src = src_objects
+        .get(src_key)
+        .cloned()
+        .ok_or_else(S3Error::no_such_key)?;
+    ctx.precondition("x-amz-copy-source-if-match", Some(&src.etag), true)?;
+    ctx.precondition("x-amz-copy-source-if-none-match", Some(&src.etag), false)?;
+    let replace = ctx.header("x-amz-metadata-directive").as_deref() == Some("REPLACE");
+    let content_type = match ctx.header("content-type") {
+        Some(ct) if replace => ct,
+        _ => src.content_type.clone(),
+    };
+    let objects = state.bucket(ctx)?;
+    let obj = Object {
+        content_type,
+        modified_ms: now_ms(),
+        ..src
+    };
+    let result =
+        tag("LastModified", rfc3339(obj.modified_ms)) + &tag("ETag", xml_escape(&obj.etag));
+    objects.insert(ctx.key().to_string(), obj);
+    Ok(xml_ok(format!(
+        "{XML_DECL}{}",
+        tag("CopyObjectResult", result)
+    )))
+}
+
+fn delete_object(state: &mut State, ctx: &Ctx) -> Reply {
+    let objects = state.bucket(ctx)?;
+    objects.remove(ctx.key());
+    Ok(respond(StatusCode::NO_CONTENT, &[], ""))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+const XML_DECL: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+fn respond(status: StatusCode, headers: &[(&str, &str)], body: impl Into<Body>) -> Response {
+    let mut builder = Response::builder().status(status);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(body.into()).expect("valid response")
+}
+
+fn xml_ok(xml: String) -> Response {
+    respond(StatusCode::OK, &[("content-type", "application/xml")], xml)
+}
+
+/// `<name>value</name>`; the caller escapes `value`.
+fn tag(name: &str, value: impl std::fmt::Display) -> String {
+    format!("<{name}>{value}</{name}>")
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn decode(s: &str) -> String {
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+/// `application/x-www-form-urlencoded`-style query parsing (`+` is a space).
+fn parse_query(raw: &str) -> Vec<(String, String)> {
+    let pairs = raw.split('&').filter(|p| !p.is_empty());
+    let pairs = pairs.map(|pair| pair.split_once('=').unwrap_or((pair, "")));
+    pairs
+        .map(|(k, v)| (decode(&k.replace('+', " ")), decode(&v.replace('+', " "))))
+        .collect()
+}
+
+/// Decodes `aws-chunked` framing: `<hex size>[;chunk-signature=..]\r\n<data>\r\n ... 0\r\n<trailers>`.
+fn decode_aws_chunked(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = rest.windows(2).position(|w| w == b"\r\n")?;
+        let line = std::str::from_utf8(&rest[..eol]).ok()?;
+        let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return Some(out); // trailers (checksums) follow; ignored
+        }
+        out.extend_from_slice(rest.get(..size)?);
+        rest = rest.get(size..)?.strip_prefix(b"\r\n")?;
+    }
+}
+
+/// `If-Match` / `If-None-Match` semantics: `*` matches any existing object, otherwise any of the
+/// comma-separated (optionally quoted) ETags must equal the object's.
+fn etag_matches(condition: &str, etag: Option<&str>) -> bool {
+    let Some(etag) = etag else { return false };
+    let mut candidates = condition.split(',').map(|c| c.trim().trim_matches('"'));
+    candidates.any(|c| c == "*" || c == etag.trim_matches('"'))
+}
+
+/// A stable, quoted 32-hex-digit digest: two FNV-1a 64 rounds with different offsets.
+fn etag_of(data: &[u8]) -> String {
+    let fnv = |seed: u64| {
+        data.iter().fold(seed, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+        })
+    };
+    format!(
+        "\"{:016x}{:016x}\"",
+        fnv(0xcbf2_9ce4_8422_2325),
+        fnv(0x8422_2325_cbf2_9ce4)
+    )
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `encoding-type=url`: percent-encode everything but unreserved characters and `/`.
+const URL_KEY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+fn url_encode(s: &str) -> String {
+    utf8_percent_encode(s, URL_KEY).to_string()
+}
+
+fn hex_encode(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_decode(s: &str) -> Option<String> {
+    let bytes = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok());
+    String::from_utf8(bytes.collect::<Option<Vec<u8>>>()?).ok()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// (year, month, day, weekday with 0 = Sunday, "HH:MM:SS") from Unix seconds.
+fn civil(secs: u64) -> (i64, usize, u64, usize, String) {
+    let days = (secs / 86_400) as i64;
+    let tod = secs % 86_400;
+    let time = format!("{:02}:{:02}:{:02}", tod / 3600, tod / 60 % 60, tod % 60);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u64;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as usize;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, (days + 4).rem_euclid(7) as usize, time)
+}
+
+/// e.g. 2026-11-23T10:00:00.000Z
+fn rfc3339(ms: u64) -> String {
+    let (y, mo, d, _, time) = civil(ms / 1000);
+    format!("{y:04}-{mo:02}-{d:02}T{time}.{:03}Z", ms % 1000)
+}
+
+/// e.g. Mon, 23 Nov 2026 10:00:00 GMT
+fn http_date(ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: &str = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    let (y, mo, d, wd, time) = civil(ms / 1000);
+    format!(
+        "{}, {d:02} {} {y:04} {time} GMT",
+        DAYS[wd],
+        &MONTHS[(mo - 1) * 3..mo * 3]
+    )
+}
