@@ -13,7 +13,7 @@ pub fn init_lambda() {
         .json()
         .with_env_filter(filter("info"))
         .with_current_span(true)
-        .with_span_list(false)
+        .with_span_list(true)
         .with_target(false)
         .without_time()
         .try_init();
