@@ -559,6 +559,24 @@ mod tests {
     }
 
     #[test]
+    fn the_templates_document_every_setting_and_load() {
+        for template in ["dev", "prod"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("settings/{template}.template.toml"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            for name in NAMES {
+                assert!(
+                    text.contains(&format!("\n{name} = ")),
+                    "{name} missing from {template}"
+                );
+            }
+            load(Some(&path), &[], Context::Lambda)
+                .or_else(|_| load(Some(&path), &[], Context::Cli))
+                .unwrap_or_else(|e| panic!("{template}: {e}"));
+        }
+    }
+
+    #[test]
     fn aws_settings_switch_a_cli_run_to_s3() {
         let s = load(
             None,
