@@ -10,6 +10,30 @@ use serde_json::Value;
 
 const PREFIX: &str = "E07000223/2024-05-02/2024-04-01T10:11:12.123456";
 
+/// A file that passes every check, uploaded as the website would; returns its key.
+async fn valid_upload(world: &World) -> String {
+    world
+        .upload(
+            PREFIX,
+            "stations.csv",
+            &fixture("uploads/ems/idox-eros.csv"),
+        )
+        .await
+}
+
+/// Makes WDIV answer `status` to `method` requests (`times` times, or always), ahead of its
+/// normal answers.
+async fn wdiv_answers(world: &World, method: &str, status: u16, times: Option<u64>) {
+    let mock = wiremock::Mock::given(wiremock::matchers::method(method))
+        .respond_with(wiremock::ResponseTemplate::new(status).set_body_string("database down"))
+        .with_priority(1);
+    let mock = match times {
+        Some(n) => mock.up_to_n_times(n),
+        None => mock,
+    };
+    mock.mount(&world.wdiv).await;
+}
+
 fn file_entry<'a>(report: &'a Value, key: &str) -> &'a Value {
     report["file_set"]
         .as_array()
@@ -203,13 +227,7 @@ async fn a_lone_democracy_counts_file_fails_without_a_copy() {
 #[tokio::test]
 async fn a_dry_run_writes_nothing_and_names_every_action() {
     let world = World::new().await;
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/ems/idox-eros.csv"),
-        )
-        .await;
+    let key = valid_upload(&world).await;
     let temp_before = world.keys(&world.temp).await;
     let run = world
         .run_event(&world.event_for(&[&key]).await, &["--dry-run"])
@@ -254,13 +272,7 @@ async fn a_dry_run_writes_nothing_and_names_every_action() {
 #[tokio::test]
 async fn the_webhook_is_skipped_with_its_reason_when_its_settings_are_absent() {
     let mut world = World::new().await;
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/ems/idox-eros.csv"),
-        )
-        .await;
+    let key = valid_upload(&world).await;
     world.set("WDIV_API_KEY", "");
     let run = world.run_event(&world.event_for(&[&key]).await, &[]).await;
     run.assert_code(0);
@@ -368,13 +380,7 @@ async fn settings_problems_are_listed_at_once() {
 #[tokio::test]
 async fn no_secret_appears_in_any_output() {
     let mut world = World::new().await;
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/ems/idox-eros.csv"),
-        )
-        .await;
+    let key = valid_upload(&world).await;
     let event = world.event_for(&[&key]).await;
     let mut outputs = Vec::new();
     outputs.push(
@@ -413,20 +419,8 @@ async fn no_secret_appears_in_any_output() {
 #[tokio::test]
 async fn the_webhook_is_retried_on_a_server_error() {
     let world = World::new().await;
-    // The shared mock answers 200; this one, mounted later, answers 503 once and wins first.
-    wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .respond_with(wiremock::ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&world.wdiv)
-        .await;
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/ems/idox-eros.csv"),
-        )
-        .await;
+    wdiv_answers(&world, "POST", 503, Some(1)).await;
+    let key = valid_upload(&world).await;
     let run = world.run_event(&world.event_for(&[&key]).await, &[]).await;
     run.assert_code(0);
     assert_eq!(world.webhook_posts().await.len(), 2);
@@ -435,18 +429,8 @@ async fn the_webhook_is_retried_on_a_server_error() {
 #[tokio::test]
 async fn a_webhook_that_keeps_failing_fails_the_run_after_the_copy() {
     let world = World::new().await;
-    wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .respond_with(wiremock::ResponseTemplate::new(500).set_body_string("database down"))
-        .with_priority(1)
-        .mount(&world.wdiv)
-        .await;
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/ems/idox-eros.csv"),
-        )
-        .await;
+    wdiv_answers(&world, "POST", 500, None).await;
+    let key = valid_upload(&world).await;
     let run = world.run_event(&world.event_for(&[&key]).await, &[]).await;
     run.assert_code(1);
     assert!(
@@ -464,18 +448,8 @@ async fn a_webhook_that_keeps_failing_fails_the_run_after_the_copy() {
 #[tokio::test]
 async fn the_council_id_stands_in_when_wdiv_cannot_name_the_council() {
     let world = World::new().await;
-    wiremock::Mock::given(wiremock::matchers::method("GET"))
-        .respond_with(wiremock::ResponseTemplate::new(404))
-        .with_priority(1)
-        .mount(&world.wdiv)
-        .await;
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/ems/idox-eros.csv"),
-        )
-        .await;
+    wdiv_answers(&world, "GET", 404, None).await;
+    let key = valid_upload(&world).await;
     let run = world.run_event(&world.event_for(&[&key]).await, &[]).await;
     run.assert_code(0);
     assert!(run.stderr.contains("using the council id as its name"));
@@ -494,13 +468,7 @@ async fn s3_throttling_is_retried_and_a_denied_copy_fails_cleanly() {
         eprintln!("skipped: fault injection needs the in-process S3 fake");
         return;
     };
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/ems/idox-eros.csv"),
-        )
-        .await;
+    let key = valid_upload(&world).await;
     fake.fail_next("GetObject", 503, "SlowDown", 1);
     fake.fail_next("ListObjectsV2", 500, "InternalError", 1);
     let run = world.run_event(&world.event_for(&[&key]).await, &[]).await;
@@ -509,13 +477,7 @@ async fn s3_throttling_is_retried_and_a_denied_copy_fails_cleanly() {
 
     let world = World::new().await;
     let fake = world.fake().unwrap();
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/ems/idox-eros.csv"),
-        )
-        .await;
+    let key = valid_upload(&world).await;
     fake.fail_next("CopyObject", 403, "AccessDenied", 1);
     let run = world.run_event(&world.event_for(&[&key]).await, &[]).await;
     run.assert_code(1);
@@ -540,13 +502,7 @@ async fn a_file_changed_after_its_check_is_not_copied() {
         eprintln!("skipped: needs the in-process S3 fake");
         return;
     }
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/ems/idox-eros.csv"),
-        )
-        .await;
+    let key = valid_upload(&world).await;
     // The council replaces the file between its check and its copy (the fake holds the copy
     // back long enough for that).
     let fake = world.fake().unwrap();
