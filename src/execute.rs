@@ -145,7 +145,7 @@ async fn write_report(
             .put(bucket, key, body.clone(), "application/json", condition)
             .await
         {
-            Ok(()) => return Ok(format!("written ({} files)", report.file_set.len())),
+            Ok(_) => return Ok(format!("written ({} files)", report.file_set.len())),
             // Another run wrote it between our read and our write: read it again.
             Err(StorageError::ConditionFailed { .. }) => continue,
             Err(e) => return Err(e),

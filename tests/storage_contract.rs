@@ -128,7 +128,9 @@ async fn copy_holds_only_for_the_checked_bytes(s: Setup) {
     let checked = s.storage.head(&s.a, key).await.unwrap().unwrap().etag;
     s.storage.copy(&s.a, key, &s.b, &checked).await.unwrap();
     assert_eq!(read(&s, &s.b, key).await.unwrap(), b"first version");
+}
 
+async fn a_copy_of_a_file_replaced_after_its_check_is_refused(s: Setup) {
     let key2 = "X01/2024-05-02/t/districts.csv";
     put(&s, &s.a, key2, b"checked bytes").await;
     let stale = s.storage.head(&s.a, key2).await.unwrap().unwrap().etag;
@@ -226,6 +228,7 @@ contract!(
     list_is_sorted_and_bounded_by_the_prefix,
     missing_things_are_named,
     copy_holds_only_for_the_checked_bytes,
+    a_copy_of_a_file_replaced_after_its_check_is_refused,
     conditional_writes_hold,
     a_body_streams_in_chunks_to_the_end,
 );

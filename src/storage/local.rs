@@ -292,7 +292,7 @@ impl Storage for LocalStorage {
         body: Bytes,
         _content_type: &str,
         condition: PutCondition,
-    ) -> Result<(), StorageError> {
+    ) -> Result<String, StorageError> {
         let dest = self.path(bucket, key)?;
         let failed = |why: &str| StorageError::ConditionFailed {
             op: "PutObject",
@@ -323,6 +323,12 @@ impl Storage for LocalStorage {
                 .map_err(|e| self.io_error("PutObject", bucket, key, e)),
         };
         let _ = tokio::fs::remove_file(&tmp).await;
-        placed
+        placed?;
+        match self.head(bucket, key).await? {
+            Some(info) => Ok(info.etag),
+            None => Err(StorageError::NoSuchKey {
+                location: self.location(bucket, key),
+            }),
+        }
     }
 }

@@ -97,7 +97,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
         to_bucket: &str,
         if_etag: &str,
     ) -> Result<(), StorageError>;
-    /// Writes a small object whole.
+    /// Writes a small object whole; returns its new ETag.
     async fn put(
         &self,
         bucket: &str,
@@ -105,7 +105,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
         body: Bytes,
         content_type: &str,
         condition: PutCondition,
-    ) -> Result<(), StorageError>;
+    ) -> Result<String, StorageError>;
 }
 
 /// Reads a small object whole, or `None` when it does not exist (used for `report.json`).

@@ -128,7 +128,7 @@ impl Storage for Overlay {
         _: Bytes,
         _: &str,
         _: PutCondition,
-    ) -> Result<(), StorageError> {
+    ) -> Result<String, StorageError> {
         Err(StorageError::Other {
             op: "PutObject",
             location: self.location(bucket, key),

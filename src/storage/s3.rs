@@ -271,7 +271,7 @@ impl Storage for S3Storage {
         body: Bytes,
         content_type: &str,
         condition: PutCondition,
-    ) -> Result<(), StorageError> {
+    ) -> Result<String, StorageError> {
         let mut request = self
             .client
             .put_object()
@@ -279,16 +279,28 @@ impl Storage for S3Storage {
             .key(key)
             .content_type(content_type)
             .body(ByteStream::from(body));
+        let conditional = condition != PutCondition::Always;
         request = match condition {
             PutCondition::Always => request,
             PutCondition::IfAbsent => request.if_none_match("*"),
             PutCondition::IfMatch(etag) => request.if_match(etag),
         };
-        request
-            .send()
-            .await
-            .map_err(|e| self.error("PutObject", bucket, key, e))?;
-        Ok(())
+        let out =
+            request
+                .send()
+                .await
+                .map_err(|e| match self.error("PutObject", bucket, key, e) {
+                    // If-Match on an object deleted meanwhile: S3 says 404, but it is a condition.
+                    StorageError::NoSuchKey { location } if conditional => {
+                        StorageError::ConditionFailed {
+                            op: "PutObject",
+                            location,
+                            why: "it was deleted since it was read".into(),
+                        }
+                    }
+                    other => other,
+                })?;
+        Ok(out.e_tag().unwrap_or_default().to_owned())
     }
 }
 
