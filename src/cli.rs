@@ -137,6 +137,8 @@ pub enum CliError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error(transparent)]
+    GitHub(#[from] crate::github::GitHubError),
     #[error("{path} has no file name")]
     NoFileName { path: String },
 }
@@ -391,7 +393,8 @@ pub async fn run(settings_file: Option<&std::path::Path>, args: &RunArgs) -> Res
         })?
     };
     let dry_run = args.dry_run || settings.dry_run == Some(true);
-    let services = Services::new(settings).await;
+    let _sentry = crate::telemetry::init(&settings);
+    let services = Services::new(settings).await?;
     let outcome = pipeline::handle_event(&services, &raw, dry_run).await?;
     report_outcome(&[outcome], dry_run, args.json)
 }
@@ -424,7 +427,8 @@ pub async fn simulate(
         staged.push((key, bytes::Bytes::from(bytes)));
     }
     let temp_bucket = settings.temp_bucket.clone();
-    let mut services = Services::new(settings).await;
+    let _sentry = crate::telemetry::init(&settings);
+    let mut services = Services::new(settings).await?;
     if let StorageMode::Local(root) = &services.settings.storage {
         if !dry_run {
             let local = LocalStorage::new(root);
@@ -554,6 +558,9 @@ fn write_outcomes(
             for (step, result) in plan.steps.iter().zip(&upload.results) {
                 let (mark, note) = match result {
                     StepResult::Done(d) => (style("✔").green(), d.clone()),
+                    StepResult::AlreadyDone(d) => {
+                        (style("✔").green(), format!("done earlier: {d}"))
+                    }
                     StepResult::Previewed(why) => {
                         (style("~").yellow(), format!("would do ({why})"))
                     }

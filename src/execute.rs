@@ -1,11 +1,16 @@
 //! The executor: the only place side effects happen. It performs a plan's steps in order, threads
-//! their outputs along (the report it posts is the one it wrote), and keeps going past a failure
-//! for the steps that do not depend on the failed one.
+//! their outputs along (the issue URL goes into `report.json` and the webhook), records each done
+//! effect in the upload's [`Ledger`] so no retry or concurrent run repeats it, and keeps going past
+//! a failure for the steps that do not depend on the failed one.
 
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::cdn::Cdn;
 use crate::event::REPORT_FILE;
+use crate::github::GitHub;
+use crate::ledger::Ledger;
+use crate::mail::Mailer;
 use crate::plan::{Action, Disposition, Plan};
 use crate::report::UploadReport;
 use crate::settings::Settings;
@@ -22,6 +27,8 @@ const REPORT_ROUNDS: usize = 4;
 #[serde(tag = "result", content = "detail", rename_all = "snake_case")]
 pub enum StepResult {
     Done(String),
+    /// An earlier run did it (redelivered event, retry, concurrent run): not repeated.
+    AlreadyDone(String),
     Previewed(String),
     Skipped(String),
     /// Not attempted because a step it depends on failed.
@@ -31,49 +38,102 @@ pub enum StepResult {
 
 impl StepResult {
     pub fn failed(&self) -> bool {
-        matches!(self, StepResult::Failed(_))
+        matches!(self, StepResult::Failed(_) | StepResult::NotAttempted(_))
     }
 }
 
-/// The real clients the executor uses.
+/// The real clients the executor uses; an effect's client is absent when it is not configured
+/// (the plan then skips it).
 #[derive(Debug, Clone)]
 pub struct Effects<'a> {
     pub storage: &'a dyn Storage,
     pub webhook: &'a Webhook,
+    pub github: Option<&'a GitHub>,
+    pub cdn: Option<&'a Cdn>,
+    pub mailer: Option<&'a Mailer>,
     pub settings: &'a Settings,
 }
 
 /// Carries out `plan` for `report`; returns one result per step, in order.
-pub async fn execute(plan: &Plan, report: &UploadReport, effects: &Effects<'_>) -> Vec<StepResult> {
+pub async fn execute(
+    plan: &Plan,
+    report: &UploadReport,
+    effects: &Effects<'_>,
+    mut ledger: Option<&mut Ledger<'_>>,
+) -> Vec<StepResult> {
     let mut results = Vec::with_capacity(plan.steps.len());
+    let mut report = report.clone();
+    let mut issue_failed = false;
     let mut copy_failed = false;
+    let mut report_failed = false;
+    let mut stopped: Option<String> = None;
     for step in &plan.steps {
-        let target = plan.target(&step.action);
+        let action = &step.action;
+        let target = plan.target(action);
+        let blocked = match action {
+            Action::WriteReport { .. } if copy_failed => {
+                Some("a file was not copied; the report is written only with all its files")
+            }
+            Action::WriteReport { .. } if issue_failed => {
+                Some("the issue was not opened; the report carries its URL")
+            }
+            Action::Invalidate { .. } if copy_failed || report_failed => {
+                Some("the files or the report were not written")
+            }
+            _ => None,
+        };
         let result = match &step.disposition {
             Disposition::Skip(why) => StepResult::Skipped(why.clone()),
             Disposition::Preview(why) => StepResult::Previewed(why.clone()),
-            Disposition::Do => match &step.action {
-                Action::WriteReport { .. } if copy_failed => StepResult::NotAttempted(
-                    "a file was not copied; the report is written only with all its files".into(),
-                ),
-                action => {
-                    let outcome = perform(action, report, effects).await;
-                    match outcome {
-                        Ok(detail) => {
-                            tracing::info!(action = action.verb(), target, "{detail}");
-                            StepResult::Done(detail)
+            Disposition::Do => {
+                if let Some(why) = &stopped {
+                    StepResult::NotAttempted(why.clone())
+                } else if let Some(why) = blocked {
+                    StepResult::NotAttempted(why.to_owned())
+                } else if let Some(done) =
+                    ledger.as_deref().and_then(|l| l.done(&action.effect_id()))
+                {
+                    tracing::info!(action = action.verb(), target, "done by an earlier run");
+                    StepResult::AlreadyDone(done.output.clone())
+                } else {
+                    match perform(action, &report, effects).await {
+                        Ok(output) => {
+                            tracing::info!(action = action.verb(), target, "{output}");
+                            if let Some(ledger) = ledger.as_deref_mut() {
+                                if let Err(e) = ledger.mark_done(&action.effect_id(), &output).await
+                                {
+                                    tracing::error!("cannot record {}: {e}", action.verb());
+                                    stopped = Some(format!("the effects record failed: {e}"));
+                                }
+                            }
+                            StepResult::Done(output)
                         }
                         Err(why) => {
                             tracing::error!(action = action.verb(), target, "failed: {why}");
-                            if matches!(action, Action::CopyFile { .. }) {
-                                copy_failed = true;
-                            }
+                            crate::telemetry::effect_failed(
+                                &plan.prefix,
+                                &report.gss,
+                                action.verb(),
+                                &why,
+                            );
                             StepResult::Failed(why)
                         }
                     }
                 }
-            },
+            }
         };
+        let ok = matches!(result, StepResult::Done(_) | StepResult::AlreadyDone(_));
+        match action {
+            Action::OpenIssue { .. } if ok => {
+                if let StepResult::Done(url) | StepResult::AlreadyDone(url) = &result {
+                    report.github_issue = url.clone();
+                }
+            }
+            Action::OpenIssue { .. } => issue_failed = result.failed(),
+            Action::CopyFile { .. } => copy_failed |= result.failed(),
+            Action::WriteReport { .. } => report_failed = result.failed(),
+            _ => {}
+        }
         results.push(result);
     }
     results
@@ -84,7 +144,22 @@ async fn perform(
     report: &UploadReport,
     effects: &Effects<'_>,
 ) -> Result<String, String> {
+    let missing = |what: &str| format!("{what} is not configured");
     match action {
+        Action::OpenIssue {
+            title,
+            labels,
+            body,
+            comment,
+            marker,
+            ..
+        } => {
+            let github = effects.github.ok_or_else(|| missing("GitHub"))?;
+            github
+                .open_or_update(title, labels, body, comment, marker)
+                .await
+                .map_err(|e| e.to_string())
+        }
         Action::CopyFile {
             from_bucket,
             to_bucket,
@@ -99,6 +174,31 @@ async fn perform(
         Action::WriteReport { bucket, key } => write_report(effects.storage, bucket, key, report)
             .await
             .map_err(|e| e.to_string()),
+        Action::Invalidate {
+            distribution_id,
+            paths,
+            caller_reference,
+        } => {
+            let cdn = effects.cdn.ok_or_else(|| missing("CloudFront"))?;
+            cdn.invalidate(distribution_id, paths, caller_reference)
+                .await
+                .map(|id| format!("invalidation {id}"))
+                .map_err(|e| e.to_string())
+        }
+        Action::SendEmail {
+            from,
+            to,
+            subject,
+            body,
+            ..
+        } => {
+            let mailer = effects.mailer.ok_or_else(|| missing("SES"))?;
+            mailer
+                .send(from, to, subject, body)
+                .await
+                .map(|id| format!("sent (message {id})"))
+                .map_err(|e| e.to_string())
+        }
         Action::PostWebhook { url } => {
             let token = effects
                 .settings

@@ -37,7 +37,9 @@ pub async fn serve(services: Services) -> Result<(), lambda_runtime::Error> {
 
 async fn invoke(services: &Services, event: LambdaEvent<Value>) -> Result<Value, InvocationError> {
     let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
-    handle(services, event.payload).instrument(span).await
+    let result = handle(services, event.payload).instrument(span).await;
+    crate::telemetry::flush();
+    result
 }
 
 async fn handle(services: &Services, payload: Value) -> Result<Value, InvocationError> {

@@ -6,18 +6,24 @@
 //! (the verdict), [`plan`] (what to do, as data), [`execute`] (the only place effects happen),
 //! with [`pipeline`] tying them together for [`cli`] and [`lambda`].
 
+pub mod cdn;
 pub mod checks;
 pub mod cli;
 pub mod councils;
 pub mod event;
 pub mod execute;
+pub mod github;
 pub mod http;
 pub mod lambda;
+pub mod ledger;
 pub mod logging;
+pub mod mail;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod settings;
 pub mod storage;
+pub mod telemetry;
+pub mod templates;
 pub mod upload;
 pub mod webhook;

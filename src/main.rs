@@ -1,6 +1,9 @@
 //! The `wdiv-s3-trigger` binary: a Lambda when the Lambda runtime is there
 //! (`AWS_LAMBDA_RUNTIME_API` is set), the command line otherwise.
 
+// The Lambda future nests the AWS, GitHub and HTTP clients deeply enough to need a higher limit.
+#![recursion_limit = "256"]
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -29,7 +32,15 @@ fn lambda() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-        match lambda::serve(Services::new(settings).await).await {
+        let _sentry = wdiv_s3_trigger::telemetry::init(&settings);
+        let services = match Services::new(settings).await {
+            Ok(services) => services,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match lambda::serve(services).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("the Lambda runtime stopped: {e}");

@@ -1,47 +1,70 @@
 //! One invocation, end to end: S3 event → uploads → file sets → reports → plans → execution.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use tracing::Instrument;
 
+use crate::cdn::Cdn;
 use crate::checks::{self, Begin, CheckOptions, FileChecker, Flow, Profiles};
 use crate::councils::CouncilNames;
 use crate::event::{self, Created, EventError, INTERNAL_PREFIX, REPORT_FILE};
 use crate::execute::{self, Effects, StepResult};
-use crate::plan::{self, Plan};
+use crate::github::{GitHub, GitHubError};
+use crate::ledger::Ledger;
+use crate::ledger::LedgerError;
+use crate::mail::Mailer;
+use crate::plan::{self, Disposition, Plan};
 use crate::report::{FileReport, UploadReport};
 use crate::settings::{Settings, StorageMode};
-use crate::storage::{LocalStorage, S3Storage, Storage, StorageError};
+use crate::storage::{sdk_config, LocalStorage, S3Storage, Storage, StorageError};
 use crate::upload::Upload;
 use crate::webhook::Webhook;
 
-/// Everything an invocation uses: settings and the real clients, made once per process.
+/// Everything an invocation uses: settings and the real clients, made once per process. An
+/// effect's client exists only when its settings do.
 #[derive(Debug, Clone)]
 pub struct Services {
     pub settings: Settings,
     pub storage: Arc<dyn Storage>,
     pub councils: CouncilNames,
     pub webhook: Webhook,
+    pub github: Option<GitHub>,
+    pub cdn: Option<Cdn>,
+    pub mailer: Option<Mailer>,
 }
 
 impl Services {
-    pub async fn new(settings: Settings) -> Services {
-        let storage: Arc<dyn Storage> = match &settings.storage {
-            StorageMode::S3 => Arc::new(S3Storage::new(&settings).await),
-            StorageMode::Local(root) => Arc::new(LocalStorage::new(root)),
+    pub async fn new(settings: Settings) -> Result<Services, GitHubError> {
+        let s = &settings;
+        let needs_aws = s.storage == StorageMode::S3
+            || s.cloudfront_distribution_id.is_some()
+            || s.error_report_email.is_some()
+            || s.success_report_email.is_some();
+        let sdk = match needs_aws {
+            true => Some(sdk_config(s).await),
+            false => None,
         };
-        Services::with_storage(settings, storage)
-    }
-
-    pub fn with_storage(settings: Settings, storage: Arc<dyn Storage>) -> Services {
+        let storage: Arc<dyn Storage> = match (&s.storage, &sdk) {
+            (StorageMode::Local(root), _) => Arc::new(LocalStorage::new(root)),
+            (StorageMode::S3, Some(sdk)) => Arc::new(S3Storage::new(sdk)),
+            (StorageMode::S3, None) => unreachable!("S3 storage loads the AWS configuration"),
+        };
+        let github = match (&s.github_repo, &s.github_api_key) {
+            (Some(repo), Some(token)) => Some(GitHub::new(&s.github_api_url, token, repo)?),
+            _ => None,
+        };
         let http = crate::http::client();
-        Services {
-            councils: CouncilNames::new(http.clone(), &settings),
+        Ok(Services {
+            councils: CouncilNames::new(http.clone(), s),
             webhook: Webhook::new(http),
+            github,
+            cdn: sdk.as_ref().map(Cdn::new),
+            mailer: sdk.as_ref().map(Mailer::new),
             storage,
             settings,
-        }
+        })
     }
 }
 
@@ -96,7 +119,7 @@ impl EventOutcome {
             }
             if let Some(plan) = &upload.plan {
                 for (step, result) in plan.steps.iter().zip(&upload.results) {
-                    if let StepResult::Failed(why) = result {
+                    if let StepResult::Failed(why) | StepResult::NotAttempted(why) = result {
                         failures.push(format!(
                             "{} {}: {why}",
                             step.action.verb(),
@@ -168,16 +191,58 @@ async fn handle_upload(
         "checked the upload"
     );
     if !dry_run {
-        let effects = Effects {
-            storage: services.storage.as_ref(),
-            webhook: &services.webhook,
-            settings: &services.settings,
-        };
-        outcome.results = execute::execute(&plan, &report, &effects).await;
+        match carry_out(services, &plan, &report).await {
+            Ok(results) => outcome.results = results,
+            Err(e) => {
+                tracing::error!("{e}");
+                outcome.error = Some(e.to_string());
+            }
+        }
     }
     outcome.report = Some(report);
     outcome.plan = Some(plan);
     outcome
+}
+
+/// Executes the plan under the upload's lease, so each effect happens once per upload content.
+async fn carry_out(
+    services: &Services,
+    plan: &Plan,
+    report: &UploadReport,
+) -> Result<Vec<StepResult>, LedgerError> {
+    let effects = Effects {
+        storage: services.storage.as_ref(),
+        webhook: &services.webhook,
+        github: services.github.as_ref(),
+        cdn: services.cdn.as_ref(),
+        mailer: services.mailer.as_ref(),
+        settings: &services.settings,
+    };
+    if !plan.steps.iter().any(|s| s.disposition == Disposition::Do) {
+        return Ok(execute::execute(plan, report, &effects, None).await);
+    }
+    let lease = Duration::from_secs(services.settings.lease_seconds);
+    let mut ledger = Ledger::acquire(
+        services.storage.as_ref(),
+        &services.settings.temp_bucket,
+        report,
+        &run_id(),
+        lease,
+        lease,
+    )
+    .await?;
+    let results = execute::execute(plan, report, &effects, Some(&mut ledger)).await;
+    ledger.release().await?;
+    Ok(results)
+}
+
+/// This run's name in leases: unique per process and moment.
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("run-{}-{nanos:x}", std::process::id())
 }
 
 /// Lists the upload's files, streams each through the checks, and builds the report.

@@ -5,15 +5,45 @@
 use std::fmt;
 
 use serde::Serialize;
+use serde_json::json;
 
+use crate::cdn::cdn_path;
 use crate::event::REPORT_FILE;
+use crate::github::IMPORT_LABEL;
+use crate::ledger::content_id;
 use crate::report::UploadReport;
-use crate::settings::{Settings, StorageMode};
+use crate::settings::{CdnPaths, Settings, StorageMode};
+use crate::templates::{render, render_line};
+
+/// The labels of an import issue, which staff filter on.
+pub const ISSUE_LABELS: [&str; 2] = [IMPORT_LABEL, "ready"];
+/// The problem code of the upload rule that waits for a partner file (no email for it).
+const MISSING_FILES: &str = "missing-files";
+
+/// Which email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailKind {
+    /// To staff: the upload failed its checks.
+    Failure,
+    /// A confirmation: the upload passed.
+    Success,
+}
 
 /// One side effect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
+    /// Open the import issue, or comment on the open one with the same title.
+    OpenIssue {
+        repo: String,
+        title: String,
+        labels: Vec<String>,
+        body: String,
+        comment: String,
+        /// Unique to the upload's content: a retried comment finds it and is not repeated.
+        marker: String,
+    },
     /// Copy a checked file to the final bucket, only if it is still the bytes that were checked.
     CopyFile {
         from_bucket: String,
@@ -23,6 +53,19 @@ pub enum Action {
     },
     /// Write `report.json` next to the files in the final bucket.
     WriteReport { bucket: String, key: String },
+    /// Invalidate the CDN's cache for the upload's paths.
+    Invalidate {
+        distribution_id: String,
+        paths: Vec<String>,
+        caller_reference: String,
+    },
+    SendEmail {
+        kind: EmailKind,
+        from: String,
+        to: String,
+        subject: String,
+        body: String,
+    },
     /// POST the report to WDIV.
     PostWebhook { url: String },
 }
@@ -31,15 +74,33 @@ impl Action {
     /// A short name, for previews and logs.
     pub fn verb(&self) -> &'static str {
         match self {
+            Action::OpenIssue { .. } => "open issue",
             Action::CopyFile { .. } => "copy",
             Action::WriteReport { .. } => "write report",
+            Action::Invalidate { .. } => "invalidate",
+            Action::SendEmail {
+                kind: EmailKind::Failure,
+                ..
+            } => "email failure",
+            Action::SendEmail {
+                kind: EmailKind::Success,
+                ..
+            } => "email success",
             Action::PostWebhook { .. } => "post webhook",
+        }
+    }
+
+    /// The name under which the effect is recorded as done (see [`crate::ledger`]).
+    pub fn effect_id(&self) -> String {
+        match self {
+            Action::CopyFile { key, .. } => format!("copy:{key}"),
+            other => other.verb().replace(' ', "-"),
         }
     }
 
     /// Whether the action leaves our own buckets (a preview on local runs).
     fn external(&self) -> bool {
-        matches!(self, Action::PostWebhook { .. })
+        !matches!(self, Action::CopyFile { .. } | Action::WriteReport { .. })
     }
 }
 
@@ -73,6 +134,16 @@ pub struct Plan {
     pub local_root: Option<std::path::PathBuf>,
 }
 
+/// Whether staff should hear of a failure: not when the only errors are a missing partner file,
+/// which is on its way.
+pub fn email_due(report: &UploadReport) -> bool {
+    report
+        .file_set
+        .iter()
+        .flat_map(|f| f.errors())
+        .any(|p| p.code != MISSING_FILES)
+}
+
 /// What to do about `report`, given the settings. `dry_run` previews everything.
 pub fn plan(report: &UploadReport, settings: &Settings, dry_run: bool) -> Plan {
     let prefix = format!(
@@ -80,10 +151,11 @@ pub fn plan(report: &UploadReport, settings: &Settings, dry_run: bool) -> Plan {
         report.gss, report.election_date, report.timestamp
     );
     let valid = report.all_valid();
-    let mut steps = Vec::new();
+    let content = content_id(report);
     let local_preview = settings.previews_external_effects();
-    let decide = |action: &Action, skip: Option<String>| -> Disposition {
-        if let Some(reason) = skip {
+    let mut steps = Vec::new();
+    let mut add = |action: Action, skip: Option<String>| {
+        let disposition = if let Some(reason) = skip {
             Disposition::Skip(reason)
         } else if dry_run {
             Disposition::Preview("dry run".into())
@@ -91,44 +163,170 @@ pub fn plan(report: &UploadReport, settings: &Settings, dry_run: bool) -> Plan {
             Disposition::Preview("local run; set DRY_RUN=false to perform it".into())
         } else {
             Disposition::Do
-        }
-    };
-    let invalid = (!valid).then(|| "the upload failed its checks".to_owned());
-
-    for file in &report.file_set {
-        let action = Action::CopyFile {
-            from_bucket: settings.temp_bucket.clone(),
-            to_bucket: settings.final_bucket.clone(),
-            key: file.key.clone(),
-            etag: file.details.etag.clone().unwrap_or_default(),
         };
-        let disposition = decide(&action, invalid.clone());
         steps.push(Step {
             action,
             disposition,
         });
-    }
-    let action = Action::WriteReport {
-        bucket: settings.final_bucket.clone(),
-        key: format!("{prefix}/{REPORT_FILE}"),
     };
-    let disposition = decide(&action, invalid.clone());
-    steps.push(Step {
-        action,
-        disposition,
+    let invalid = (!valid).then(|| "the upload failed its checks".to_owned());
+    let unset = |name: &str| Some(format!("{name} not set"));
+    let files: Vec<&str> = report.file_set.iter().map(|f| f.key.as_str()).collect();
+    let test_instance = settings.is_test_instance();
+    let context = json!({
+        "gss": report.gss,
+        "council_name": report.council_name,
+        "election_date": report.election_date,
+        "timestamp": report.timestamp,
+        "prefix": prefix,
+        "ems": report.ems(),
+        "files": files,
+        "test_instance": test_instance,
+        "environment": settings.server_environment,
+        "failing": report.file_set.iter().filter(|f| !f.csv_valid()).map(|f| json!({
+            "key": f.key,
+            "ems": f.ems,
+            "rows": f.csv_rows,
+            "errors": f.errors().map(|p| p.message.clone()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
     });
 
+    // The issue first: its URL goes into report.json and the webhook.
+    let title = format!(
+        "{}Import {}-{} for {}",
+        if test_instance { "TEST " } else { "" },
+        report.gss,
+        report.council_name,
+        report.election_date
+    );
+    let skip = invalid
+        .clone()
+        .or_else(|| {
+            settings
+                .github_repo
+                .is_none()
+                .then(|| unset("GITHUB_REPO"))
+                .flatten()
+        })
+        .or_else(|| {
+            settings
+                .github_api_key
+                .is_none()
+                .then(|| unset("GITHUB_API_KEY"))
+                .flatten()
+        });
+    add(
+        Action::OpenIssue {
+            repo: settings.github_repo.clone().unwrap_or_default(),
+            title,
+            labels: ISSUE_LABELS.iter().map(|l| l.to_string()).collect(),
+            body: render("issue_body.md", &context),
+            comment: render("issue_comment.md", &context),
+            marker: format!("wdiv-s3-trigger:{content}"),
+        },
+        skip,
+    );
+
+    for file in &report.file_set {
+        add(
+            Action::CopyFile {
+                from_bucket: settings.temp_bucket.clone(),
+                to_bucket: settings.final_bucket.clone(),
+                key: file.key.clone(),
+                etag: file.details.etag.clone().unwrap_or_default(),
+            },
+            invalid.clone(),
+        );
+    }
+    let report_key = format!("{prefix}/{REPORT_FILE}");
+    add(
+        Action::WriteReport {
+            bucket: settings.final_bucket.clone(),
+            key: report_key.clone(),
+        },
+        invalid.clone(),
+    );
+
+    let paths = match settings.cloudfront_paths {
+        CdnPaths::Prefix => vec![cdn_path(&format!("{prefix}/*"))],
+        CdnPaths::Files => files
+            .iter()
+            .copied()
+            .chain([report_key.as_str()])
+            .map(cdn_path)
+            .collect(),
+    };
+    let skip = invalid.clone().or_else(|| {
+        settings
+            .cloudfront_distribution_id
+            .is_none()
+            .then(|| unset("CLOUDFRONT_DISTRIBUTION_ID"))
+            .flatten()
+    });
+    add(
+        Action::Invalidate {
+            distribution_id: settings
+                .cloudfront_distribution_id
+                .clone()
+                .unwrap_or_default(),
+            paths,
+            caller_reference: format!("wdiv-s3-trigger-{content}"),
+        },
+        skip,
+    );
+
+    let (kind, to, skip) = if valid {
+        (
+            EmailKind::Success,
+            settings.success_report_email.clone(),
+            settings
+                .success_report_email
+                .is_none()
+                .then(|| "no confirmation: SUCCESS_REPORT_EMAIL not set".to_owned()),
+        )
+    } else if !email_due(report) {
+        (
+            EmailKind::Failure,
+            settings.error_report_email.clone(),
+            Some("no email for a lone file whose partner is on its way".to_owned()),
+        )
+    } else {
+        (
+            EmailKind::Failure,
+            settings.error_report_email.clone(),
+            settings
+                .error_report_email
+                .is_none()
+                .then(|| "ERROR_REPORT_EMAIL not set".to_owned()),
+        )
+    };
+    let (subject, body) = match kind {
+        EmailKind::Failure => (
+            render_line("email_failure_subject.txt", &context),
+            render("email_failure_body.txt", &context),
+        ),
+        EmailKind::Success => (
+            render_line("email_success_subject.txt", &context),
+            render("email_success_body.txt", &context),
+        ),
+    };
+    add(
+        Action::SendEmail {
+            kind,
+            from: settings.email_from.clone(),
+            to: to.unwrap_or_default(),
+            subject,
+            body,
+        },
+        skip,
+    );
+
     let (url, skip) = match (&settings.wdiv_webhook_url, &settings.wdiv_api_key) {
-        (None, _) => (String::new(), Some("WDIV_WEBHOOK_URL not set".to_owned())),
-        (Some(url), None) => (url.clone(), Some("WDIV_API_KEY not set".to_owned())),
+        (None, _) => (String::new(), unset("WDIV_WEBHOOK_URL")),
+        (Some(url), None) => (url.clone(), unset("WDIV_API_KEY")),
         (Some(url), Some(_)) => (url.clone(), None),
     };
-    let action = Action::PostWebhook { url };
-    let disposition = decide(&action, skip);
-    steps.push(Step {
-        action,
-        disposition,
-    });
+    add(Action::PostWebhook { url }, skip);
 
     Plan {
         prefix,
@@ -152,7 +350,20 @@ impl Plan {
     /// What the action acts on, as a person reads it. Never holds a secret: tokens are only
     /// ever in headers, shown masked.
     pub fn target(&self, action: &Action) -> String {
+        let or_none = |s: &str| {
+            if s.is_empty() {
+                "(not set)".to_owned()
+            } else {
+                s.to_owned()
+            }
+        };
         match action {
+            Action::OpenIssue {
+                repo,
+                title,
+                labels,
+                ..
+            } => format!("{}: {title:?} [{}]", or_none(repo), labels.join(", ")),
             Action::CopyFile {
                 from_bucket,
                 to_bucket,
@@ -164,6 +375,18 @@ impl Plan {
                 self.object(to_bucket, key)
             ),
             Action::WriteReport { bucket, key } => self.object(bucket, key),
+            Action::Invalidate {
+                distribution_id,
+                paths,
+                ..
+            } => format!(
+                "distribution {}: {}",
+                or_none(distribution_id),
+                paths.join(" ")
+            ),
+            Action::SendEmail { to, subject, .. } => {
+                format!("to {}: {subject:?}", or_none(to))
+            }
             Action::PostWebhook { url } if url.is_empty() => "(no URL)".into(),
             Action::PostWebhook { url } => {
                 format!("POST {url} (Authorization: Token ****)")
@@ -240,8 +463,24 @@ mod tests {
     fn a_valid_upload_copies_writes_the_report_and_posts() {
         let plan = plan(&report(true), &settings(S3), false);
         let verbs: Vec<_> = plan.steps.iter().map(|s| s.action.verb()).collect();
-        assert_eq!(verbs, ["copy", "write report", "post webhook"]);
-        assert!(plan.steps.iter().all(|s| s.disposition == Disposition::Do));
+        assert_eq!(
+            verbs,
+            [
+                "open issue",
+                "copy",
+                "write report",
+                "invalidate",
+                "email success",
+                "post webhook"
+            ]
+        );
+        let done: Vec<_> = plan
+            .steps
+            .iter()
+            .filter(|s| s.disposition == Disposition::Do)
+            .map(|s| s.action.verb())
+            .collect();
+        assert_eq!(done, ["copy", "write report", "post webhook"]);
         let text = plan.to_string();
         assert!(text.contains(
             "s3://temp-b/X01/2024-05-02/t1/a.csv -> s3://final-b/X01/2024-05-02/t1/a.csv"
@@ -253,11 +492,23 @@ mod tests {
     #[test]
     fn an_invalid_upload_only_posts() {
         let plan = plan(&report(false), &settings(S3), false);
+        let disposition = |verb: &str| {
+            plan.steps
+                .iter()
+                .find(|s| s.action.verb() == verb)
+                .unwrap()
+                .disposition
+                .clone()
+        };
         assert_eq!(
-            plan.steps[0].disposition,
+            disposition("copy"),
             Disposition::Skip("the upload failed its checks".into())
         );
-        assert_eq!(plan.steps[2].disposition, Disposition::Do);
+        assert_eq!(
+            disposition("email failure"),
+            Disposition::Skip("ERROR_REPORT_EMAIL not set".into())
+        );
+        assert_eq!(disposition("post webhook"), Disposition::Do);
     }
 
     #[test]
@@ -271,13 +522,14 @@ mod tests {
             true,
         );
         assert_eq!(
-            plan.steps[2].disposition,
+            plan.steps.last().unwrap().disposition,
             Disposition::Skip("WDIV_WEBHOOK_URL not set".into())
         );
         assert_eq!(
-            plan.steps[0].disposition,
+            plan.steps[1].disposition,
             Disposition::Preview("dry run".into())
         );
+        assert!(plan.to_string().contains("[skip: GITHUB_REPO not set]"));
         let mut with_url = S3.to_vec();
         with_url.retain(|(k, _)| *k != "WDIV_API_KEY");
         let plan2 = super::plan(&report(true), &settings(&with_url), false);

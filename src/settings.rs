@@ -29,6 +29,9 @@ pub const NAMES: &[&str] = &[
     "AWS_REGION",
     "AWS_ENDPOINT_URL",
     "CLOUDFRONT_DISTRIBUTION_ID",
+    "CLOUDFRONT_PATHS",
+    "SUCCESS_REPORT_EMAIL",
+    "LEASE_SECONDS",
     "DRY_RUN",
     "LOCAL_BUCKETS_DIR",
     "SIZE_FLOOR_EXEMPT_COUNCILS",
@@ -37,6 +40,8 @@ pub const NAMES: &[&str] = &[
 pub const DEFAULT_EMAIL_FROM: &str = "pollingstations@democracyclub.org.uk";
 pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
 pub const DEFAULT_WDIV_API_URL: &str = "https://wheredoivote.co.uk/api/beta";
+/// How long a run holds an upload's effects before another run may take them over.
+pub const DEFAULT_LEASE_SECONDS: u64 = 300;
 /// Where local runs keep their buckets when nothing else is said.
 pub const DEFAULT_LOCAL_BUCKETS_DIR: &str = "local-buckets";
 /// Bucket names for local runs, where the buckets are only folders.
@@ -98,6 +103,12 @@ pub struct Settings {
     pub aws_region: Option<String>,
     pub aws_endpoint_url: Option<String>,
     pub cloudfront_distribution_id: Option<String>,
+    pub cloudfront_paths: CdnPaths,
+    /// Where a confirmation goes when an upload passes (none when unset).
+    pub success_report_email: Option<String>,
+    /// `LEASE_SECONDS`: how long a run holds an upload's effects (a crashed run's work is taken
+    /// over after it).
+    pub lease_seconds: u64,
     /// `DRY_RUN`: `Some(true)` writes nothing anywhere; `Some(false)` performs every effect, even
     /// on a local run; unset performs storage and previews the external effects on a local run.
     pub dry_run: Option<bool>,
@@ -121,6 +132,15 @@ impl Settings {
             Some("staging" | "development" | "test")
         )
     }
+}
+
+/// What a CloudFront invalidation covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CdnPaths {
+    /// One wildcard path for the upload's prefix: one billable path.
+    Prefix,
+    /// One path per file (and the report).
+    Files,
 }
 
 /// How the program runs, which changes what is required.
@@ -312,6 +332,32 @@ pub fn load(
     if let Some(address) = &error_report_email {
         check.email("ERROR_REPORT_EMAIL", address);
     }
+    let success_report_email = take("SUCCESS_REPORT_EMAIL");
+    if let Some(address) = &success_report_email {
+        check.email("SUCCESS_REPORT_EMAIL", address);
+    }
+    let cloudfront_paths = match take("CLOUDFRONT_PATHS").as_deref() {
+        None | Some("prefix") => CdnPaths::Prefix,
+        Some("files") => CdnPaths::Files,
+        Some(other) => {
+            check.invalid("CLOUDFRONT_PATHS", other, "must be prefix or files");
+            CdnPaths::Prefix
+        }
+    };
+    let lease_seconds = match take("LEASE_SECONDS") {
+        None => DEFAULT_LEASE_SECONDS,
+        Some(text) => match text.parse::<u64>() {
+            Ok(n) if (1..=3600).contains(&n) => n,
+            _ => {
+                check.invalid(
+                    "LEASE_SECONDS",
+                    &text,
+                    "must be a number of seconds, 1 to 3600",
+                );
+                DEFAULT_LEASE_SECONDS
+            }
+        },
+    };
     let dry_run = take("DRY_RUN").and_then(|v| match v.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Some(true),
         "false" | "0" | "no" => Some(false),
@@ -353,6 +399,9 @@ pub fn load(
         aws_region: take("AWS_REGION"),
         aws_endpoint_url,
         cloudfront_distribution_id: take("CLOUDFRONT_DISTRIBUTION_ID"),
+        cloudfront_paths,
+        success_report_email,
+        lease_seconds,
         dry_run,
         storage,
         size_floor_exempt_councils,

@@ -80,9 +80,16 @@ async fn a_local_run_uses_folders_and_previews_the_webhook() {
     assert!(finals.iter().any(|f| f.ends_with("/report.json")));
     assert!(finals.iter().any(|f| f.ends_with("/stations.csv")));
     assert_eq!(
-        files.iter().filter(|f| f.starts_with("wdiv-temp/")).count(),
+        files
+            .iter()
+            .filter(|f| f.starts_with("wdiv-temp/E07000223/"))
+            .count(),
         2
     );
+    // The record of which effects are done, kept out of the upload's prefix.
+    assert!(files
+        .iter()
+        .any(|f| f.starts_with("wdiv-temp/.wdiv-s3-trigger/effects/")));
     // Two events, as S3 would send: each previews the webhook, none posts it.
     assert_eq!(
         run.stdout

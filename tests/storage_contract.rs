@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use wdiv_s3_trigger::settings::{load, Context};
 use wdiv_s3_trigger::storage::{
-    read_small, LocalStorage, PutCondition, S3Storage, Storage, StorageError,
+    read_small, sdk_config, LocalStorage, PutCondition, S3Storage, Storage, StorageError,
 };
 
 /// A storage with two empty buckets, and what keeps it alive.
@@ -43,7 +43,7 @@ async fn s3() -> Setup {
         .filter(|(k, _)| k != "AWS_ACCESS_KEY_ID" && k != "AWS_SECRET_ACCESS_KEY")
         .collect();
     let settings = load(None, &env, Context::Cli).unwrap();
-    let storage = S3Storage::new(&settings).await;
+    let storage = S3Storage::new(&sdk_config(&settings).await);
     Setup {
         storage: Arc::new(storage),
         a: world.temp.clone(),

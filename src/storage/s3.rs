@@ -64,11 +64,10 @@ pub async fn sdk_config(settings: &Settings) -> aws_config::SdkConfig {
 }
 
 impl S3Storage {
-    pub async fn new(settings: &Settings) -> S3Storage {
-        let sdk = sdk_config(settings).await;
+    pub fn new(sdk: &aws_config::SdkConfig) -> S3Storage {
         // A custom endpoint (an emulator, MinIO) does not serve bucket subdomains.
         let path_style = sdk.endpoint_url().is_some();
-        let conf = aws_sdk_s3::config::Builder::from(&sdk)
+        let conf = aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(path_style)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)

@@ -1,12 +1,22 @@
 #![allow(dead_code)]
-//! A small, moto-like, in-process S3 server for tests.
+//! A small, moto-like, in-process AWS server for tests: S3, plus SES v2 `SendEmail` and the
+//! CloudFront invalidation calls, all on one loopback port (like moto's server mode), so a
+//! single `endpoint_url` / `AWS_ENDPOINT_URL` serves every client.
 //!
-//! It speaks just enough of the S3 REST protocol (path-style addressing only) for
-//! `aws_sdk_s3::Client` to talk to it over real HTTP on a loopback port. State lives in
-//! memory, every request is recorded, and failures or delays can be injected per operation.
-//! Authentication (SigV4) is ignored.
+//! * **S3** speaks just enough of the REST-XML protocol (path-style addressing only) for
+//!   `aws_sdk_s3::Client`.
+//! * **SES v2** (REST-JSON): `POST /v2/email/outbound-emails` (`SendEmail`, simple content only).
+//!   Sent mail is kept; read it back with [`FakeS3::sent_emails`].
+//! * **CloudFront** (REST-XML, API version 2020-05-31): `CreateInvalidation`, `GetInvalidation`,
+//!   `ListInvalidations` on distributions made with [`FakeS3::create_distribution`].
+//!
+//! A request is routed to a service by the service name in its SigV4 credential scope (`s3`,
+//! `ses`, `cloudfront`), as moto does; unsigned requests go by path (`/v2/email/...` is SES,
+//! `/2020-05-31/...` is CloudFront, anything else is S3). State lives in memory, every request
+//! is recorded, and failures or delays can be injected per operation, in each protocol's own
+//! error shape. Signatures are not checked.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,7 +28,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-/// A running fake S3 server. Stops when dropped.
+/// A running fake AWS server (S3, SES v2, CloudFront). Stops when dropped.
 pub struct FakeS3 {
     addr: SocketAddr,
     shared: Arc<Mutex<State>>,
@@ -26,7 +36,8 @@ pub struct FakeS3 {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// One request as the fake received it (key decoded, header names lower-case).
+/// One request as the fake received it (key decoded, header names lower-case). For SES and
+/// CloudFront requests `bucket` is "" and `key` is `None`.
 #[derive(Clone, Debug)]
 pub struct Request {
     pub op: String,
@@ -35,6 +46,33 @@ pub struct Request {
     pub key: Option<String>,
     pub headers: Vec<(String, String)>,
     pub query: Vec<(String, String)>,
+}
+
+/// An email accepted by SES v2 `SendEmail` (simple content). BCC and Reply-To addresses are
+/// accepted on the wire but not kept here.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SentEmail {
+    /// The `MessageId` returned to the caller.
+    pub message_id: String,
+    pub from: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: String,
+    /// The text part; "" if the message had only an HTML part.
+    pub text: String,
+    pub html: Option<String>,
+}
+
+/// A CloudFront invalidation the fake created.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Invalidation {
+    pub id: String,
+    pub distribution_id: String,
+    pub caller_reference: String,
+    /// As sent, in request order.
+    pub paths: Vec<String>,
+    /// "InProgress" or "Completed".
+    pub status: String,
 }
 
 #[derive(Clone)]
@@ -60,6 +98,12 @@ struct State {
     delays: HashMap<String, Duration>,
     page_size: usize,
     next_request_id: u64,
+    emails: Vec<SentEmail>,
+    distributions: BTreeSet<String>,
+    /// Every invalidation created, oldest first, with its creation time (Unix ms).
+    invalidations: Vec<(Invalidation, u64)>,
+    max_in_progress: Option<usize>,
+    next_id: u64,
 }
 
 impl FakeS3 {
@@ -69,6 +113,7 @@ impl FakeS3 {
         let state = State {
             page_size: 1000,
             next_request_id: 1,
+            next_id: 1,
             ..State::default()
         };
         let shared = Arc::new(Mutex::new(state));
@@ -117,7 +162,10 @@ impl FakeS3 {
     }
 
     /// The next `count` requests whose operation is `op` (or any, for "*") get `status` with an
-    /// S3 error body carrying `code`.
+    /// error carrying `code`, in the shape of the operation's protocol: an S3 `<Error>` body, a
+    /// REST-JSON error for SES (`x-amzn-ErrorType: {code}` and `{"message": ...}`), or a
+    /// CloudFront `<ErrorResponse>`. Operation names are the AWS ones: "GetObject", ...,
+    /// "SendEmail", "CreateInvalidation", "GetInvalidation", "ListInvalidations".
     pub fn fail_next(&self, op: &str, status: u16, code: &str, count: usize) {
         let failure = Failure {
             op: op.into(),
@@ -152,6 +200,35 @@ impl FakeS3 {
             .unwrap_or_default()
     }
 
+    /// Every email accepted by SES `SendEmail`, in order.
+    pub fn sent_emails(&self) -> Vec<SentEmail> {
+        self.state().emails.clone()
+    }
+
+    /// Creates (idempotently) a CloudFront distribution with this id; invalidation calls on any
+    /// other distribution id get 404 `NoSuchDistribution`.
+    pub fn create_distribution(&self, id: &str) {
+        self.state().distributions.insert(id.to_string());
+    }
+
+    /// Every invalidation created, oldest first, with its current status. A `CreateInvalidation`
+    /// that repeats an earlier CallerReference and paths is answered with the earlier
+    /// invalidation and adds nothing here.
+    ///
+    /// A new invalidation is "InProgress"; the next `GetInvalidation` of it reports (and from
+    /// then on it is) "Completed". `ListInvalidations` reports statuses without changing them.
+    pub fn invalidations(&self) -> Vec<Invalidation> {
+        let state = self.state();
+        state.invalidations.iter().map(|(i, _)| i.clone()).collect()
+    }
+
+    /// From now on, `CreateInvalidation` on a distribution that already has `n` invalidations
+    /// InProgress fails with 400 `TooManyInvalidationsInProgress` (AWS limits in-progress
+    /// invalidations per distribution; the fake counts batches, not paths). Unlimited by default.
+    pub fn set_max_in_progress(&self, n: usize) {
+        self.state().max_in_progress = Some(n);
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.shared)
     }
@@ -170,10 +247,10 @@ impl Drop for FakeS3 {
 
 impl State {
     /// The objects of the request's bucket, or a NoSuchBucket error.
-    fn bucket(&mut self, ctx: &Ctx) -> Result<&mut BTreeMap<String, Object>, S3Error> {
+    fn bucket(&mut self, ctx: &Ctx) -> Result<&mut BTreeMap<String, Object>, ApiError> {
         self.buckets
             .get_mut(&ctx.bucket)
-            .ok_or_else(S3Error::no_such_bucket)
+            .ok_or_else(ApiError::no_such_bucket)
     }
 }
 
@@ -194,6 +271,10 @@ enum Op {
     PutObject,
     CopyObject,
     DeleteObject,
+    SendEmail,
+    CreateInvalidation,
+    GetInvalidation,
+    ListInvalidations,
     Unsupported,
 }
 
@@ -208,6 +289,10 @@ impl Op {
             Op::PutObject => "PutObject",
             Op::CopyObject => "CopyObject",
             Op::DeleteObject => "DeleteObject",
+            Op::SendEmail => "SendEmail",
+            Op::CreateInvalidation => "CreateInvalidation",
+            Op::GetInvalidation => "GetInvalidation",
+            Op::ListInvalidations => "ListInvalidations",
             Op::Unsupported => "Unsupported",
         }
     }
@@ -224,9 +309,55 @@ const LIST_PARAMS: &[&str] = &[
     "fetch-owner",
 ];
 
-/// Decides the operation. Any sub-resource query we do not know (`?uploads`, `?tagging`,
-/// `?acl`, ...) makes the request `Unsupported`; `x-id` is the SDK's operation hint.
+/// Which AWS service a request is for; decides routing and the error shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Service {
+    S3,
+    Ses,
+    CloudFront,
+}
+
+/// The CloudFront API version prefix of every CloudFront path.
+const CLOUDFRONT_API: &str = "2020-05-31";
+
+/// The service named in the SigV4 credential scope
+/// (`Credential=AKID/20260101/eu-west-2/ses/aws4_request`), else by path for unsigned requests.
+fn service_of(path: &str, headers: &HeaderMap) -> Service {
+    let auth = headers.get("authorization").map(|v| lossy(v.as_bytes()));
+    let scope = auth.as_deref().and_then(|a| a.split("Credential=").nth(1));
+    let signed_for = scope.and_then(|s| s.split([',', ' ']).next()?.split('/').nth(3));
+    match signed_for {
+        Some("ses" | "email") => Service::Ses,
+        Some("cloudfront") => Service::CloudFront,
+        Some(_) => Service::S3,
+        None if path.starts_with("/v2/email/") => Service::Ses,
+        None if path.starts_with(&format!("/{CLOUDFRONT_API}/")) => Service::CloudFront,
+        None => Service::S3,
+    }
+}
+
 fn route(ctx: &Ctx) -> Op {
+    let segments: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
+    match (ctx.service, ctx.method.as_str(), segments.as_slice()) {
+        (Service::S3, _, _) => route_s3(ctx),
+        (Service::Ses, "POST", ["v2", "email", "outbound-emails"]) => Op::SendEmail,
+        (
+            Service::CloudFront,
+            m,
+            [CLOUDFRONT_API, "distribution", _, "invalidation", rest @ ..],
+        ) => match (m, rest) {
+            ("POST", []) => Op::CreateInvalidation,
+            ("GET", []) => Op::ListInvalidations,
+            ("GET", [_]) => Op::GetInvalidation,
+            _ => Op::Unsupported,
+        },
+        _ => Op::Unsupported,
+    }
+}
+
+/// Decides the S3 operation. Any sub-resource query we do not know (`?uploads`, `?tagging`,
+/// `?acl`, ...) makes the request `Unsupported`; `x-id` is the SDK's operation hint.
+fn route_s3(ctx: &Ctx) -> Op {
     let only = |allowed: &[&str]| {
         let known =
             |k: &String| k == "x-id" || k.starts_with("response-") || allowed.contains(&&**k);
@@ -249,6 +380,9 @@ fn route(ctx: &Ctx) -> Op {
 
 /// Everything a handler needs to know about the request, minus the body.
 struct Ctx {
+    service: Service,
+    /// The decoded path segments (what `bucket` and `key` are made of, for S3).
+    segments: Vec<String>,
     method: Method,
     bucket: String,
     key: Option<String>,
@@ -257,49 +391,63 @@ struct Ctx {
     request_id: String,
 }
 
-/// An S3 error; `handle` renders it as XML (it knows the resource and the request id).
-struct S3Error {
+/// An error of any service; `Ctx::render` gives it the service's wire shape (it knows the
+/// service, the resource and the request id).
+struct ApiError {
     status: StatusCode,
     code: String,
     message: String,
 }
 
-impl S3Error {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> S3Error {
-        S3Error {
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
             status,
             code: code.to_string(),
             message: message.into(),
         }
     }
 
-    fn no_such_bucket() -> S3Error {
-        S3Error::new(
+    fn no_such_bucket() -> ApiError {
+        ApiError::new(
             StatusCode::NOT_FOUND,
             "NoSuchBucket",
             "The specified bucket does not exist",
         )
     }
 
-    fn no_such_key() -> S3Error {
-        S3Error::new(
+    fn no_such_key() -> ApiError {
+        ApiError::new(
             StatusCode::NOT_FOUND,
             "NoSuchKey",
             "The specified key does not exist.",
         )
     }
 
-    fn bad_request(code: &str, message: &str) -> S3Error {
-        S3Error::new(StatusCode::BAD_REQUEST, code, message)
+    fn bad_request(code: &str, message: &str) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    fn not_implemented(message: String) -> S3Error {
-        S3Error::new(StatusCode::NOT_IMPLEMENTED, "NotImplemented", message)
+    fn not_implemented(message: String) -> ApiError {
+        ApiError::new(StatusCode::NOT_IMPLEMENTED, "NotImplemented", message)
+    }
+
+    /// SES v2 validation error.
+    fn ses_bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "BadRequestException", message)
+    }
+
+    fn no_such_distribution() -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchDistribution",
+            "The specified distribution does not exist.",
+        )
     }
 }
 
 /// What every handler returns; `Err` lets handlers use `?`.
-type Reply = Result<Response, S3Error>;
+type Reply = Result<Response, ApiError>;
 
 impl Ctx {
     fn key(&self) -> &str {
@@ -324,9 +472,9 @@ impl Ctx {
         name: &str,
         etag: Option<&str>,
         must_match: bool,
-    ) -> Result<(), S3Error> {
+    ) -> Result<(), ApiError> {
         match self.header(name) {
-            Some(cond) if etag_matches(&cond, etag) != must_match => Err(S3Error::new(
+            Some(cond) if etag_matches(&cond, etag) != must_match => Err(ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
                 "PreconditionFailed",
                 format!("At least one of the pre-conditions you specified did not hold: {name}"),
@@ -335,7 +483,39 @@ impl Ctx {
         }
     }
 
-    fn render(&self, error: S3Error) -> Response {
+    fn render(&self, error: ApiError) -> Response {
+        match self.service {
+            Service::S3 => self.render_s3(error),
+            Service::Ses => {
+                let body = serde_json::json!({ "message": error.message }).to_string();
+                let headers = [
+                    ("content-type", "application/json"),
+                    ("x-amzn-errortype", error.code.as_str()),
+                ];
+                respond(error.status, &headers, body)
+            }
+            Service::CloudFront => {
+                let kind = if error.status.is_server_error() {
+                    "Receiver"
+                } else {
+                    "Sender"
+                };
+                let fields = [
+                    tag("Type", kind),
+                    tag("Code", xml_escape(&error.code)),
+                    tag("Message", xml_escape(&error.message)),
+                ];
+                let body = format!(
+                    "{XML_DECL}<ErrorResponse xmlns=\"{CLOUDFRONT_NS}\">{}{}</ErrorResponse>",
+                    tag("Error", fields.concat()),
+                    tag("RequestId", &self.request_id)
+                );
+                respond(error.status, &[("content-type", "text/xml")], body)
+            }
+        }
+    }
+
+    fn render_s3(&self, error: ApiError) -> Response {
         let resource = match &self.key {
             Some(key) => format!("/{}/{key}", self.bucket),
             None => format!("/{}", self.bucket),
@@ -360,9 +540,15 @@ async fn handle(
     req: axum::extract::Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
+    let service = service_of(parts.uri.path(), &parts.headers);
     let path = parts.uri.path().trim_start_matches('/');
-    let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+    let (bucket, key) = match service {
+        Service::S3 => path.split_once('/').unwrap_or((path, "")),
+        Service::Ses | Service::CloudFront => ("", ""),
+    };
     let mut ctx = Ctx {
+        service,
+        segments: path.split('/').map(decode).collect(),
         method: parts.method,
         bucket: decode(bucket),
         key: Some(decode(key)).filter(|k| !k.is_empty()),
@@ -412,7 +598,7 @@ async fn handle(
 
     let reply = if let Some((status, code)) = failure {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        Err(S3Error::new(
+        Err(ApiError::new(
             status,
             &code,
             "Injected failure from FakeS3::fail_next",
@@ -428,10 +614,14 @@ async fn handle(
             Op::PutObject => put_object(state, &ctx, body),
             Op::CopyObject => copy_object(state, &ctx),
             Op::DeleteObject => delete_object(state, &ctx),
+            Op::SendEmail => send_email(state, &body),
+            Op::CreateInvalidation => create_invalidation(state, &ctx, &body),
+            Op::GetInvalidation => get_invalidation(state, &ctx),
+            Op::ListInvalidations => list_invalidations(state, &ctx),
             Op::Unsupported => {
                 let method = &ctx.method;
                 let uri = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-                Err(S3Error::not_implemented(format!(
+                Err(ApiError::not_implemented(format!(
                     "FakeS3 does not implement {method} {uri}"
                 )))
             }
@@ -439,8 +629,13 @@ async fn handle(
     };
     let mut response = reply.unwrap_or_else(|error| ctx.render(error));
     let headers = response.headers_mut();
-    headers.insert("x-amz-request-id", ctx.request_id.parse().unwrap());
-    headers.insert("x-amz-id-2", "fake-s3-host-id".parse().unwrap());
+    let request_id = ctx.request_id.parse().unwrap();
+    if service == Service::S3 {
+        headers.insert("x-amz-request-id", request_id);
+        headers.insert("x-amz-id-2", "fake-s3-host-id".parse().unwrap());
+    } else {
+        headers.insert("x-amzn-requestid", request_id);
+    }
     response
 }
 
@@ -480,7 +675,7 @@ fn list_objects_v2(state: &mut State, ctx: &Ctx) -> Reply {
         None => false,
         Some("url") => true,
         Some(_) => {
-            return Err(S3Error::bad_request(
+            return Err(ApiError::bad_request(
                 "InvalidArgument",
                 "Invalid Encoding Method",
             ))
@@ -490,7 +685,7 @@ fn list_objects_v2(state: &mut State, ctx: &Ctx) -> Reply {
         None => 1000,
         Some(Ok(n)) => n,
         Some(Err(_)) => {
-            return Err(S3Error::bad_request(
+            return Err(ApiError::bad_request(
                 "InvalidArgument",
                 "max-keys is not an integer",
             ))
@@ -504,7 +699,7 @@ fn list_objects_v2(state: &mut State, ctx: &Ctx) -> Reply {
         Some(Some(("K", hex))) if hex_decode(hex).is_some() => (hex_decode(hex), None),
         Some(Some(("P", hex))) if hex_decode(hex).is_some() => (None, hex_decode(hex)),
         Some(_) => {
-            return Err(S3Error::bad_request(
+            return Err(ApiError::bad_request(
                 "InvalidArgument",
                 "The continuation token provided is incorrect",
             ))
@@ -589,10 +784,10 @@ fn list_objects_v2(state: &mut State, ctx: &Ctx) -> Reply {
 /// GetObject, or HeadObject when `head` (same headers, no body).
 fn get_object(state: &mut State, ctx: &Ctx, head: bool) -> Reply {
     let objects = state.bucket(ctx)?;
-    let obj = objects.get(ctx.key()).ok_or_else(S3Error::no_such_key)?;
+    let obj = objects.get(ctx.key()).ok_or_else(ApiError::no_such_key)?;
     ctx.precondition("if-match", Some(&obj.etag), true)?;
     if ctx.headers.contains_key("range") {
-        return Err(S3Error::not_implemented(
+        return Err(ApiError::not_implemented(
             "FakeS3 does not implement Range requests".into(),
         ));
     }
@@ -616,7 +811,7 @@ fn put_object(state: &mut State, ctx: &Ctx, body: Bytes) -> Reply {
             .is_some_and(|s| s.starts_with("STREAMING-"));
     let data = if chunked {
         let decoded = decode_aws_chunked(&body).ok_or_else(|| {
-            S3Error::bad_request(
+            ApiError::bad_request(
                 "InvalidRequest",
                 "FakeS3 could not decode the aws-chunked body",
             )
@@ -625,7 +820,7 @@ fn put_object(state: &mut State, ctx: &Ctx, body: Bytes) -> Reply {
             .header("x-amz-decoded-content-length")
             .and_then(|n| n.parse().ok());
         if expected.is_some_and(|n: usize| n != decoded.len()) {
-            return Err(S3Error::bad_request(
+            return Err(ApiError::bad_request(
                 "IncompleteBody",
                 "body does not match x-amz-decoded-content-length",
             ));
@@ -659,7 +854,7 @@ fn copy_object(state: &mut State, ctx: &Ctx) -> Reply {
         .map_or(raw.as_str(), |(s, _)| s);
     let source = decode(raw.trim_start_matches('/'));
     let (src_bucket, src_key) = source.split_once('/').ok_or_else(|| {
-        S3Error::bad_request(
+        ApiError::bad_request(
             "InvalidArgument",
             "Copy Source must be sourcebucket/sourcekey",
         )
@@ -667,11 +862,11 @@ fn copy_object(state: &mut State, ctx: &Ctx) -> Reply {
     let src_objects = state
         .buckets
         .get(src_bucket)
-        .ok_or_else(S3Error::no_such_bucket)?;
+        .ok_or_else(ApiError::no_such_bucket)?;
     let src = src_objects
         .get(src_key)
         .cloned()
-        .ok_or_else(S3Error::no_such_key)?;
+        .ok_or_else(ApiError::no_such_key)?;
     ctx.precondition("x-amz-copy-source-if-match", Some(&src.etag), true)?;
     ctx.precondition("x-amz-copy-source-if-none-match", Some(&src.etag), false)?;
     let replace = ctx.header("x-amz-metadata-directive").as_deref() == Some("REPLACE");
@@ -698,6 +893,301 @@ fn delete_object(state: &mut State, ctx: &Ctx) -> Reply {
     let objects = state.bucket(ctx)?;
     objects.remove(ctx.key());
     Ok(respond(StatusCode::NO_CONTENT, &[], ""))
+}
+
+// ---------------------------------------------------------------------------------------------
+// SES v2 (REST-JSON)
+
+/// `SendEmail` with `Content.Simple`. `Raw` and `Template` content get 501 NotImplemented.
+fn send_email(state: &mut State, body: &[u8]) -> Reply {
+    let req: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::ses_bad_request(format!("Could not parse request body: {e}")))?;
+    let text = |pointer: &str| {
+        let value = req.pointer(pointer).and_then(serde_json::Value::as_str);
+        value.map(str::to_string)
+    };
+    let addresses = |pointer: &str| -> Vec<String> {
+        let list = req.pointer(pointer).and_then(serde_json::Value::as_array);
+        let list = list.map(|a| a.iter().filter_map(serde_json::Value::as_str));
+        list.into_iter().flatten().map(str::to_string).collect()
+    };
+    let from = text("/FromEmailAddress")
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| ApiError::ses_bad_request("Missing required field FromEmailAddress"))?;
+    let to = addresses("/Destination/ToAddresses");
+    let cc = addresses("/Destination/CcAddresses");
+    let bcc = addresses("/Destination/BccAddresses");
+    let reply_to = addresses("/ReplyToAddresses");
+    if to.is_empty() && cc.is_empty() && bcc.is_empty() {
+        return Err(ApiError::ses_bad_request(
+            "Missing required field Destination: at least one To, Cc or Bcc address is required",
+        ));
+    }
+    let all = [&from].into_iter().chain(&to).chain(&cc).chain(&bcc);
+    if let Some(bad) = all.chain(&reply_to).find(|a| !a.contains('@')) {
+        return Err(ApiError::ses_bad_request(format!("Illegal address: {bad}")));
+    }
+    if req.pointer("/Content/Simple").is_none() {
+        return Err(match req.get("Content") {
+            None => ApiError::ses_bad_request("Missing required field Content"),
+            Some(_) => ApiError::not_implemented(
+                "FakeS3 only implements SendEmail with Content.Simple".into(),
+            ),
+        });
+    }
+    let subject = text("/Content/Simple/Subject/Data")
+        .ok_or_else(|| ApiError::ses_bad_request("Missing required field Subject"))?;
+    let plain = text("/Content/Simple/Body/Text/Data");
+    let html = text("/Content/Simple/Body/Html/Data");
+    if plain.is_none() && html.is_none() {
+        return Err(ApiError::ses_bad_request(
+            "Missing required field Body: Text or Html is required",
+        ));
+    }
+    let message_id = format!("fake-ses-{:010}", state.next_id);
+    state.next_id += 1;
+    state.emails.push(SentEmail {
+        message_id: message_id.clone(),
+        from,
+        to,
+        cc,
+        subject,
+        text: plain.unwrap_or_default(),
+        html,
+    });
+    let body = serde_json::json!({ "MessageId": message_id }).to_string();
+    Ok(respond(
+        StatusCode::OK,
+        &[("content-type", "application/json")],
+        body,
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// CloudFront (REST-XML)
+
+const CLOUDFRONT_NS: &str = "http://cloudfront.amazonaws.com/doc/2020-05-31/";
+
+/// The most paths one invalidation batch may hold.
+const MAX_BATCH_PATHS: usize = 3000;
+
+impl Ctx {
+    /// `{Id}` of `/2020-05-31/distribution/{Id}/invalidation[/{InvalidationId}]`.
+    fn distribution_id(&self) -> &str {
+        &self.segments[2]
+    }
+}
+
+impl State {
+    /// The request's distribution id, or a NoSuchDistribution error.
+    fn distribution(&self, ctx: &Ctx) -> Result<String, ApiError> {
+        let id = ctx.distribution_id();
+        match self.distributions.contains(id) {
+            true => Ok(id.to_string()),
+            false => Err(ApiError::no_such_distribution()),
+        }
+    }
+}
+
+fn cloudfront_bad_request(code: &str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, message)
+}
+
+/// `<Invalidation>` (without the XML declaration and namespace).
+fn invalidation_xml(inv: &Invalidation, created_ms: u64) -> String {
+    let paths: String = inv
+        .paths
+        .iter()
+        .map(|p| tag("Path", xml_escape(p)))
+        .collect();
+    let mut batch = tag("Quantity", inv.paths.len());
+    if !paths.is_empty() {
+        batch += &tag("Items", paths);
+    }
+    let batch = tag("Paths", batch) + &tag("CallerReference", xml_escape(&inv.caller_reference));
+    let fields = [
+        tag("Id", xml_escape(&inv.id)),
+        tag("Status", &inv.status),
+        tag("CreateTime", rfc3339(created_ms)),
+        tag("InvalidationBatch", batch),
+    ];
+    tag("Invalidation", fields.concat())
+}
+
+/// A CloudFront XML document: declaration, then `xml` with the namespace on its root element.
+fn cloudfront_xml(status: StatusCode, xml: &str, headers: &[(&str, &str)]) -> Response {
+    let (root, rest) = xml.split_at(xml.find('>').unwrap_or(0));
+    let body = format!("{XML_DECL}{root} xmlns=\"{CLOUDFRONT_NS}\"{rest}");
+    let mut all = vec![("content-type", "text/xml")];
+    all.extend_from_slice(headers);
+    respond(status, &all, body)
+}
+
+/// CreateInvalidation. The same CallerReference with the same paths (in any order) on the same
+/// distribution returns the earlier invalidation; with other paths it is a 409
+/// InvalidationBatchAlreadyExists.
+fn create_invalidation(state: &mut State, ctx: &Ctx, body: &[u8]) -> Reply {
+    let distribution_id = state.distribution(ctx)?;
+    let xml = String::from_utf8_lossy(body);
+    if !xml.contains("<InvalidationBatch") {
+        return Err(cloudfront_bad_request(
+            "MissingBody",
+            "This operation requires a body. Ensure that the body is present and the Content-Type header is set.",
+        ));
+    }
+    let caller_reference = xml_texts(&xml, "CallerReference")
+        .pop()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| cloudfront_bad_request("InvalidArgument", "CallerReference is required."))?;
+    let paths = xml_texts(&xml, "Path");
+    let quantity = xml_texts(&xml, "Quantity").pop();
+    if quantity.and_then(|q| q.trim().parse::<usize>().ok()) != Some(paths.len()) {
+        return Err(cloudfront_bad_request(
+            "InconsistentQuantities",
+            "The value of Quantity and the size of Items don't match.",
+        ));
+    }
+    if paths.is_empty() || paths.iter().any(|p| !p.starts_with('/')) {
+        return Err(cloudfront_bad_request(
+            "InvalidArgument",
+            "Your request contains one or more invalid invalidation paths.",
+        ));
+    }
+    if paths.len() > MAX_BATCH_PATHS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BatchTooLarge",
+            "Invalidation batch specified is too large.",
+        ));
+    }
+    let location = |id: &str| {
+        let host = ctx.header("host").unwrap_or_else(|| "localhost".into());
+        let dist = url_encode(&distribution_id);
+        format!("http://{host}/{CLOUDFRONT_API}/distribution/{dist}/invalidation/{id}")
+    };
+    let mine = |inv: &Invalidation| inv.distribution_id == distribution_id;
+    let earlier = state
+        .invalidations
+        .iter()
+        .find(|(inv, _)| mine(inv) && inv.caller_reference == caller_reference);
+    if let Some((inv, created_ms)) = earlier {
+        let sorted = |p: &[String]| p.iter().cloned().collect::<BTreeSet<_>>();
+        if sorted(&inv.paths) != sorted(&paths) || inv.paths.len() != paths.len() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "InvalidationBatchAlreadyExists",
+                "Invalidation batch specified already exists with different paths for this CallerReference.",
+            ));
+        }
+        let xml = invalidation_xml(inv, *created_ms);
+        let headers = [("location", location(&inv.id))];
+        let headers: Vec<_> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        return Ok(cloudfront_xml(StatusCode::CREATED, &xml, &headers));
+    }
+    let in_progress = state
+        .invalidations
+        .iter()
+        .filter(|(inv, _)| mine(inv) && inv.status == "InProgress")
+        .count();
+    if state.max_in_progress.is_some_and(|max| in_progress >= max) {
+        return Err(cloudfront_bad_request(
+            "TooManyInvalidationsInProgress",
+            "Processing your request would cause the maximum number of in-progress invalidations to be exceeded.",
+        ));
+    }
+    let inv = Invalidation {
+        id: format!("IFAKE{:09}", state.next_id),
+        distribution_id: distribution_id.clone(),
+        caller_reference,
+        paths,
+        status: "InProgress".into(),
+    };
+    state.next_id += 1;
+    let created_ms = now_ms();
+    let xml = invalidation_xml(&inv, created_ms);
+    let location = location(&inv.id);
+    state.invalidations.push((inv, created_ms));
+    Ok(cloudfront_xml(
+        StatusCode::CREATED,
+        &xml,
+        &[("location", &location)],
+    ))
+}
+
+/// GetInvalidation; an InProgress invalidation is reported (and from then on is) Completed.
+fn get_invalidation(state: &mut State, ctx: &Ctx) -> Reply {
+    let distribution_id = state.distribution(ctx)?;
+    let id = &ctx.segments[4];
+    let found = state
+        .invalidations
+        .iter_mut()
+        .find(|(inv, _)| inv.distribution_id == distribution_id && inv.id == *id);
+    let (inv, created_ms) = found.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchInvalidation",
+            "The specified invalidation does not exist.",
+        )
+    })?;
+    inv.status = "Completed".into();
+    let xml = invalidation_xml(inv, *created_ms);
+    Ok(cloudfront_xml(StatusCode::OK, &xml, &[]))
+}
+
+/// ListInvalidations: newest first, `MaxItems` (default 100) per page, `Marker` = the last Id of
+/// the previous page.
+fn list_invalidations(state: &mut State, ctx: &Ctx) -> Reply {
+    let distribution_id = state.distribution(ctx)?;
+    let max_items = match ctx.q("MaxItems").map(str::parse::<usize>) {
+        None => 100,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return Err(cloudfront_bad_request(
+                "InvalidArgument",
+                "MaxItems must be an integer.",
+            ))
+        }
+    };
+    let marker = ctx.q("Marker").unwrap_or("");
+    let mut all: Vec<_> = state
+        .invalidations
+        .iter()
+        .filter(|(inv, _)| inv.distribution_id == distribution_id)
+        .collect();
+    all.reverse();
+    let start = match all.iter().position(|(inv, _)| inv.id == marker) {
+        Some(i) => i + 1,
+        None => 0,
+    };
+    let rest = &all[start..];
+    let page = &rest[..rest.len().min(max_items)];
+    let truncated = page.len() < rest.len();
+    let mut xml = tag("Marker", xml_escape(marker));
+    if let (true, Some((last, _))) = (truncated, page.last()) {
+        xml += &tag("NextMarker", xml_escape(&last.id));
+    }
+    xml += &tag("MaxItems", max_items);
+    xml += &tag("IsTruncated", truncated);
+    xml += &tag("Quantity", page.len());
+    let summaries: String = page
+        .iter()
+        .map(|(inv, created_ms)| {
+            let fields = [
+                tag("Id", xml_escape(&inv.id)),
+                tag("CreateTime", rfc3339(*created_ms)),
+                tag("Status", &inv.status),
+            ];
+            tag("InvalidationSummary", fields.concat())
+        })
+        .collect();
+    if !summaries.is_empty() {
+        xml += &tag("Items", summaries);
+    }
+    Ok(cloudfront_xml(
+        StatusCode::OK,
+        &tag("InvalidationList", xml),
+        &[],
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -775,6 +1265,58 @@ fn etag_of(data: &[u8]) -> String {
         fnv(0xcbf2_9ce4_8422_2325),
         fnv(0x8422_2325_cbf2_9ce4)
     )
+}
+
+/// The text of every `<name>...</name>` element (no attributes), in order, unescaped. Enough
+/// for the flat documents the SDK sends.
+fn xml_texts(xml: &str, name: &str) -> Vec<String> {
+    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find(&open) {
+        rest = &rest[start + open.len()..];
+        let Some(end) = rest.find(&close) else { break };
+        out.push(xml_unescape(&rest[..end]));
+        rest = &rest[end + close.len()..];
+    }
+    out
+}
+
+/// Undoes the five named entities and numeric character references (`&#xA;`, `&#10;`).
+fn xml_unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let Some(semi) = rest.find(';') else { break };
+        let entity = &rest[1..semi];
+        let c = match entity {
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "amp" => Some('&'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => entity
+                .strip_prefix("#x")
+                .map(|h| u32::from_str_radix(h, 16))
+                .or_else(|| entity.strip_prefix('#').map(str::parse::<u32>))
+                .and_then(Result::ok)
+                .and_then(char::from_u32),
+        };
+        match c {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn xml_escape(s: &str) -> String {

@@ -1,0 +1,118 @@
+//! CloudFront: one invalidation per upload, after the copy, so the site serves the new files.
+//!
+//! The `CallerReference` is the upload's content id: CloudFront answers a repeated request with
+//! the invalidation it already made, so a retry cannot create (and bill) a second one.
+//! `TooManyInvalidationsInProgress` is CloudFront asking us to wait: it is retried with backoff.
+
+use std::time::Duration;
+
+use aws_sdk_cloudfront::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
+
+const ATTEMPTS: u32 = 5;
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CdnError {
+    #[error("CloudFront invalidation on distribution {distribution}: {code}: {message}")]
+    Service {
+        distribution: String,
+        code: String,
+        message: String,
+    },
+    #[error("CloudFront invalidation on distribution {distribution} failed: {detail}")]
+    Other {
+        distribution: String,
+        detail: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Cdn {
+    client: aws_sdk_cloudfront::Client,
+}
+
+/// A path as CloudFront wants it: from the root, with unsafe characters URL-encoded.
+pub fn cdn_path(key: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'*')
+        .remove(b':');
+    format!("/{}", percent_encoding::utf8_percent_encode(key, SET))
+}
+
+impl Cdn {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Cdn {
+        Cdn {
+            client: aws_sdk_cloudfront::Client::new(sdk),
+        }
+    }
+
+    /// Creates the invalidation (or finds the one this reference already made); returns its id.
+    pub async fn invalidate(
+        &self,
+        distribution: &str,
+        paths: &[String],
+        caller_reference: &str,
+    ) -> Result<String, CdnError> {
+        let other = |detail: String| CdnError::Other {
+            distribution: distribution.to_owned(),
+            detail,
+        };
+        let batch = InvalidationBatch::builder()
+            .paths(
+                Paths::builder()
+                    .quantity(paths.len() as i32)
+                    .set_items(Some(paths.to_vec()))
+                    .build()
+                    .map_err(|e| other(e.to_string()))?,
+            )
+            .caller_reference(caller_reference)
+            .build()
+            .map_err(|e| other(e.to_string()))?;
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .client
+                .create_invalidation()
+                .distribution_id(distribution)
+                .invalidation_batch(batch.clone())
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    return Ok(out
+                        .invalidation()
+                        .map(|i| i.id().to_owned())
+                        .unwrap_or_default())
+                }
+                Err(e)
+                    if e.code() == Some("TooManyInvalidationsInProgress") && attempt < ATTEMPTS =>
+                {
+                    tracing::info!(
+                        attempt,
+                        "CloudFront is busy with other invalidations; retrying in {backoff:?}"
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(match e.code() {
+                        Some(code) => CdnError::Service {
+                            distribution: distribution.to_owned(),
+                            code: code.to_owned(),
+                            message: e.message().unwrap_or_default().to_owned(),
+                        },
+                        None => other(DisplayErrorContext(&e).to_string()),
+                    })
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Exactly once: a small record per upload *content* saying which effects are done, kept with
+//! S3 conditional writes.
+//!
+//! S3 delivers events at least once, Lambda retries failed invocations, and the two files of a
+//! Democracy Counts upload fire events that can run at the same moment. The content of an upload
+//! is its prefix and each file's ETag: the same content gets each effect once, however its events
+//! arrive; a new file is new content. A run takes a lease on the record before any effect
+//! (`If-None-Match: *` to create it, `If-Match` to change it); another run waits for the lease,
+//! or takes it over once it has expired (the holder crashed), and skips what is recorded as done.
+//!
+//! The record lives in the temp bucket under [`INTERNAL_PREFIX`]: not publicly served, and
+//! events for it are ignored, so it never starts work.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::event::INTERNAL_PREFIX;
+use crate::report::UploadReport;
+use crate::storage::{read_small, PutCondition, Storage, StorageError};
+
+const RECORD_LIMIT: usize = 1024 * 1024;
+/// How often a waiting run looks at a lease held by another.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Identifies an upload's content: its prefix and its files' ETags.
+pub fn content_id(report: &UploadReport) -> String {
+    let mut files: Vec<(&str, &str)> = report
+        .file_set
+        .iter()
+        .map(|f| (f.key.as_str(), f.details.etag.as_deref().unwrap_or("")))
+        .collect();
+    files.sort();
+    let mut hash = Sha256::new();
+    hash.update(format!(
+        "{}/{}/{}\n",
+        report.gss, report.election_date, report.timestamp
+    ));
+    for (key, etag) in files {
+        hash.update(format!("{key}\t{}\n", etag.trim_matches('"')));
+    }
+    hash.finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("another run is handling this upload (its lease on {location} holds until {until}); try again later")]
+    Busy { location: String, until: String },
+    #[error("this run lost its lease on {location} to another run; it stops here")]
+    LostLease { location: String },
+    #[error("the record {location} is not readable: {why}")]
+    Corrupt { location: String, why: String },
+}
+
+/// One effect that is done, and what it produced (an issue URL, an invalidation id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Done {
+    pub at_ms: u64,
+    pub output: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Lease {
+    owner: String,
+    until_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Record {
+    content_id: String,
+    prefix: String,
+    files: Vec<(String, String)>,
+    lease: Option<Lease>,
+    done: BTreeMap<String, Done>,
+}
+
+/// This run's hold on an upload's record.
+#[derive(Debug)]
+pub struct Ledger<'s> {
+    storage: &'s dyn Storage,
+    bucket: String,
+    key: String,
+    owner: String,
+    lease: Duration,
+    etag: String,
+    record: Record,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+fn show_ms(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+impl<'s> Ledger<'s> {
+    /// Takes the lease on `report`'s record in `bucket`, waiting up to `wait` for another run's
+    /// lease to be released or to expire.
+    pub async fn acquire(
+        storage: &'s dyn Storage,
+        bucket: &str,
+        report: &UploadReport,
+        owner: &str,
+        lease: Duration,
+        wait: Duration,
+    ) -> Result<Ledger<'s>, LedgerError> {
+        let id = content_id(report);
+        let key = format!("{INTERNAL_PREFIX}effects/{id}.state");
+        let location = storage.location(bucket, &key);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let now = now_ms();
+            let mine = Lease {
+                owner: owner.to_owned(),
+                until_ms: now + lease.as_millis() as u64,
+            };
+            let (record, condition) = match read_small(storage, bucket, &key, RECORD_LIMIT).await? {
+                None => (
+                    Record {
+                        content_id: id.clone(),
+                        prefix: format!(
+                            "{}/{}/{}",
+                            report.gss, report.election_date, report.timestamp
+                        ),
+                        files: report
+                            .file_set
+                            .iter()
+                            .map(|f| (f.key.clone(), f.details.etag.clone().unwrap_or_default()))
+                            .collect(),
+                        lease: Some(mine),
+                        done: BTreeMap::new(),
+                    },
+                    PutCondition::IfAbsent,
+                ),
+                Some((info, bytes)) => {
+                    let mut record: Record =
+                        serde_json::from_slice(&bytes).map_err(|e| LedgerError::Corrupt {
+                            location: location.clone(),
+                            why: e.to_string(),
+                        })?;
+                    if let Some(held) = &record.lease {
+                        if held.owner != owner && held.until_ms > now {
+                            if tokio::time::Instant::now() >= deadline {
+                                return Err(LedgerError::Busy {
+                                    location,
+                                    until: show_ms(held.until_ms),
+                                });
+                            }
+                            tracing::info!(holder = held.owner, "waiting for another run's lease");
+                            tokio::time::sleep(POLL).await;
+                            continue;
+                        }
+                        if held.owner != owner {
+                            tracing::warn!(
+                                holder = held.owner,
+                                "taking over the lease of a run that did not finish"
+                            );
+                        }
+                    }
+                    record.lease = Some(mine);
+                    (record, PutCondition::IfMatch(info.etag))
+                }
+            };
+            let body =
+                Bytes::from(serde_json::to_vec_pretty(&record).expect("a record serializes"));
+            match storage
+                .put(bucket, &key, body, "application/json", condition)
+                .await
+            {
+                Ok(etag) => {
+                    return Ok(Ledger {
+                        storage,
+                        bucket: bucket.to_owned(),
+                        key,
+                        owner: owner.to_owned(),
+                        lease,
+                        etag,
+                        record,
+                    })
+                }
+                // Another run got there between our read and our write: look again.
+                Err(StorageError::ConditionFailed { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The effect's output, when an earlier run did it.
+    pub fn done(&self, effect: &str) -> Option<&Done> {
+        self.record.done.get(effect)
+    }
+
+    /// Records that `effect` is done, renewing the lease.
+    pub async fn mark_done(&mut self, effect: &str, output: &str) -> Result<(), LedgerError> {
+        self.record.done.insert(
+            effect.to_owned(),
+            Done {
+                at_ms: now_ms(),
+                output: output.to_owned(),
+            },
+        );
+        self.record.lease = Some(Lease {
+            owner: self.owner.clone(),
+            until_ms: now_ms() + self.lease.as_millis() as u64,
+        });
+        self.write().await
+    }
+
+    /// Lets the next run in at once.
+    pub async fn release(mut self) -> Result<(), LedgerError> {
+        self.record.lease = None;
+        self.write().await
+    }
+
+    async fn write(&mut self) -> Result<(), LedgerError> {
+        let body =
+            Bytes::from(serde_json::to_vec_pretty(&self.record).expect("a record serializes"));
+        match self
+            .storage
+            .put(
+                &self.bucket,
+                &self.key,
+                body,
+                "application/json",
+                PutCondition::IfMatch(self.etag.clone()),
+            )
+            .await
+        {
+            Ok(etag) => {
+                self.etag = etag;
+                Ok(())
+            }
+            Err(StorageError::ConditionFailed { .. }) => Err(LedgerError::LostLease {
+                location: self.storage.location(&self.bucket, &self.key),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
