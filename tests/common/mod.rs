@@ -3,8 +3,12 @@
 //! and records webhook posts, and the real binary, run as a separate process.
 #![allow(dead_code)]
 
+#[path = "../fakes/github.rs"]
+pub mod github;
 #[path = "../fakes/s3.rs"]
 pub mod s3;
+#[path = "../fakes/sentry.rs"]
+pub mod sentry;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -19,6 +23,10 @@ pub const WDIV_TOKEN: &str = "wdiv-token-s3cr3t";
 pub const GITHUB_TOKEN: &str = "ghp_github-s3cr3t";
 pub const SENTRY_DSN: &str = "https://sentrykey-s3cr3t@sentry.example/42";
 pub const COUNCIL_NAME: &str = "Testshire District Council";
+pub const GITHUB_REPO: &str = "DemocracyClub/UK-Polling-Stations";
+pub const DISTRIBUTION: &str = "E2TESTDISTRIB01";
+pub const STAFF: &str = "staff@example.org";
+pub const SENDER: &str = "pollingstations@example.org";
 
 /// The repository's own fixtures.
 pub fn fixture(rel: &str) -> Vec<u8> {
@@ -37,6 +45,7 @@ pub struct World {
     pub backend: Backend,
     pub client: aws_sdk_s3::Client,
     pub wdiv: MockServer,
+    pub github: github::FakeGitHub,
     pub temp: String,
     pub final_bucket: String,
     pub dir: tempfile::TempDir,
@@ -93,6 +102,7 @@ impl World {
             backend,
             client,
             wdiv,
+            github: github::FakeGitHub::start(GITHUB_TOKEN, GITHUB_REPO),
             temp,
             final_bucket,
             dir: tempfile::tempdir().unwrap(),
@@ -142,6 +152,28 @@ impl World {
             env.push((k.clone(), v.clone()));
         }
         env
+    }
+
+    /// Turns on every effect: GitHub (the fake), CloudFront and SES (the AWS fake or emulator),
+    /// with a short lease so a crashed run is taken over quickly.
+    pub async fn enable_effects(&mut self) {
+        self.set("GITHUB_API_URL", &self.github.url());
+        self.set("GITHUB_REPO", GITHUB_REPO);
+        self.set("CLOUDFRONT_DISTRIBUTION_ID", DISTRIBUTION);
+        self.set("ERROR_REPORT_EMAIL", STAFF);
+        self.set("EMAIL_FROM", SENDER);
+        self.set("LEASE_SECONDS", "2");
+        if let Some(fake) = self.fake() {
+            fake.create_distribution(DISTRIBUTION);
+        }
+    }
+
+    pub fn sent_emails(&self) -> Vec<s3::SentEmail> {
+        self.fake().map(|f| f.sent_emails()).unwrap_or_default()
+    }
+
+    pub fn invalidations(&self) -> Vec<s3::Invalidation> {
+        self.fake().map(|f| f.invalidations()).unwrap_or_default()
     }
 
     /// Sets (or, with "", unsets) a setting for the next runs.
