@@ -73,6 +73,40 @@ mod tests {
     }
 
     #[test]
+    fn the_failure_email_lists_each_error_on_its_own_line() {
+        let body = render(
+            "email_failure_body.txt",
+            json!({
+                "gss": "X01", "council_name": "Somewhere", "election_date": "2024-05-02",
+                "prefix": "X01/2024-05-02/t", "test_instance": false,
+                "failing": [{"key": "X01/2024-05-02/t/a.csv", "ems": "Xpress DC", "rows": 7,
+                             "errors": ["first problem", "second problem"]}],
+            }),
+        );
+        assert!(body.starts_with("Somewhere (X01) uploaded data"), "{body}");
+        assert!(
+            body.contains(
+                "\n\nFile: X01/2024-05-02/t/a.csv\nEMS: Xpress DC, 7 rows read\nErrors:\n  \
+                 - first problem\n  - second problem\n\nWhat to do next:\n"
+            ),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn the_success_email_lists_each_file() {
+        let body = render(
+            "email_success_body.txt",
+            json!({"gss": "X01", "council_name": "Somewhere", "election_date": "2024-05-02",
+                   "ems": "Democracy Counts", "files": ["k1", "k2"]}),
+        );
+        assert!(
+            body.ends_with("EMS: Democracy Counts\nFiles:\n  - k1\n  - k2\n"),
+            "{body:?}"
+        );
+    }
+
+    #[test]
     fn every_template_renders() {
         let ctx = json!({
             "ems": "Xpress DC", "files": ["k"], "timestamp": "t", "gss": "X01",

@@ -1,12 +1,15 @@
 //! The effects on the outside world — the GitHub issue, the CloudFront invalidation, the SES
 //! email, the webhook — each exactly once per upload content, through redelivery, concurrency,
-//! crashes and faults. The binary runs against stateful fakes that record every call.
+//! crashes and faults. The binary runs against stateful fakes that record every call or, with
+//! `WDIV_TEST_S3_ENDPOINT` set, against that emulator (moto's server in CI) for S3, SES v2 and
+//! CloudFront; GitHub, WDIV and Sentry are always fakes. Scenarios that need fault injection in
+//! AWS (failures, delays, request counts) run only on the in-process fake.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{fixture, Run, World, DISTRIBUTION, GITHUB_REPO, SENDER, STAFF};
+use common::{fixture, Run, World, GITHUB_REPO, STAFF};
 
 const PREFIX: &str = "E07000223/2024-05-02/2024-04-01T10:11:12.123456";
 const TITLE: &str = "TEST Import E07000223-Testshire District Council for 2024-05-02";
@@ -54,14 +57,12 @@ async fn a_valid_upload_opens_one_issue_with_the_exact_title_labels_and_body() {
         issues[0].html_url
     );
     // One invalidation, one wildcard path for the upload.
-    if world.fake().is_some() {
-        let invalidations = world.invalidations();
-        assert_eq!(invalidations.len(), 1);
-        assert_eq!(invalidations[0].distribution_id, DISTRIBUTION);
-        assert_eq!(invalidations[0].paths, [format!("/{PREFIX}/*")]);
-        // No email for a success unless asked for.
-        assert!(world.sent_emails().is_empty());
-    }
+    let invalidations = world.invalidations().await;
+    assert_eq!(invalidations.len(), 1);
+    assert_eq!(invalidations[0].distribution_id, world.distribution);
+    assert_eq!(invalidations[0].paths, [format!("/{PREFIX}/*")]);
+    // No email for a success unless asked for.
+    assert!(world.sent_emails().await.is_empty());
 }
 
 #[tokio::test]
@@ -95,10 +96,6 @@ async fn an_open_issue_with_the_same_title_gets_one_comment() {
 #[tokio::test]
 async fn an_invalid_upload_sends_one_email_naming_the_failing_row() {
     let world = world().await;
-    let Some(_) = world.fake() else {
-        eprintln!("skipped: reading sent emails needs the in-process fake");
-        return;
-    };
     let key = world
         .upload(
             PREFIX,
@@ -108,22 +105,26 @@ async fn an_invalid_upload_sends_one_email_naming_the_failing_row() {
         .await;
     run_for(&world, &[&key]).await.assert_code(0);
 
-    let emails = world.sent_emails();
+    let emails = world.sent_emails().await;
     assert_eq!(emails.len(), 1);
-    assert_eq!(emails[0].from, SENDER);
+    assert_eq!(emails[0].from, world.sender);
     assert_eq!(emails[0].to, [STAFF]);
     assert_eq!(
         emails[0].subject,
         "**NB triggered from test instance** Error with data for council \
          E07000223-Testshire District Council"
     );
-    assert!(emails[0].text.contains(&key), "{}", emails[0].text);
-    assert!(emails[0]
-        .text
-        .contains("Incomplete file: Expected 16 columns on row 7 found 9"));
+    let text = &emails[0].text;
+    assert!(
+        text.contains(&format!(
+            "File: {key}\nEMS: Xpress WebLookup, 7 rows read\nErrors:\n  \
+             - Incomplete file: Expected 16 columns on row 7 found 9\n"
+        )),
+        "{text}"
+    );
     assert!(emails[0].text.contains("What to do next"));
     assert!(world.github.issues().is_empty());
-    assert!(world.invalidations().is_empty());
+    assert!(world.invalidations().await.is_empty());
 }
 
 #[tokio::test]
@@ -141,7 +142,7 @@ async fn a_lone_democracy_counts_file_sends_no_email() {
     assert!(run
         .stdout
         .contains("no email for a lone file whose partner is on its way"));
-    assert!(world.sent_emails().is_empty());
+    assert!(world.sent_emails().await.is_empty());
     assert_eq!(world.webhook_posts().await.len(), 1);
 }
 
@@ -156,11 +157,9 @@ async fn the_same_event_delivered_three_times_has_each_effect_once() {
     assert_eq!(world.github.issues().len(), 1);
     assert!(world.github.issues()[0].comments.is_empty());
     assert_eq!(world.webhook_posts().await.len(), 1);
-    if world.fake().is_some() {
-        assert_eq!(world.invalidations().len(), 1);
-        let copies = world
-            .fake()
-            .unwrap()
+    assert_eq!(world.invalidations().await.len(), 1);
+    if let Some(fake) = world.fake() {
+        let copies = fake
             .requests()
             .iter()
             .filter(|r| r.op == "CopyObject")
@@ -201,10 +200,7 @@ async fn both_democracy_counts_events_at_once_open_one_issue() {
     assert!(issues[0].comments.is_empty());
     assert!(issues[0].body.contains(&stations) && issues[0].body.contains(&districts));
     assert_eq!(world.webhook_posts().await.len(), 1);
-    assert_eq!(
-        world.invalidations().len(),
-        usize::from(world.fake().is_some())
-    );
+    assert_eq!(world.invalidations().await.len(), 1);
 }
 
 #[tokio::test]
@@ -257,7 +253,7 @@ async fn a_run_that_crashes_after_the_copy_is_finished_by_the_retry_once() {
     assert_eq!(world.github.issues().len(), 1);
     assert!(world.github.issues()[0].comments.is_empty());
     assert_eq!(world.webhook_posts().await.len(), 1);
-    assert_eq!(world.invalidations().len(), 1);
+    assert_eq!(world.invalidations().await.len(), 1);
     assert!(retry.stdout.contains("done earlier"), "{}", retry.stdout);
 }
 
@@ -279,7 +275,7 @@ async fn transient_failures_are_retried_and_each_effect_happens_once() {
     let key = valid_upload(&world).await;
     run_for(&world, &[&key]).await.assert_code(0);
     assert_eq!(world.github.issues().len(), 1);
-    assert_eq!(world.invalidations().len(), 1);
+    assert_eq!(world.invalidations().await.len(), 1);
 
     let invalid = "E07000223/2024-05-02/2024-04-09T00:00:00.000001";
     let bad = world
@@ -291,7 +287,7 @@ async fn transient_failures_are_retried_and_each_effect_happens_once() {
         .await;
     fake.fail_next("SendEmail", 429, "TooManyRequestsException", 1);
     run_for(&world, &[&bad]).await.assert_code(0);
-    assert_eq!(world.sent_emails().len(), 1);
+    assert_eq!(world.sent_emails().await.len(), 1);
 }
 
 #[tokio::test]
@@ -364,7 +360,7 @@ async fn a_failed_email_does_not_block_the_webhook_and_is_sent_on_the_retry() {
     assert!(run.stderr.contains("MessageRejected"), "{}", run.stderr);
     assert_eq!(world.webhook_posts().await.len(), 1);
     run_for(&world, &[&key]).await.assert_code(0);
-    assert_eq!(world.sent_emails().len(), 1);
+    assert_eq!(world.sent_emails().await.len(), 1);
     assert_eq!(world.webhook_posts().await.len(), 1);
 }
 
@@ -382,7 +378,10 @@ async fn a_dry_run_names_every_effect_with_its_target() {
         format!(
             "~ open issue    {GITHUB_REPO}: {TITLE:?} [Data Import, ready]  [would do: dry run]"
         ),
-        format!("~ invalidate    distribution {DISTRIBUTION}: /{PREFIX}/*  [would do: dry run]"),
+        format!(
+            "~ invalidate    distribution {}: /{PREFIX}/*  [would do: dry run]",
+            world.distribution
+        ),
         format!(
             "~ email success to {STAFF}: \"**NB triggered from test instance** Data received for \
              council E07000223-Testshire District Council\"  [would do: dry run]"
@@ -391,7 +390,8 @@ async fn a_dry_run_names_every_effect_with_its_target() {
         assert!(out.contains(&line), "{line}\nmissing from:\n{out}");
     }
     assert!(world.github.issues().is_empty());
-    assert!(world.sent_emails().is_empty() && world.invalidations().is_empty());
+    assert!(world.sent_emails().await.is_empty());
+    assert!(world.invalidations().await.is_empty());
     assert!(world.webhook_posts().await.is_empty());
 }
 
@@ -418,7 +418,60 @@ async fn each_effect_is_skipped_with_its_reason_when_its_setting_is_absent() {
         assert!(run.stdout.contains(reason), "{reason}\n{}", run.stdout);
     }
     assert!(world.github.issues().is_empty());
-    assert!(world.invalidations().is_empty());
+    assert!(world.invalidations().await.is_empty());
     // The copy does not depend on any of them.
     assert!(world.report_json(PREFIX).await.is_some());
+}
+
+#[tokio::test]
+async fn a_cloudfront_failure_keeps_the_copy_and_the_webhook_and_the_retry_invalidates_once() {
+    let world = world().await;
+    let Some(fake) = world.fake() else {
+        eprintln!("skipped: fault injection needs the in-process fake");
+        return;
+    };
+    let key = valid_upload(&world).await;
+    fake.fail_next("CreateInvalidation", 403, "AccessDenied", 1);
+    let run = run_for(&world, &[&key]).await;
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("CloudFront invalidation on distribution"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("AccessDenied"), "{}", run.stderr);
+    assert!(world.report_json(PREFIX).await.is_some());
+    assert_eq!(world.github.issues().len(), 1);
+    assert_eq!(world.webhook_posts().await.len(), 1);
+    assert!(world.invalidations().await.is_empty());
+
+    run_for(&world, &[&key]).await.assert_code(0);
+    assert_eq!(world.invalidations().await.len(), 1);
+    assert_eq!(world.github.issues().len(), 1);
+    assert!(world.github.issues()[0].comments.is_empty());
+    assert_eq!(world.webhook_posts().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_webhook_down_for_good_is_posted_once_by_the_retry() {
+    let world = world().await;
+    let key = valid_upload(&world).await;
+    // WDIV answers 500 to our three attempts, then recovers.
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(500))
+        .up_to_n_times(wdiv_s3_trigger::http::ATTEMPTS as u64)
+        .with_priority(1)
+        .mount(&world.wdiv)
+        .await;
+    let run = run_for(&world, &[&key]).await;
+    run.assert_code(1);
+    assert!(run.stderr.contains("webhook"), "{}", run.stderr);
+    let failed_posts = world.webhook_posts().await.len();
+    assert_eq!(failed_posts, wdiv_s3_trigger::http::ATTEMPTS as usize);
+
+    run_for(&world, &[&key]).await.assert_code(0);
+    assert_eq!(world.webhook_posts().await.len(), failed_posts + 1);
+    assert_eq!(world.github.issues().len(), 1);
+    assert_eq!(world.invalidations().await.len(), 1);
 }

@@ -1,6 +1,7 @@
-//! The world a pipeline test runs in: S3 (the in-process fake, or an emulator such as moto's
-//! server when `WDIV_TEST_S3_ENDPOINT` is set), a WDIV fake (wiremock) that answers council names
-//! and records webhook posts, and the real binary, run as a separate process.
+//! The world a pipeline test runs in: AWS — S3, SES v2 and CloudFront — on the in-process fake,
+//! or on an emulator such as moto's server when `WDIV_TEST_S3_ENDPOINT` is set; a WDIV fake
+//! (wiremock) that answers council names and records webhook posts; a GitHub fake; and the real
+//! binary, run as a separate process.
 #![allow(dead_code)]
 
 #[path = "../fakes/github.rs"]
@@ -43,6 +44,8 @@ pub enum Backend {
 
 pub struct World {
     pub backend: Backend,
+    /// The AWS configuration of the test's own clients (endpoint = the fake or the emulator).
+    pub sdk: aws_config::SdkConfig,
     pub client: aws_sdk_s3::Client,
     pub wdiv: MockServer,
     pub github: github::FakeGitHub,
@@ -51,6 +54,15 @@ pub struct World {
     pub dir: tempfile::TempDir,
     /// Settings for the binary, on top of the world's own.
     pub env: Vec<(String, String)>,
+    /// The CloudFront distribution the binary invalidates (CLOUDFRONT_DISTRIBUTION_ID): on the
+    /// fake, [`DISTRIBUTION`]; on an emulator, the one [`World::enable_effects`] created there,
+    /// as emulators choose distribution ids themselves.
+    pub distribution: String,
+    /// The SES sender (EMAIL_FROM): on the fake, [`SENDER`]; on an emulator, one per world, so
+    /// that a world reads back only its own mail from an emulator the tests share.
+    pub sender: String,
+    /// Unique to this world, so tests can share one emulator.
+    run: String,
 }
 
 static WORLDS: AtomicUsize = AtomicUsize::new(0);
@@ -65,10 +77,15 @@ impl World {
             Backend::Fake(fake) => fake.endpoint(),
             Backend::External(url) => url.clone(),
         };
-        let client = sdk_client(&endpoint).await;
+        let sdk = sdk_config(&endpoint).await;
+        let client = s3_client(&sdk);
         // Unique names, so tests can share one emulator.
         let n = WORLDS.fetch_add(1, Ordering::SeqCst);
         let run = format!("{}-{n}", std::process::id());
+        let sender = match &backend {
+            Backend::Fake(_) => SENDER.to_owned(),
+            Backend::External(_) => format!("pollingstations-{run}@example.org"),
+        };
         let temp = format!("wdiv-temp-{run}");
         let final_bucket = format!("wdiv-final-{run}");
         for bucket in [&temp, &final_bucket] {
@@ -100,6 +117,7 @@ impl World {
             .await;
         World {
             backend,
+            sdk,
             client,
             wdiv,
             github: github::FakeGitHub::start(GITHUB_TOKEN, GITHUB_REPO),
@@ -107,6 +125,9 @@ impl World {
             final_bucket,
             dir: tempfile::tempdir().unwrap(),
             env: Vec::new(),
+            distribution: DISTRIBUTION.to_owned(),
+            sender,
+            run,
         }
     }
 
@@ -155,25 +176,194 @@ impl World {
     }
 
     /// Turns on every effect: GitHub (the fake), CloudFront and SES (the AWS fake or emulator),
-    /// with a short lease so a crashed run is taken over quickly.
+    /// with a short lease so a crashed run is taken over quickly. On an emulator this creates a
+    /// CloudFront distribution and verifies the sender (SES refuses mail from an unverified one).
     pub async fn enable_effects(&mut self) {
+        match &self.backend {
+            Backend::Fake(fake) => fake.create_distribution(DISTRIBUTION),
+            Backend::External(_) => {
+                self.distribution = self.create_distribution().await;
+                self.sesv2()
+                    .create_email_identity()
+                    .email_identity(&self.sender)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("SES create email identity {}: {e:?}", self.sender));
+            }
+        }
         self.set("GITHUB_API_URL", &self.github.url());
         self.set("GITHUB_REPO", GITHUB_REPO);
-        self.set("CLOUDFRONT_DISTRIBUTION_ID", DISTRIBUTION);
+        self.set("CLOUDFRONT_DISTRIBUTION_ID", &self.distribution.clone());
         self.set("ERROR_REPORT_EMAIL", STAFF);
-        self.set("EMAIL_FROM", SENDER);
+        self.set("EMAIL_FROM", &self.sender.clone());
         self.set("LEASE_SECONDS", "2");
-        if let Some(fake) = self.fake() {
-            fake.create_distribution(DISTRIBUTION);
+    }
+
+    pub fn cloudfront(&self) -> aws_sdk_cloudfront::Client {
+        aws_sdk_cloudfront::Client::new(&self.sdk)
+    }
+
+    pub fn sesv2(&self) -> aws_sdk_sesv2::Client {
+        aws_sdk_sesv2::Client::new(&self.sdk)
+    }
+
+    /// A minimal distribution (one custom origin), on the emulator; returns the id it chose.
+    async fn create_distribution(&self) -> String {
+        use aws_sdk_cloudfront::types::{
+            CustomOriginConfig, DefaultCacheBehavior, DistributionConfig, Origin,
+            OriginProtocolPolicy, Origins, ViewerProtocolPolicy,
+        };
+        let origin = Origin::builder()
+            .id("site")
+            .domain_name("wheredoivote.example")
+            .custom_origin_config(
+                CustomOriginConfig::builder()
+                    .http_port(80)
+                    .https_port(443)
+                    .origin_protocol_policy(OriginProtocolPolicy::HttpsOnly)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let config = DistributionConfig::builder()
+            // Distinct per world: CloudFront (and moto) refuse a second distribution with the
+            // same CallerReference.
+            .caller_reference(format!("wdiv-test-{}", self.run))
+            .origins(
+                Origins::builder()
+                    .quantity(1)
+                    .items(origin)
+                    .build()
+                    .unwrap(),
+            )
+            .default_cache_behavior(
+                DefaultCacheBehavior::builder()
+                    .target_origin_id("site")
+                    .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+                    .build()
+                    .unwrap(),
+            )
+            .comment("wdiv-s3-trigger tests")
+            .enabled(true)
+            .build()
+            .unwrap();
+        let out = self
+            .cloudfront()
+            .create_distribution()
+            .distribution_config(config)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CloudFront create distribution: {e:?}"));
+        let id = out.distribution().map(|d| d.id().to_owned());
+        id.filter(|id| !id.is_empty())
+            .expect("CloudFront returned a distribution id")
+    }
+
+    /// Every email SES accepted from this world's sender, oldest first. On an emulator, read
+    /// from moto's internal state (`GET /moto-api/data.json`, the SES backend's `Message`s,
+    /// which SES v2 `SendEmail` with simple content also records); moto keeps only the text
+    /// part, or the HTML part if there is one, as the body.
+    pub async fn sent_emails(&self) -> Vec<s3::SentEmail> {
+        let url = match &self.backend {
+            Backend::Fake(fake) => return fake.sent_emails(),
+            Backend::External(url) => format!("{}/moto-api/data.json", url.trim_end_matches('/')),
+        };
+        let data: Value = reqwest::get(&url)
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let messages = data["ses"]["Message"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let text = |m: &Value, field: &str| m[field].as_str().unwrap_or_default().to_owned();
+        let addresses = |m: &Value, field: &str| -> Vec<String> {
+            let list = m["destinations"][field]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            list.iter()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect()
+        };
+        messages
+            .iter()
+            .filter(|m| m["source"] == self.sender.as_str())
+            .map(|m| s3::SentEmail {
+                message_id: text(m, "id"),
+                from: text(m, "source"),
+                to: addresses(m, "ToAddresses"),
+                cc: addresses(m, "CcAddresses"),
+                subject: text(m, "subject"),
+                text: text(m, "body"),
+                html: None,
+            })
+            .collect()
+    }
+
+    /// Every invalidation of this world's distribution, oldest first. On an emulator, read with
+    /// CloudFront's own ListInvalidations and GetInvalidation; the status is as it reports it.
+    pub async fn invalidations(&self) -> Vec<s3::Invalidation> {
+        if let Backend::Fake(fake) = &self.backend {
+            return fake.invalidations();
         }
-    }
-
-    pub fn sent_emails(&self) -> Vec<s3::SentEmail> {
-        self.fake().map(|f| f.sent_emails()).unwrap_or_default()
-    }
-
-    pub fn invalidations(&self) -> Vec<s3::Invalidation> {
-        self.fake().map(|f| f.invalidations()).unwrap_or_default()
+        let cloudfront = self.cloudfront();
+        let mut summaries = Vec::new();
+        let mut marker = None;
+        loop {
+            let out = cloudfront
+                .list_invalidations()
+                .distribution_id(&self.distribution)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("CloudFront list invalidations: {e:?}"));
+            let Some(list) = out.invalidation_list() else {
+                break;
+            };
+            summaries.extend(
+                list.items()
+                    .iter()
+                    .map(|s| (s.create_time().as_nanos(), s.id().to_owned())),
+            );
+            match list.next_marker() {
+                Some(next) if list.is_truncated() && !next.is_empty() => {
+                    marker = Some(next.to_owned())
+                }
+                _ => break,
+            }
+        }
+        // Oldest first, as the fake reports them (a stable sort keeps the listed order of ties).
+        summaries.sort_by_key(|(created, _)| *created);
+        let mut invalidations = Vec::new();
+        for (_, id) in summaries {
+            let out = cloudfront
+                .get_invalidation()
+                .distribution_id(&self.distribution)
+                .id(&id)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("CloudFront get invalidation {id}: {e:?}"));
+            let inv = out.invalidation().expect("GetInvalidation returns it");
+            let batch = inv.invalidation_batch();
+            invalidations.push(s3::Invalidation {
+                id: inv.id().to_owned(),
+                distribution_id: self.distribution.clone(),
+                caller_reference: batch
+                    .map(|b| b.caller_reference().to_owned())
+                    .unwrap_or_default(),
+                paths: batch
+                    .and_then(|b| b.paths())
+                    .map(|p| p.items().to_vec())
+                    .unwrap_or_default(),
+                status: inv.status().to_owned(),
+            });
+        }
+        invalidations
     }
 
     /// Sets (or, with "", unsets) a setting for the next runs.
@@ -319,7 +509,12 @@ impl World {
 }
 
 pub async fn sdk_client(endpoint: &str) -> aws_sdk_s3::Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    s3_client(&sdk_config(endpoint).await)
+}
+
+/// Test credentials, eu-west-2, `endpoint` for every service.
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("eu-west-2"))
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
             "test", "test", None, None, "test",
@@ -333,8 +528,11 @@ pub async fn sdk_client(endpoint: &str) -> aws_sdk_s3::Client {
                 .build_https(),
         )
         .load()
-        .await;
-    let conf = aws_sdk_s3::config::Builder::from(&sdk)
+        .await
+}
+
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
         .force_path_style(true)
         .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
