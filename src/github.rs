@@ -210,53 +210,50 @@ impl GitHub {
             labels: IMPORT_LABEL,
             per_page: 100,
         };
-        let mut page: Page<Issue> = self
+        let route = format!("/repos/{}/issues", self.repo);
+        self.first(&route, &params, "list issues", |i: &Issue| {
+            i.pull_request.is_none() && i.title == title
+        })
+        .await
+    }
+
+    async fn has_comment_with(&self, route: &str, marker: &str) -> Result<bool, GitHubError> {
+        let found = self
+            .first(
+                route,
+                &[("per_page", 100)],
+                "list comments",
+                |c: &Comment| c.body.as_deref().is_some_and(|b| b.contains(marker)),
+            )
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// The first item of a paginated list that matches, following GitHub's `Link` pages.
+    async fn first<T: serde::de::DeserializeOwned>(
+        &self,
+        route: &str,
+        params: &impl Serialize,
+        what: &'static str,
+        matches: impl Fn(&T) -> bool,
+    ) -> Result<Option<T>, GitHubError> {
+        let mut page: Page<T> = self
             .client
-            .get(format!("/repos/{}/issues", self.repo), Some(&params))
+            .get(route, Some(params))
             .await
-            .map_err(|e| self.error("list issues", e))?;
+            .map_err(|e| self.error(what, e))?;
         loop {
-            if let Some(found) = page
-                .items
-                .drain(..)
-                .find(|i| i.pull_request.is_none() && i.title == title)
-            {
+            if let Some(found) = page.items.drain(..).find(|item| matches(item)) {
                 return Ok(Some(found));
             }
             match self
                 .client
-                .get_page::<Issue>(&page.next)
+                .get_page::<T>(&page.next)
                 .await
-                .map_err(|e| self.error("list issues", e))?
+                .map_err(|e| self.error(what, e))?
             {
                 Some(next) => page = next,
                 None => return Ok(None),
-            }
-        }
-    }
-
-    async fn has_comment_with(&self, route: &str, marker: &str) -> Result<bool, GitHubError> {
-        let mut page: Page<Comment> = self
-            .client
-            .get(route, Some(&[("per_page", 100)]))
-            .await
-            .map_err(|e| self.error("list comments", e))?;
-        loop {
-            if page
-                .items
-                .iter()
-                .any(|c| c.body.as_deref().is_some_and(|b| b.contains(marker)))
-            {
-                return Ok(true);
-            }
-            match self
-                .client
-                .get_page::<Comment>(&page.next)
-                .await
-                .map_err(|e| self.error("list comments", e))?
-            {
-                Some(next) => page = next,
-                None => return Ok(false),
             }
         }
     }
