@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sentry::SentryFutureExt;
 use serde::Serialize;
 use tracing::Instrument;
 
@@ -155,8 +156,15 @@ pub async fn handle_event(
     }
     for (upload, created) in &triage.uploads {
         let span = tracing::info_span!("upload", prefix = %upload.prefix);
+        // Whatever Sentry hears while this upload is handled (a failed effect, a panic) names it.
+        let hub = Arc::new(sentry::Hub::new_from_top(sentry::Hub::current()));
+        hub.configure_scope(|scope| {
+            scope.set_tag("council", &upload.council_id);
+            scope.set_extra("upload", upload.prefix.clone().into());
+        });
         let handled = handle_upload(services, upload, created, dry_run)
             .instrument(span)
+            .bind_hub(hub)
             .await;
         outcome.uploads.push(handled);
     }

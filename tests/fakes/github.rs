@@ -17,7 +17,6 @@
 //! - `GET /search/issues?q=...`: SearchIssues (a loose subset of the search syntax)
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -28,6 +27,12 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
+
+// A crate that includes several fakes (tests/common) includes this once per fake.
+#[allow(clippy::duplicate_mod)]
+#[path = "server.rs"]
+mod server;
+use server::Server;
 
 /// Where `html_url`s point (never fetched).
 pub const HTML_BASE: &str = "https://github.example";
@@ -46,10 +51,8 @@ const TIMEOUT: &str = "We couldn't respond to your request in time. Sorry about 
 
 /// A running fake GitHub API server. Stops when dropped.
 pub struct FakeGitHub {
-    addr: SocketAddr,
+    server: Server,
     shared: Arc<Mutex<State>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// An issue as the fake holds it.
@@ -135,16 +138,12 @@ impl FakeGitHub {
     /// `token` is the only accepted credential; `repo` ("owner/name") the only repository.
     pub fn start(token: &str, repo: &str) -> FakeGitHub {
         let (owner, name) = repo.split_once('/').expect("repo must be \"owner/name\"");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fake GitHub");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
-        let addr = listener.local_addr().expect("local addr");
         let state = State {
             token: token.to_string(),
             owner: owner.to_string(),
             repo: name.to_string(),
-            base: format!("http://{addr}"),
+            // Known once the server is bound; set below, before anyone can have the URL.
+            base: String::new(),
             issues: BTreeMap::new(),
             comments: Vec::new(),
             labels: Vec::new(),
@@ -156,36 +155,17 @@ impl FakeGitHub {
             delays: HashMap::new(),
         };
         let shared = Arc::new(Mutex::new(state));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(shared.clone());
-        let thread = std::thread::Builder::new()
-            .name("fake-github".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("fake GitHub runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                    tokio::spawn(async move { axum::serve(listener, app).await });
-                    let _ = rx.await;
-                });
-                drop(rt);
-            })
-            .expect("spawn fake GitHub thread");
-        FakeGitHub {
-            addr,
-            shared,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
+        let server = Server::start("fake-github", app);
+        lock(&shared).base = format!("http://{}", server.addr());
+        FakeGitHub { server, shared }
     }
 
     /// e.g. "http://127.0.0.1:41234" — the API base (GITHUB_API_URL / octocrab `base_uri`).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// Adds an issue directly (no request recorded); `state` is "open" or "closed".
@@ -252,17 +232,6 @@ impl FakeGitHub {
 
     fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.shared)
-    }
-}
-
-impl Drop for FakeGitHub {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

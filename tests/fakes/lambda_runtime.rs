@@ -11,9 +11,7 @@
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
@@ -23,7 +21,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
+
+// A crate that includes several fakes (tests/common) includes this once per fake.
+#[allow(clippy::duplicate_mod)]
+#[path = "server.rs"]
+mod server;
+use server::Server;
 
 pub const FUNCTION_NAME: &str = "wdiv-s3-trigger";
 pub const FUNCTION_ARN: &str = "arn:aws:lambda:eu-west-2:123456789012:function:wdiv-s3-trigger";
@@ -70,10 +74,8 @@ struct Shared {
 }
 
 pub struct FakeLambdaRuntime {
-    addr: SocketAddr,
+    server: Server,
     shared: Arc<Shared>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl FakeLambdaRuntime {
@@ -89,37 +91,15 @@ impl FakeLambdaRuntime {
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared.clone());
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (shutdown, shutdown_rx) = oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("fake lambda runtime: tokio runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                // No graceful shutdown: pending long polls would never finish. Leaving block_on
-                // and dropping the runtime cancels every connection task.
-                tokio::select! {
-                    r = axum::serve(listener, app) => r.expect("fake lambda runtime: serve"),
-                    _ = shutdown_rx => {}
-                }
-            });
-        });
-        let addr = addr_rx.recv().expect("fake lambda runtime failed to start");
-        FakeLambdaRuntime {
-            addr,
-            shared,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
+        // Dropping the server stops it without waiting for open long polls, which would never
+        // finish on their own.
+        let server = Server::start_multi_thread("fake-lambda-runtime", 2, app);
+        FakeLambdaRuntime { server, shared }
     }
 
     /// "127.0.0.1:PORT", the value for `AWS_LAMBDA_RUNTIME_API` (no scheme).
     pub fn address(&self) -> String {
-        self.addr.to_string()
+        self.server.addr().to_string()
     }
 
     /// Queues an event; returns its request id.
@@ -204,17 +184,6 @@ impl FakeLambdaRuntime {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect()
-    }
-}
-
-impl Drop for FakeLambdaRuntime {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -17,7 +17,6 @@
 //! error shape. Signatures are not checked.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,12 +27,16 @@ use axum::response::Response;
 use bytes::Bytes;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+// A crate that includes several fakes (tests/common) includes this once per fake.
+#[allow(clippy::duplicate_mod)]
+#[path = "server.rs"]
+mod server;
+use server::Server;
+
 /// A running fake AWS server (S3, SES v2, CloudFront). Stops when dropped.
 pub struct FakeS3 {
-    addr: SocketAddr,
+    server: Server,
     shared: Arc<Mutex<State>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// One request as the fake received it (key decoded, header names lower-case). For SES and
@@ -117,43 +120,16 @@ impl FakeS3 {
             ..State::default()
         };
         let shared = Arc::new(Mutex::new(state));
-        // Bind on the caller's thread so the port is known (and accepting) before we return.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fake S3");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
-        let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(shared.clone());
-        let thread = std::thread::Builder::new()
-            .name("fake-s3".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                let rt = rt.expect("fake S3 runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                    tokio::spawn(async move { axum::serve(listener, app).await });
-                    let _ = rx.await;
-                });
-                // Dropping the runtime cancels the accept loop and every open connection.
-                drop(rt);
-            })
-            .expect("spawn fake S3 thread");
-        FakeS3 {
-            addr,
-            shared,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
+        let server = Server::start("fake-s3", app);
+        FakeS3 { server, shared }
     }
 
     /// e.g. "http://127.0.0.1:41234"
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// Max keys per ListObjectsV2 page (default 1000; the page is min(this, request max-keys)).
@@ -231,17 +207,6 @@ impl FakeS3 {
 
     fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.shared)
-    }
-}
-
-impl Drop for FakeS3 {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

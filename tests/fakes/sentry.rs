@@ -6,7 +6,6 @@
 //! item a JSON header line (`{"type":"event","length":N}`) and the payload. This server records
 //! every envelope, splits it into items, and exposes the parsed events.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -16,6 +15,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
 
+// A crate that includes several fakes (tests/common) includes this once per fake.
+#[allow(clippy::duplicate_mod)]
+#[path = "server.rs"]
+mod server;
+use server::Server;
+
 /// The public key in `dsn()`; envelopes must carry it (`X-Sentry-Auth` or `?sentry_key=`).
 pub const PUBLIC_KEY: &str = "publickey";
 /// The project id in `dsn()`.
@@ -24,10 +29,8 @@ const ENVELOPE_ROUTE: &str = "POST /api/{project_id}/envelope/";
 
 /// A running fake Sentry server. Stops when dropped.
 pub struct FakeSentry {
-    addr: SocketAddr,
+    server: Server,
     shared: Arc<Mutex<State>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// One accepted envelope.
@@ -77,46 +80,21 @@ impl FakeSentry {
     /// Starts the server on 127.0.0.1:0 on its own thread with its own tokio runtime.
     pub fn start() -> FakeSentry {
         let shared = Arc::new(Mutex::new(State::default()));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fake Sentry");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
-        let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(shared.clone());
-        let thread = std::thread::Builder::new()
-            .name("fake-sentry".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("fake Sentry runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                    tokio::spawn(async move { axum::serve(listener, app).await });
-                    let _ = rx.await;
-                });
-                drop(rt);
-            })
-            .expect("spawn fake Sentry thread");
-        FakeSentry {
-            addr,
-            shared,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
+        let server = Server::start("fake-sentry", app);
+        FakeSentry { server, shared }
     }
 
     /// e.g. "http://127.0.0.1:41234"
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// e.g. "http://publickey@127.0.0.1:41234/42"
     pub fn dsn(&self) -> String {
-        format!("http://{PUBLIC_KEY}@{}/{PROJECT_ID}", self.addr)
+        format!("http://{PUBLIC_KEY}@{}/{PROJECT_ID}", self.server.addr())
     }
 
     /// The payloads of every item of type "event", parsed, in arrival order.
@@ -166,17 +144,6 @@ impl FakeSentry {
 
     fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.shared)
-    }
-}
-
-impl Drop for FakeSentry {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
