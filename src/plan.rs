@@ -535,4 +535,40 @@ mod tests {
         let plan2 = super::plan(&report(true), &settings(&with_url), false);
         assert!(plan2.to_string().contains("[skip: WDIV_API_KEY not set]"));
     }
+
+    #[test]
+    fn the_invalidation_covers_the_prefix_or_each_file_by_setting() {
+        let mut env = S3.to_vec();
+        env.push(("CLOUDFRONT_DISTRIBUTION_ID", "E2DIST"));
+        let paths = |plan: &Plan| match &plan.steps[3].action {
+            Action::Invalidate { paths, .. } => paths.clone(),
+            other => panic!("step 4 is {other:?}"),
+        };
+        let mut report = report(true);
+        report.file_set[0].key = "X01/2024-05-02/t1/Polling Stations.csv".into();
+        let by_prefix = plan(&report, &settings(&env), false);
+        assert_eq!(paths(&by_prefix), ["/X01/2024-05-02/t1/*"]);
+        env.push(("CLOUDFRONT_PATHS", "files"));
+        let by_file = plan(&report, &settings(&env), false);
+        assert_eq!(
+            paths(&by_file),
+            [
+                "/X01/2024-05-02/t1/Polling%20Stations.csv",
+                "/X01/2024-05-02/t1/report.json"
+            ]
+        );
+        // The same content gives the same caller reference: a retry cannot invalidate twice.
+        let reference = |plan: &Plan| match &plan.steps[3].action {
+            Action::Invalidate {
+                caller_reference, ..
+            } => caller_reference.clone(),
+            _ => unreachable!(),
+        };
+        assert_eq!(reference(&by_prefix), reference(&by_file));
+        report.file_set[0].details.etag = Some("\"other\"".into());
+        assert_ne!(
+            reference(&plan(&report, &settings(&env), false)),
+            reference(&by_file)
+        );
+    }
 }
