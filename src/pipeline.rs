@@ -230,19 +230,25 @@ async fn carry_out(
         return Ok(execute::execute(plan, report, &effects, None).await);
     }
     let lease = Duration::from_secs(services.settings.lease_seconds);
+    // A concurrent run usually finishes well within its lease: wait for it rather than fail.
+    let wait = lease.max(MIN_LEASE_WAIT);
     let mut ledger = Ledger::acquire(
         services.storage.as_ref(),
         &services.settings.temp_bucket,
         report,
         &run_id(),
         lease,
-        lease,
+        wait,
     )
     .await?;
     let results = execute::execute(plan, report, &effects, Some(&mut ledger)).await;
     ledger.release().await?;
     Ok(results)
 }
+
+/// The least time a run waits for another run's lease before giving up (and failing, so that
+/// Lambda retries it later).
+const MIN_LEASE_WAIT: Duration = Duration::from_secs(30);
 
 /// This run's name in leases: unique per process and moment.
 fn run_id() -> String {

@@ -247,7 +247,7 @@ async fn a_run_that_crashes_after_the_copy_is_finished_by_the_retry_once() {
     assert!(world.webhook_posts().await.is_empty());
     fake.delay("CreateInvalidation", Duration::ZERO);
 
-    // Lambda's retry: the lease of the dead run expires (LEASE_SECONDS=2), then the rest is done.
+    // Lambda's retry: the lease of the dead run expires (LEASE_SECONDS=4), then the rest is done.
     let retry = world.run_event(&event, &[]).await;
     retry.assert_code(0);
     assert_eq!(world.github.issues().len(), 1);

@@ -196,7 +196,7 @@ impl World {
         self.set("CLOUDFRONT_DISTRIBUTION_ID", &self.distribution.clone());
         self.set("ERROR_REPORT_EMAIL", STAFF);
         self.set("EMAIL_FROM", &self.sender.clone());
-        self.set("LEASE_SECONDS", "2");
+        self.set("LEASE_SECONDS", "4");
     }
 
     pub fn cloudfront(&self) -> aws_sdk_cloudfront::Client {
