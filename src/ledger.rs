@@ -252,3 +252,96 @@ impl<'s> Ledger<'s> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::FileReport;
+    use crate::storage::LocalStorage;
+
+    fn report(etag: &str) -> UploadReport {
+        let mut file = FileReport::new("X01/2024-05-02/t/a.csv");
+        file.details.etag = Some(etag.into());
+        UploadReport {
+            gss: "X01".into(),
+            council_name: "Somewhere".into(),
+            timestamp: "t".into(),
+            election_date: "2024-05-02".into(),
+            github_issue: String::new(),
+            file_set: vec![file],
+        }
+    }
+
+    fn storage() -> (tempfile::TempDir, LocalStorage) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalStorage::new(dir.path());
+        storage.create_bucket("temp").unwrap();
+        (dir, storage)
+    }
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn what_one_run_did_the_next_skips() {
+        let (_dir, storage) = storage();
+        let mut first = Ledger::acquire(&storage, "temp", &report("e1"), "a", LONG, LONG)
+            .await
+            .unwrap();
+        first.mark_done("open-issue", "https://x/1").await.unwrap();
+        first.release().await.unwrap();
+        let second = Ledger::acquire(&storage, "temp", &report("e1"), "b", LONG, LONG)
+            .await
+            .unwrap();
+        assert_eq!(second.done("open-issue").unwrap().output, "https://x/1");
+        assert!(second.done("post-webhook").is_none());
+        // New content (the file changed) starts afresh.
+        let other = Ledger::acquire(&storage, "temp", &report("e2"), "c", LONG, LONG)
+            .await
+            .unwrap();
+        assert!(other.done("open-issue").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_held_lease_makes_others_wait_then_give_up() {
+        let (_dir, storage) = storage();
+        let _held = Ledger::acquire(&storage, "temp", &report("e1"), "a", LONG, LONG)
+            .await
+            .unwrap();
+        let err = Ledger::acquire(
+            &storage,
+            "temp",
+            &report("e1"),
+            "b",
+            LONG,
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, LedgerError::Busy { .. }), "{err}");
+        assert!(err
+            .to_string()
+            .contains("another run is handling this upload"));
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_is_taken_over_and_its_holder_stops() {
+        let (_dir, storage) = storage();
+        let short = Duration::from_millis(100);
+        let mut crashed = Ledger::acquire(&storage, "temp", &report("e1"), "a", short, LONG)
+            .await
+            .unwrap();
+        crashed.mark_done("copy:k", "copied").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let mut next = Ledger::acquire(&storage, "temp", &report("e1"), "b", LONG, LONG)
+            .await
+            .unwrap();
+        assert!(next.done("copy:k").is_some());
+        next.mark_done("post-webhook", "HTTP 200").await.unwrap();
+        // The old holder wakes up: it must not carry on as if it still held the lease.
+        let err = crashed
+            .mark_done("post-webhook", "HTTP 200")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LedgerError::LostLease { .. }), "{err}");
+    }
+}
