@@ -40,13 +40,33 @@ pub struct Triage {
     pub refused: Vec<KeyError>,
 }
 
-/// Parses an S3 event; a Lambda payload or a file given to `run`.
+/// Parses an S3 event: a file given to `run`.
 pub fn parse(bytes: &[u8]) -> Result<S3Event, EventError> {
-    let event: S3Event = serde_json::from_slice(bytes).map_err(EventError::NotS3)?;
+    with_records(serde_json::from_slice(bytes))
+}
+
+/// Reads an S3 event from JSON already parsed: a Lambda payload, or an event `simulate` made.
+pub fn from_value(value: serde_json::Value) -> Result<S3Event, EventError> {
+    with_records(serde_json::from_value(value))
+}
+
+fn with_records(parsed: Result<S3Event, serde_json::Error>) -> Result<S3Event, EventError> {
+    let event = parsed.map_err(EventError::NotS3)?;
     if event.records.is_empty() {
         return Err(EventError::NoRecords);
     }
     Ok(event)
+}
+
+/// Why `key` is an object this program wrote itself (and so never an upload's file), if it is.
+pub fn own_key(key: &str) -> Option<&'static str> {
+    if key.starts_with(INTERNAL_PREFIX) {
+        Some("a record of this program's own")
+    } else if key.rsplit('/').next() == Some(REPORT_FILE) {
+        Some("a report written by this program")
+    } else {
+        None
+    }
 }
 
 /// Sorts the records of `event` into uploads to check, records to ignore and keys to refuse.
@@ -100,13 +120,8 @@ fn classify(record: &S3EventRecord, temp_bucket: &str) -> Result<Option<Created>
     }
     let raw = record.s3.object.key.as_deref().unwrap_or("");
     let key = decode_event_key(raw).map_err(Classified::Refused)?;
-    if key.starts_with(INTERNAL_PREFIX) {
-        return Err(Classified::Ignored("a record of this program's own".into()));
-    }
-    if key.rsplit('/').next() == Some(REPORT_FILE) {
-        return Err(Classified::Ignored(
-            "a report written by this program".into(),
-        ));
+    if let Some(why) = own_key(&key) {
+        return Err(Classified::Ignored(why.into()));
     }
     let key = UploadKey::parse(&key).map_err(Classified::Refused)?;
     Ok(Some(Created { bucket, key }))

@@ -10,7 +10,7 @@ use tracing::Instrument;
 use crate::cdn::Cdn;
 use crate::checks::{self, Begin, CheckOptions, FileChecker, Flow, Profiles};
 use crate::councils::CouncilNames;
-use crate::event::{self, Created, EventError, INTERNAL_PREFIX, REPORT_FILE};
+use crate::event::{self, Created, EventError};
 use crate::execute::{self, Effects, StepResult};
 use crate::github::{GitHub, GitHubError};
 use crate::ledger::Ledger;
@@ -270,9 +270,7 @@ pub async fn build_report(
     let listing = storage.list(bucket, &format!("{}/", upload.prefix)).await?;
     let files: Vec<_> = listing
         .into_iter()
-        .filter(|o| {
-            !o.key.ends_with(&format!("/{REPORT_FILE}")) && !o.key.starts_with(INTERNAL_PREFIX)
-        })
+        .filter(|o| event::own_key(&o.key).is_none())
         .collect();
     for object in created {
         if !files.iter().any(|f| f.key == object.key.key) {
