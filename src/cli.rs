@@ -395,7 +395,8 @@ pub async fn run(settings_file: Option<&std::path::Path>, args: &RunArgs) -> Res
     let dry_run = args.dry_run || settings.dry_run == Some(true);
     let _sentry = crate::telemetry::init(&settings);
     let services = Services::new(settings).await?;
-    let outcome = pipeline::handle_event(&services, &raw, dry_run).await?;
+    let event = event::parse(&raw)?;
+    let outcome = pipeline::handle_event(&services, &event, dry_run).await;
     report_outcome(&[outcome], dry_run, args.json)
 }
 
@@ -475,9 +476,9 @@ pub async fn simulate(
             .ok_or_else(|| StorageError::NoSuchKey {
                 location: services.storage.location(&temp_bucket, key),
             })?;
-        let event = event::object_created(&temp_bucket, key, info.size, &info.etag);
-        let raw = serde_json::to_vec(&event).expect("an event serializes");
-        outcomes.push(pipeline::handle_event(&services, &raw, dry_run).await?);
+        let event =
+            event::from_value(event::object_created(&temp_bucket, key, info.size, &info.etag))?;
+        outcomes.push(pipeline::handle_event(&services, &event, dry_run).await);
     }
     report_outcome(&outcomes, dry_run, args.json)
 }

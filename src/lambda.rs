@@ -43,14 +43,12 @@ async fn invoke(services: &Services, event: LambdaEvent<Value>) -> Result<Value,
 }
 
 async fn handle(services: &Services, payload: Value) -> Result<Value, InvocationError> {
-    let raw = serde_json::to_vec(&payload).expect("a JSON value serializes");
+    let event = crate::event::from_value(payload).map_err(|e| {
+        tracing::error!("{e}");
+        InvocationError(e.to_string())
+    })?;
     let dry_run = services.settings.dry_run == Some(true);
-    let outcome = pipeline::handle_event(services, &raw, dry_run)
-        .await
-        .map_err(|e| {
-            tracing::error!("{e}");
-            InvocationError(e.to_string())
-        })?;
+    let outcome = pipeline::handle_event(services, &event, dry_run).await;
     let failures = outcome.failures();
     if !failures.is_empty() {
         return Err(InvocationError(failures.join("; ")));

@@ -10,7 +10,9 @@ use tracing::Instrument;
 use crate::cdn::Cdn;
 use crate::checks::{self, Begin, CheckOptions, FileChecker, Flow, Profiles};
 use crate::councils::CouncilNames;
-use crate::event::{self, Created, EventError};
+use aws_lambda_events::event::s3::S3Event;
+
+use crate::event::{self, Created};
 use crate::execute::{self, Effects, StepResult};
 use crate::github::{GitHub, GitHubError};
 use crate::ledger::Ledger;
@@ -73,8 +75,6 @@ impl Services {
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
-    Event(#[from] EventError),
-    #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(
         "{location} named by the event is not in the bucket (was it deleted after the event?)"
@@ -136,13 +136,8 @@ impl EventOutcome {
 
 /// Handles one S3 event: every upload it names, each checked, planned and (unless `dry_run`)
 /// carried out. An upload that fails does not stop the others.
-pub async fn handle_event(
-    services: &Services,
-    raw_event: &[u8],
-    dry_run: bool,
-) -> Result<EventOutcome, EventError> {
-    let event = event::parse(raw_event)?;
-    let triage = event::triage(&event, &services.settings.temp_bucket);
+pub async fn handle_event(services: &Services, event: &S3Event, dry_run: bool) -> EventOutcome {
+    let triage = event::triage(event, &services.settings.temp_bucket);
     for (key, why) in &triage.ignored {
         tracing::info!(key, "ignored: {why}");
     }
@@ -168,7 +163,7 @@ pub async fn handle_event(
             .await;
         outcome.uploads.push(handled);
     }
-    Ok(outcome)
+    outcome
 }
 
 async fn handle_upload(
