@@ -9,6 +9,8 @@ use std::time::Duration;
 use aws_sdk_cloudfront::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
 
+use crate::upload::KEY_PATH_SAFE;
+
 const ATTEMPTS: u32 = 5;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -34,14 +36,7 @@ pub struct Cdn {
 
 /// A path as CloudFront wants it: from the root, with unsafe characters URL-encoded.
 pub fn cdn_path(key: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'/')
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~')
-        .remove(b'*')
-        .remove(b':');
+    const SET: &percent_encoding::AsciiSet = &KEY_PATH_SAFE.remove(b'*').remove(b':');
     format!("/{}", percent_encoding::utf8_percent_encode(key, SET))
 }
 

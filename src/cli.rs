@@ -476,8 +476,12 @@ pub async fn simulate(
             .ok_or_else(|| StorageError::NoSuchKey {
                 location: services.storage.location(&temp_bucket, key),
             })?;
-        let event =
-            event::from_value(event::object_created(&temp_bucket, key, info.size, &info.etag))?;
+        let event = event::from_value(event::object_created(
+            &temp_bucket,
+            key,
+            info.size,
+            &info.etag,
+        ))?;
         outcomes.push(pipeline::handle_event(&services, &event, dry_run).await);
     }
     report_outcome(&outcomes, dry_run, args.json)

@@ -6,7 +6,7 @@
 
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 
-use crate::upload::{decode_event_key, KeyError, Upload, UploadKey};
+use crate::upload::{decode_event_key, KeyError, Upload, UploadKey, KEY_PATH_SAFE};
 
 /// The name of the report this program writes next to an upload's files.
 pub const REPORT_FILE: &str = "report.json";
@@ -152,13 +152,8 @@ pub fn object_created(bucket: &str, key: &str, size: u64, etag: &str) -> serde_j
 
 /// Encodes a key as S3 events do: URL-encoded, a space as `+`.
 pub fn encode_event_key(key: &str) -> String {
-    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'/')
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~')
-        .remove(b' ');
+    // Spaces are kept here to become `+`.
+    const KEEP: &percent_encoding::AsciiSet = &KEY_PATH_SAFE.remove(b' ');
     percent_encoding::utf8_percent_encode(key, KEEP)
         .to_string()
         .replace(' ', "+")

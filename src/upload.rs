@@ -39,6 +39,15 @@ pub enum KeyError {
     Part { key: String, why: String },
 }
 
+/// What stays as it is when a key is URL-encoded into a path (an S3 copy source, a CloudFront path,
+/// an event): RFC 3986's unreserved characters and `/`. Each use adds what its format allows.
+pub const KEY_PATH_SAFE: percent_encoding::AsciiSet = percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Decodes a key as S3 event notifications encode it: URL-encoded, with `+` for a space.
 pub fn decode_event_key(raw: &str) -> Result<String, KeyError> {
     let plus_as_space = raw.replace('+', " ");

@@ -305,11 +305,5 @@ impl Storage for S3Storage {
 
 /// `x-amz-copy-source` is `bucket/key` with the key URL-encoded (slashes kept).
 fn encode_copy_source(key: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'/')
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(key, SET).to_string()
+    percent_encoding::utf8_percent_encode(key, &crate::upload::KEY_PATH_SAFE).to_string()
 }
