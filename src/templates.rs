@@ -1,6 +1,8 @@
 //! The words people read — the GitHub issue, the emails — live in `templates/` (minijinja), so
 //! they can be changed without reading Rust. They are embedded at build time.
 
+use std::sync::OnceLock;
+
 use minijinja::Environment;
 use serde::Serialize;
 
@@ -28,14 +30,18 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
-fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_trim_blocks(true);
-    for (name, source) in TEMPLATES {
-        env.add_template(name, source)
-            .expect("the embedded templates parse (a unit test renders each)");
-    }
-    env
+/// The templates, parsed once per process (a plan renders several for every upload).
+fn environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)
+                .expect("the embedded templates parse (a unit test renders each)");
+        }
+        env
+    })
 }
 
 /// Renders the template `name` with `context`. The templates are embedded and tested, so a
