@@ -90,8 +90,9 @@ impl LocalStorage {
         }
     }
 
-    /// Writes `bytes` to a temporary file beside `dest`, ready to be renamed into place.
-    async fn stage(&self, dest: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    /// A new temporary file's path beside `dest` (its folder created), for a write that is
+    /// renamed into place when complete.
+    async fn partial_beside(&self, dest: &Path) -> std::io::Result<PathBuf> {
         let dir = dest.parent().expect("a key's file has a folder");
         tokio::fs::create_dir_all(dir).await?;
         let name = dest.file_name().unwrap_or_default().to_string_lossy();
@@ -99,9 +100,7 @@ impl LocalStorage {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos();
-        let tmp = dir.join(format!("{PARTIAL}{unique}-{}-{name}", std::process::id()));
-        tokio::fs::write(&tmp, bytes).await?;
-        Ok(tmp)
+        Ok(dir.join(format!("{PARTIAL}{unique}-{}-{name}", std::process::id())))
     }
 }
 
@@ -261,25 +260,24 @@ impl Storage for LocalStorage {
     ) -> Result<(), StorageError> {
         let source = self.path(from_bucket, key)?;
         let dest = self.path(to_bucket, key)?;
-        let bytes = tokio::fs::read(&source)
-            .await
-            .map_err(|e| self.io_error("CopyObject", from_bucket, key, e))?;
+        // The condition first, so a changed file is not read at all; then a streamed copy.
         let meta = tokio::fs::metadata(&source)
             .await
             .map_err(|e| self.io_error("CopyObject", from_bucket, key, e))?;
         if etag(&meta) != if_etag {
-            return Err(StorageError::ConditionFailed {
-                op: "CopyObject",
-                location: self.location(from_bucket, key),
-                why: format!(
-                    "it changed after it was checked (ETag is no longer {if_etag}); not copied"
-                ),
-            });
+            return Err(StorageError::changed_since_check(
+                self.location(from_bucket, key),
+                if_etag,
+            ));
         }
         let tmp = self
-            .stage(&dest, &bytes)
+            .partial_beside(&dest)
             .await
             .map_err(|e| self.io_error("CopyObject", to_bucket, key, e))?;
+        if let Err(e) = tokio::fs::copy(&source, &tmp).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(self.io_error("CopyObject", from_bucket, key, e));
+        }
         tokio::fs::rename(&tmp, &dest)
             .await
             .map_err(|e| self.io_error("CopyObject", to_bucket, key, e))
@@ -300,9 +298,13 @@ impl Storage for LocalStorage {
             why: why.to_owned(),
         };
         let tmp = self
-            .stage(&dest, &body)
+            .partial_beside(&dest)
             .await
             .map_err(|e| self.io_error("PutObject", bucket, key, e))?;
+        if let Err(e) = tokio::fs::write(&tmp, &body).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(self.io_error("PutObject", bucket, key, e));
+        }
         let placed = match &condition {
             // A hard link fails when the name exists: an atomic "create if absent".
             PutCondition::IfAbsent => match tokio::fs::hard_link(&tmp, &dest).await {

@@ -67,6 +67,19 @@ pub enum StorageError {
     BadKey { key: String, why: &'static str },
 }
 
+impl StorageError {
+    /// A copy refused because its source is no longer the bytes that were checked.
+    pub fn changed_since_check(location: String, checked_etag: &str) -> StorageError {
+        StorageError::ConditionFailed {
+            op: "CopyObject",
+            location,
+            why: format!(
+                "it changed after it was checked (ETag is no longer {checked_etag}); not copied"
+            ),
+        }
+    }
+}
+
 /// A body being read, chunk by chunk, as it arrives.
 #[async_trait]
 pub trait Body: Send {

@@ -248,15 +248,8 @@ impl Storage for S3Storage {
             .send()
             .await
             .map_err(|e| match self.error("CopyObject", from_bucket, key, e) {
-                StorageError::ConditionFailed { op, location, .. } => {
-                    StorageError::ConditionFailed {
-                        op,
-                        location,
-                        why: format!(
-                            "it changed after it was checked (ETag is no longer {if_etag}); \
-                             not copied"
-                        ),
-                    }
+                StorageError::ConditionFailed { location, .. } => {
+                    StorageError::changed_since_check(location, if_etag)
                 }
                 other => other,
             })?;
