@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_sdk_cloudfront::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
 
+use crate::retry::with_backoff;
 use crate::upload::KEY_PATH_SAFE;
 
 const ATTEMPTS: u32 = 5;
@@ -69,45 +70,28 @@ impl Cdn {
             .caller_reference(caller_reference)
             .build()
             .map_err(|e| other(e.to_string()))?;
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 1;
-        loop {
-            let result = self
-                .client
+        // CloudFront asks us to wait while other invalidations run; the SDK does not retry it.
+        let busy = |e: &CdnError| matches!(e, CdnError::Service { code, .. } if code == "TooManyInvalidationsInProgress");
+        let out = with_backoff("CloudFront", ATTEMPTS, FIRST_BACKOFF, busy, || async {
+            self.client
                 .create_invalidation()
                 .distribution_id(distribution)
                 .invalidation_batch(batch.clone())
                 .send()
-                .await;
-            match result {
-                Ok(out) => {
-                    return Ok(out
-                        .invalidation()
-                        .map(|i| i.id().to_owned())
-                        .unwrap_or_default())
-                }
-                Err(e)
-                    if e.code() == Some("TooManyInvalidationsInProgress") && attempt < ATTEMPTS =>
-                {
-                    tracing::info!(
-                        attempt,
-                        "CloudFront is busy with other invalidations; retrying in {backoff:?}"
-                    );
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    return Err(match e.code() {
-                        Some(code) => CdnError::Service {
-                            distribution: distribution.to_owned(),
-                            code: code.to_owned(),
-                            message: e.message().unwrap_or_default().to_owned(),
-                        },
-                        None => other(DisplayErrorContext(&e).to_string()),
-                    })
-                }
-            }
-        }
+                .await
+                .map_err(|e| match e.code() {
+                    Some(code) => CdnError::Service {
+                        distribution: distribution.to_owned(),
+                        code: code.to_owned(),
+                        message: e.message().unwrap_or_default().to_owned(),
+                    },
+                    None => other(DisplayErrorContext(&e).to_string()),
+                })
+        })
+        .await?;
+        Ok(out
+            .invalidation()
+            .map(|i| i.id().to_owned())
+            .unwrap_or_default())
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use octocrab::{Octocrab, Page};
 use serde::{Deserialize, Serialize};
 
+use crate::retry::with_backoff;
 use crate::settings::Secret;
 
 /// The label staff filter import issues on.
@@ -144,23 +145,14 @@ impl GitHub {
         comment: &str,
         marker: &str,
     ) -> Result<String, GitHubError> {
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 1;
-        loop {
-            match self
-                .try_open_or_update(title, labels, body, comment, marker)
-                .await
-            {
-                Ok(url) => return Ok(url),
-                Err(e) if e.transient() && attempt < ATTEMPTS => {
-                    tracing::info!(attempt, "GitHub failed ({e}); retrying in {backoff:?}");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        with_backoff(
+            "GitHub",
+            ATTEMPTS,
+            FIRST_BACKOFF,
+            GitHubError::transient,
+            || self.try_open_or_update(title, labels, body, comment, marker),
+        )
+        .await
     }
 
     async fn try_open_or_update(

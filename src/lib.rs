@@ -21,6 +21,7 @@ pub mod mail;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
+pub mod retry;
 pub mod settings;
 pub mod storage;
 pub mod telemetry;
