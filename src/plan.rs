@@ -144,6 +144,11 @@ pub fn email_due(report: &UploadReport) -> bool {
         .any(|p| p.code != MISSING_FILES)
 }
 
+/// The reason to skip an action when the setting `name` it needs is absent.
+fn unless_set<T>(value: &Option<T>, name: &str) -> Option<String> {
+    value.is_none().then(|| format!("{name} not set"))
+}
+
 /// What to do about `report`, given the settings. `dry_run` previews everything.
 pub fn plan(report: &UploadReport, settings: &Settings, dry_run: bool) -> Plan {
     let prefix = format!(
@@ -170,7 +175,6 @@ pub fn plan(report: &UploadReport, settings: &Settings, dry_run: bool) -> Plan {
         });
     };
     let invalid = (!valid).then(|| "the upload failed its checks".to_owned());
-    let unset = |name: &str| Some(format!("{name} not set"));
     let files: Vec<&str> = report.file_set.iter().map(|f| f.key.as_str()).collect();
     let test_instance = settings.is_test_instance();
     let context = json!({
@@ -201,20 +205,8 @@ pub fn plan(report: &UploadReport, settings: &Settings, dry_run: bool) -> Plan {
     );
     let skip = invalid
         .clone()
-        .or_else(|| {
-            settings
-                .github_repo
-                .is_none()
-                .then(|| unset("GITHUB_REPO"))
-                .flatten()
-        })
-        .or_else(|| {
-            settings
-                .github_api_key
-                .is_none()
-                .then(|| unset("GITHUB_API_KEY"))
-                .flatten()
-        });
+        .or_else(|| unless_set(&settings.github_repo, "GITHUB_REPO"))
+        .or_else(|| unless_set(&settings.github_api_key, "GITHUB_API_KEY"));
     add(
         Action::OpenIssue {
             repo: settings.github_repo.clone().unwrap_or_default(),
@@ -257,11 +249,10 @@ pub fn plan(report: &UploadReport, settings: &Settings, dry_run: bool) -> Plan {
             .collect(),
     };
     let skip = invalid.clone().or_else(|| {
-        settings
-            .cloudfront_distribution_id
-            .is_none()
-            .then(|| unset("CLOUDFRONT_DISTRIBUTION_ID"))
-            .flatten()
+        unless_set(
+            &settings.cloudfront_distribution_id,
+            "CLOUDFRONT_DISTRIBUTION_ID",
+        )
     });
     add(
         Action::Invalidate {
@@ -321,11 +312,9 @@ pub fn plan(report: &UploadReport, settings: &Settings, dry_run: bool) -> Plan {
         skip,
     );
 
-    let (url, skip) = match (&settings.wdiv_webhook_url, &settings.wdiv_api_key) {
-        (None, _) => (String::new(), unset("WDIV_WEBHOOK_URL")),
-        (Some(url), None) => (url.clone(), unset("WDIV_API_KEY")),
-        (Some(url), Some(_)) => (url.clone(), None),
-    };
+    let skip = unless_set(&settings.wdiv_webhook_url, "WDIV_WEBHOOK_URL")
+        .or_else(|| unless_set(&settings.wdiv_api_key, "WDIV_API_KEY"));
+    let url = settings.wdiv_webhook_url.clone().unwrap_or_default();
     add(Action::PostWebhook { url }, skip);
 
     Plan {
