@@ -14,25 +14,6 @@ use s3::{FakeS3, Invalidation, SentEmail};
 
 const DIST: &str = "EDFDVBD6EXAMPLE";
 
-/// The configuration the project uses (as in tests/s3_fake.rs).
-async fn sdk_config(fake: &FakeS3) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("eu-west-2"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .endpoint_url(fake.endpoint())
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        )
-        .load()
-        .await
-}
-
 struct Clients {
     ses: aws_sdk_sesv2::Client,
     cloudfront: aws_sdk_cloudfront::Client,
@@ -41,14 +22,11 @@ struct Clients {
 
 async fn setup() -> (FakeS3, Clients) {
     let fake = FakeS3::start();
-    let sdk = sdk_config(&fake).await;
-    let s3 = aws_sdk_s3::config::Builder::from(&sdk)
-        .force_path_style(true)
-        .build();
+    let sdk = s3::client_config(&fake.endpoint()).await;
     let clients = Clients {
         ses: aws_sdk_sesv2::Client::new(&sdk),
         cloudfront: aws_sdk_cloudfront::Client::new(&sdk),
-        s3: aws_sdk_s3::Client::from_conf(s3),
+        s3: wdiv_s3_trigger::storage::s3_client(&sdk),
     };
     (fake, clients)
 }

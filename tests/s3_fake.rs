@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::RequestChecksumCalculation;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
@@ -16,32 +16,12 @@ use s3::FakeS3;
 const BUCKET: &str = "uploads";
 
 async fn sdk_config(fake: &FakeS3) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("eu-west-2"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .endpoint_url(fake.endpoint())
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        )
-        .load()
-        .await
+    s3::client_config(&fake.endpoint()).await
 }
 
 /// The configuration the project uses.
 async fn client(fake: &FakeS3) -> Client {
-    let sdk = sdk_config(fake).await;
-    let conf = aws_sdk_s3::config::Builder::from(&sdk)
-        .force_path_style(true)
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .build();
-    Client::from_conf(conf)
+    wdiv_s3_trigger::storage::s3_client(&sdk_config(fake).await)
 }
 
 /// A fake with `BUCKET` created, and a client for it.

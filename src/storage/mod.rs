@@ -15,7 +15,7 @@ mod s3;
 
 pub use local::LocalStorage;
 pub use overlay::{staged_etag, Overlay};
-pub use s3::{sdk_config, S3Storage};
+pub use s3::{s3_client, sdk_config, S3Storage};
 
 /// What a listing or a read says about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]

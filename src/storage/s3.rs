@@ -63,17 +63,22 @@ pub async fn sdk_config(settings: &Settings) -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// The S3 client as this program configures it (tests use it too).
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    // A custom endpoint (an emulator, MinIO) does not serve bucket subdomains.
+    let path_style = sdk.endpoint_url().is_some();
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(path_style)
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
 impl S3Storage {
     pub fn new(sdk: &aws_config::SdkConfig) -> S3Storage {
-        // A custom endpoint (an emulator, MinIO) does not serve bucket subdomains.
-        let path_style = sdk.endpoint_url().is_some();
-        let conf = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(path_style)
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .build();
         S3Storage {
-            client: aws_sdk_s3::Client::from_conf(conf),
+            client: s3_client(sdk),
         }
     }
 

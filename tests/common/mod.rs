@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::Value;
+use wdiv_s3_trigger::storage::s3_client;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -77,7 +78,7 @@ impl World {
             Backend::Fake(fake) => fake.endpoint(),
             Backend::External(url) => url.clone(),
         };
-        let sdk = sdk_config(&endpoint).await;
+        let sdk = s3::client_config(&endpoint).await;
         let client = s3_client(&sdk);
         // Unique names, so tests can share one emulator.
         let n = WORLDS.fetch_add(1, Ordering::SeqCst);
@@ -509,35 +510,7 @@ impl World {
 }
 
 pub async fn sdk_client(endpoint: &str) -> aws_sdk_s3::Client {
-    s3_client(&sdk_config(endpoint).await)
-}
-
-/// Test credentials, eu-west-2, `endpoint` for every service.
-pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("eu-west-2"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .endpoint_url(endpoint)
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        )
-        .load()
-        .await
-}
-
-pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::config::Builder::from(sdk)
-        .force_path_style(true)
-        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
+    s3_client(&s3::client_config(endpoint).await)
 }
 
 /// What a run of the binary printed, and how it ended.

@@ -33,6 +33,26 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_AL
 mod server;
 use server::Server;
 
+/// The AWS configuration of a test's own clients: test credentials, eu-west-2, and `endpoint`
+/// (a fake's, or an emulator's) for every service.
+pub async fn client_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-2"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .endpoint_url(endpoint)
+        .http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https(),
+        )
+        .load()
+        .await
+}
+
 /// A running fake AWS server (S3, SES v2, CloudFront). Stops when dropped.
 pub struct FakeS3 {
     server: Server,
