@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{fixture, Run, World, GITHUB_REPO, STAFF};
+use common::{fixture, World, GITHUB_REPO, STAFF};
 
 const PREFIX: &str = "E07000223/2024-05-02/2024-04-01T10:11:12.123456";
 const TITLE: &str = "TEST Import E07000223-Testshire District Council for 2024-05-02";
@@ -30,15 +30,11 @@ async fn valid_upload(world: &World) -> String {
         .await
 }
 
-async fn run_for(world: &World, keys: &[&str]) -> Run {
-    world.run_event(&world.event_for(keys).await, &[]).await
-}
-
 #[tokio::test]
 async fn a_valid_upload_opens_one_issue_with_the_exact_title_labels_and_body() {
     let world = world().await;
     let key = valid_upload(&world).await;
-    run_for(&world, &[&key]).await.assert_code(0);
+    world.run_for(&[&key]).await.assert_code(0);
 
     let issues = world.github.issues();
     assert_eq!(issues.len(), 1);
@@ -75,7 +71,7 @@ async fn an_open_issue_with_the_same_title_gets_one_comment() {
         "open",
     );
     let key = valid_upload(&world).await;
-    run_for(&world, &[&key]).await.assert_code(0);
+    world.run_for(&[&key]).await.assert_code(0);
 
     let issues = world.github.issues();
     assert_eq!(issues.len(), 1, "no second issue");
@@ -103,7 +99,7 @@ async fn an_invalid_upload_sends_one_email_naming_the_failing_row() {
             &fixture("uploads/records/short-row-in-middle.csv"),
         )
         .await;
-    run_for(&world, &[&key]).await.assert_code(0);
+    world.run_for(&[&key]).await.assert_code(0);
 
     let emails = world.sent_emails().await;
     assert_eq!(emails.len(), 1);
@@ -137,7 +133,7 @@ async fn a_lone_democracy_counts_file_sends_no_email() {
             &fixture("uploads/democracy-counts/districts.csv"),
         )
         .await;
-    let run = run_for(&world, &[&key]).await;
+    let run = world.run_for(&[&key]).await;
     run.assert_code(0);
     assert!(run
         .stdout
@@ -173,20 +169,7 @@ async fn the_same_event_delivered_three_times_has_each_effect_once() {
 #[tokio::test]
 async fn both_democracy_counts_events_at_once_open_one_issue() {
     let world = world().await;
-    let stations = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/democracy-counts/stations.csv"),
-        )
-        .await;
-    let districts = world
-        .upload(
-            PREFIX,
-            "districts.csv",
-            &fixture("uploads/democracy-counts/districts.csv"),
-        )
-        .await;
+    let (stations, districts) = world.upload_dc_pair(PREFIX).await;
     let (a, b) = (
         world.event_for(&[&stations]).await,
         world.event_for(&[&districts]).await,
@@ -273,7 +256,7 @@ async fn transient_failures_are_retried_and_each_effect_happens_once() {
         2,
     );
     let key = valid_upload(&world).await;
-    run_for(&world, &[&key]).await.assert_code(0);
+    world.run_for(&[&key]).await.assert_code(0);
     assert_eq!(world.github.issues().len(), 1);
     assert_eq!(world.invalidations().await.len(), 1);
 
@@ -286,7 +269,7 @@ async fn transient_failures_are_retried_and_each_effect_happens_once() {
         )
         .await;
     fake.fail_next("SendEmail", 429, "TooManyRequestsException", 1);
-    run_for(&world, &[&bad]).await.assert_code(0);
+    world.run_for(&[&bad]).await.assert_code(0);
     assert_eq!(world.sent_emails().await.len(), 1);
 }
 
@@ -298,7 +281,7 @@ async fn a_permanent_failure_stops_only_what_depends_on_it_and_the_retry_does_th
     let key = valid_upload(&world).await;
     // GitHub is down for longer than our retries.
     world.github.fail_next("ListIssues", 503, 3);
-    let run = run_for(&world, &[&key]).await;
+    let run = world.run_for(&[&key]).await;
     run.assert_code(1);
     assert!(run.stderr.contains("GitHub list issues"), "{}", run.stderr);
     assert!(run.stderr.contains("HTTP 503"), "{}", run.stderr);
@@ -320,7 +303,7 @@ async fn a_permanent_failure_stops_only_what_depends_on_it_and_the_retry_does_th
 
     // Lambda retries: GitHub is back; only what is left is done.
     world.set("SENTRY_DSN", "");
-    let retry = run_for(&world, &[&key]).await;
+    let retry = world.run_for(&[&key]).await;
     retry.assert_code(0);
     assert_eq!(world.github.issues().len(), 1);
     let report = world.report_json(PREFIX).await.unwrap();
@@ -355,11 +338,11 @@ async fn a_failed_email_does_not_block_the_webhook_and_is_sent_on_the_retry() {
         )
         .await;
     fake.fail_next("SendEmail", 400, "MessageRejected", 1);
-    let run = run_for(&world, &[&key]).await;
+    let run = world.run_for(&[&key]).await;
     run.assert_code(1);
     assert!(run.stderr.contains("MessageRejected"), "{}", run.stderr);
     assert_eq!(world.webhook_posts().await.len(), 1);
-    run_for(&world, &[&key]).await.assert_code(0);
+    world.run_for(&[&key]).await.assert_code(0);
     assert_eq!(world.sent_emails().await.len(), 1);
     assert_eq!(world.webhook_posts().await.len(), 1);
 }
@@ -407,7 +390,7 @@ async fn each_effect_is_skipped_with_its_reason_when_its_setting_is_absent() {
         world.set(name, "");
     }
     let key = valid_upload(&world).await;
-    let run = run_for(&world, &[&key]).await;
+    let run = world.run_for(&[&key]).await;
     run.assert_code(0);
     for reason in [
         "skipped: GITHUB_API_KEY not set",
@@ -432,7 +415,7 @@ async fn a_cloudfront_failure_keeps_the_copy_and_the_webhook_and_the_retry_inval
     };
     let key = valid_upload(&world).await;
     fake.fail_next("CreateInvalidation", 403, "AccessDenied", 1);
-    let run = run_for(&world, &[&key]).await;
+    let run = world.run_for(&[&key]).await;
     run.assert_code(1);
     assert!(
         run.stderr
@@ -446,7 +429,7 @@ async fn a_cloudfront_failure_keeps_the_copy_and_the_webhook_and_the_retry_inval
     assert_eq!(world.webhook_posts().await.len(), 1);
     assert!(world.invalidations().await.is_empty());
 
-    run_for(&world, &[&key]).await.assert_code(0);
+    world.run_for(&[&key]).await.assert_code(0);
     assert_eq!(world.invalidations().await.len(), 1);
     assert_eq!(world.github.issues().len(), 1);
     assert!(world.github.issues()[0].comments.is_empty());
@@ -464,13 +447,13 @@ async fn a_webhook_down_for_good_is_posted_once_by_the_retry() {
         .with_priority(1)
         .mount(&world.wdiv)
         .await;
-    let run = run_for(&world, &[&key]).await;
+    let run = world.run_for(&[&key]).await;
     run.assert_code(1);
     assert!(run.stderr.contains("webhook"), "{}", run.stderr);
     let failed_posts = world.webhook_posts().await.len();
     assert_eq!(failed_posts, wdiv_s3_trigger::http::ATTEMPTS as usize);
 
-    run_for(&world, &[&key]).await.assert_code(0);
+    world.run_for(&[&key]).await.assert_code(0);
     assert_eq!(world.webhook_posts().await.len(), failed_posts + 1);
     assert_eq!(world.github.issues().len(), 1);
     assert_eq!(world.invalidations().await.len(), 1);

@@ -89,7 +89,7 @@ async fn an_invalid_file_is_not_copied_and_the_webhook_says_why() {
             &fixture("uploads/records/short-row-in-middle.csv"),
         )
         .await;
-    let run = world.run_event(&world.event_for(&[&key]).await, &[]).await;
+    let run = world.run_for(&[&key]).await;
     run.assert_code(0);
 
     assert!(world.keys(&world.final_bucket).await.is_empty());
@@ -115,10 +115,7 @@ async fn a_democracy_counts_pair_in_order() {
         )
         .await;
     // The first file's event runs before the second file exists: a lone file, no copy.
-    world
-        .run_event(&world.event_for(&[&stations]).await, &[])
-        .await
-        .assert_code(0);
+    world.run_for(&[&stations]).await.assert_code(0);
     assert!(world.keys(&world.final_bucket).await.is_empty());
     let first = &world.webhook_posts().await[0].0;
     assert_eq!(
@@ -133,10 +130,7 @@ async fn a_democracy_counts_pair_in_order() {
             &fixture("uploads/democracy-counts/districts.csv"),
         )
         .await;
-    world
-        .run_event(&world.event_for(&[&districts]).await, &[])
-        .await
-        .assert_code(0);
+    world.run_for(&[&districts]).await.assert_code(0);
     let report = world.report_json(PREFIX).await.unwrap();
     assert_eq!(report["file_set"].as_array().unwrap().len(), 2);
     assert_eq!(
@@ -153,26 +147,10 @@ async fn a_democracy_counts_pair_in_order() {
 #[tokio::test]
 async fn a_democracy_counts_pair_out_of_order_never_loses_a_file_from_the_report() {
     let world = World::new().await;
-    let stations = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/democracy-counts/stations.csv"),
-        )
-        .await;
-    let districts = world
-        .upload(
-            PREFIX,
-            "districts.csv",
-            &fixture("uploads/democracy-counts/districts.csv"),
-        )
-        .await;
+    let (stations, districts) = world.upload_dc_pair(PREFIX).await;
     // The second file's event first, then the first's: both see the pair.
     for key in [&districts, &stations] {
-        world
-            .run_event(&world.event_for(&[key]).await, &[])
-            .await
-            .assert_code(0);
+        world.run_for(&[key]).await.assert_code(0);
     }
     let report = world.report_json(PREFIX).await.unwrap();
     assert_eq!(report["file_set"].as_array().unwrap().len(), 2);
@@ -192,9 +170,7 @@ async fn a_democracy_counts_pair_out_of_order_never_loses_a_file_from_the_report
             seeded.to_string().as_bytes(),
         )
         .await;
-    let run = world
-        .run_event(&world.event_for(&[&xpress]).await, &[])
-        .await;
+    let run = world.run_for(&[&xpress]).await;
     run.assert_code(0);
     assert!(
         run.stdout
@@ -215,7 +191,7 @@ async fn a_lone_democracy_counts_file_fails_without_a_copy() {
             &fixture("uploads/democracy-counts/districts.csv"),
         )
         .await;
-    let run = world.run_event(&world.event_for(&[&key]).await, &[]).await;
+    let run = world.run_for(&[&key]).await;
     run.assert_code(0);
     assert!(world.keys(&world.final_bucket).await.is_empty());
     let posts = world.webhook_posts().await;
@@ -263,7 +239,7 @@ async fn a_dry_run_writes_nothing_and_names_every_action() {
     // DRY_RUN=true in the settings does the same.
     let mut world = world;
     world.set("DRY_RUN", "true");
-    let run = world.run_event(&world.event_for(&[&key]).await, &[]).await;
+    let run = world.run_for(&[&key]).await;
     run.assert_code(0);
     assert!(world.keys(&world.final_bucket).await.is_empty());
     assert!(world.webhook_posts().await.is_empty());
@@ -274,7 +250,7 @@ async fn the_webhook_is_skipped_with_its_reason_when_its_settings_are_absent() {
     let mut world = World::new().await;
     let key = valid_upload(&world).await;
     world.set("WDIV_API_KEY", "");
-    let run = world.run_event(&world.event_for(&[&key]).await, &[]).await;
+    let run = world.run_for(&[&key]).await;
     run.assert_code(0);
     assert!(
         run.stdout.contains("skipped: WDIV_API_KEY not set"),
@@ -282,7 +258,7 @@ async fn the_webhook_is_skipped_with_its_reason_when_its_settings_are_absent() {
         run.stdout
     );
     world.set("WDIV_WEBHOOK_URL", "");
-    let run = world.run_event(&world.event_for(&[&key]).await, &[]).await;
+    let run = world.run_for(&[&key]).await;
     assert!(run.stdout.contains("skipped: WDIV_WEBHOOK_URL not set"));
     assert!(world.webhook_posts().await.is_empty());
     // The copy still happened.
@@ -421,7 +397,7 @@ async fn the_webhook_is_retried_on_a_server_error() {
     let world = World::new().await;
     wdiv_answers(&world, "POST", 503, Some(1)).await;
     let key = valid_upload(&world).await;
-    let run = world.run_event(&world.event_for(&[&key]).await, &[]).await;
+    let run = world.run_for(&[&key]).await;
     run.assert_code(0);
     assert_eq!(world.webhook_posts().await.len(), 2);
 }
@@ -431,7 +407,7 @@ async fn a_webhook_that_keeps_failing_fails_the_run_after_the_copy() {
     let world = World::new().await;
     wdiv_answers(&world, "POST", 500, None).await;
     let key = valid_upload(&world).await;
-    let run = world.run_event(&world.event_for(&[&key]).await, &[]).await;
+    let run = world.run_for(&[&key]).await;
     run.assert_code(1);
     assert!(
         run.stderr.contains("answered HTTP 500: database down"),
@@ -450,7 +426,7 @@ async fn the_council_id_stands_in_when_wdiv_cannot_name_the_council() {
     let world = World::new().await;
     wdiv_answers(&world, "GET", 404, None).await;
     let key = valid_upload(&world).await;
-    let run = world.run_event(&world.event_for(&[&key]).await, &[]).await;
+    let run = world.run_for(&[&key]).await;
     run.assert_code(0);
     assert!(run.stderr.contains("using the council id as its name"));
     assert_eq!(
@@ -471,7 +447,7 @@ async fn s3_throttling_is_retried_and_a_denied_copy_fails_cleanly() {
     let key = valid_upload(&world).await;
     fake.fail_next("GetObject", 503, "SlowDown", 1);
     fake.fail_next("ListObjectsV2", 500, "InternalError", 1);
-    let run = world.run_event(&world.event_for(&[&key]).await, &[]).await;
+    let run = world.run_for(&[&key]).await;
     run.assert_code(0);
     assert!(world.get(&world.final_bucket, &key).await.is_some());
 
@@ -479,7 +455,7 @@ async fn s3_throttling_is_retried_and_a_denied_copy_fails_cleanly() {
     let fake = world.fake().unwrap();
     let key = valid_upload(&world).await;
     fake.fail_next("CopyObject", 403, "AccessDenied", 1);
-    let run = world.run_event(&world.event_for(&[&key]).await, &[]).await;
+    let run = world.run_for(&[&key]).await;
     run.assert_code(1);
     assert!(
         run.stderr.contains(&format!(
@@ -547,24 +523,8 @@ async fn listing_pages_are_followed() {
         return;
     };
     fake.set_page_size(1);
-    let stations = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/democracy-counts/stations.csv"),
-        )
-        .await;
-    world
-        .upload(
-            PREFIX,
-            "districts.csv",
-            &fixture("uploads/democracy-counts/districts.csv"),
-        )
-        .await;
-    world
-        .run_event(&world.event_for(&[&stations]).await, &[])
-        .await
-        .assert_code(0);
+    let (stations, _) = world.upload_dc_pair(PREFIX).await;
+    world.run_for(&[&stations]).await.assert_code(0);
     assert_eq!(
         world.report_json(PREFIX).await.unwrap()["file_set"]
             .as_array()

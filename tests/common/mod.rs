@@ -474,6 +474,30 @@ impl World {
         Run::from(output)
     }
 
+    /// `run -` for the event S3 sends when `keys` are created in the temp bucket.
+    pub async fn run_for(&self, keys: &[&str]) -> Run {
+        self.run_event(&self.event_for(keys).await, &[]).await
+    }
+
+    /// Uploads the Democracy Counts fixture pair under `prefix`; returns (stations, districts).
+    pub async fn upload_dc_pair(&self, prefix: &str) -> (String, String) {
+        let stations = self
+            .upload(
+                prefix,
+                "stations.csv",
+                &fixture("uploads/democracy-counts/stations.csv"),
+            )
+            .await;
+        let districts = self
+            .upload(
+                prefix,
+                "districts.csv",
+                &fixture("uploads/democracy-counts/districts.csv"),
+            )
+            .await;
+        (stations, districts)
+    }
+
     /// `run -` with the event on stdin.
     pub async fn run_event(&self, event: &Value, extra_args: &[&str]) -> Run {
         let mut args = vec!["run"];
