@@ -374,6 +374,17 @@ fn load_settings(file: Option<&std::path::Path>) -> Result<settings::Settings, C
     Ok(settings)
 }
 
+/// What `run` and `simulate` both start with: the clients, whether this is a dry run (the flag
+/// or `DRY_RUN=true`), and Sentry's guard, to keep until the end.
+async fn start(
+    settings: settings::Settings,
+    dry_run_flag: bool,
+) -> Result<(Services, bool, Option<sentry::ClientInitGuard>), CliError> {
+    let dry_run = dry_run_flag || settings.dry_run == Some(true);
+    let sentry = crate::telemetry::init(&settings);
+    Ok((Services::new(settings).await?, dry_run, sentry))
+}
+
 /// `run`: one invocation, from an event file or stdin.
 pub async fn run(settings_file: Option<&std::path::Path>, args: &RunArgs) -> Result<u8, CliError> {
     let settings = load_settings(settings_file)?;
@@ -392,10 +403,8 @@ pub async fn run(settings_file: Option<&std::path::Path>, args: &RunArgs) -> Res
             source,
         })?
     };
-    let dry_run = args.dry_run || settings.dry_run == Some(true);
-    let _sentry = crate::telemetry::init(&settings);
-    let services = Services::new(settings).await?;
     let event = event::parse(&raw)?;
+    let (services, dry_run, _sentry) = start(settings, args.dry_run).await?;
     let outcome = pipeline::handle_event(&services, &event, dry_run).await;
     report_outcome(&[outcome], dry_run, args.json)
 }
@@ -406,7 +415,6 @@ pub async fn simulate(
     args: &SimulateArgs,
 ) -> Result<u8, CliError> {
     let settings = load_settings(settings_file)?;
-    let dry_run = args.dry_run || settings.dry_run == Some(true);
     // The key's timestamp, as the website writes it.
     let timestamp = chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.6f")
@@ -428,8 +436,7 @@ pub async fn simulate(
         staged.push((key, bytes::Bytes::from(bytes)));
     }
     let temp_bucket = settings.temp_bucket.clone();
-    let _sentry = crate::telemetry::init(&settings);
-    let mut services = Services::new(settings).await?;
+    let (mut services, dry_run, _sentry) = start(settings, args.dry_run).await?;
     if let StorageMode::Local(root) = &services.settings.storage {
         if !dry_run {
             let local = LocalStorage::new(root);
