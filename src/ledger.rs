@@ -35,10 +35,7 @@ pub fn content_id(report: &UploadReport) -> String {
         .collect();
     files.sort();
     let mut hash = Sha256::new();
-    hash.update(format!(
-        "{}/{}/{}\n",
-        report.gss, report.election_date, report.timestamp
-    ));
+    hash.update(format!("{}\n", report.prefix()));
     for (key, etag) in files {
         hash.update(format!("{key}\t{}\n", etag.trim_matches('"')));
     }
@@ -133,10 +130,7 @@ impl<'s> Ledger<'s> {
                 None => (
                     Record {
                         content_id: id.clone(),
-                        prefix: format!(
-                            "{}/{}/{}",
-                            report.gss, report.election_date, report.timestamp
-                        ),
+                        prefix: report.prefix(),
                         files: report
                             .file_set
                             .iter()

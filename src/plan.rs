@@ -151,10 +151,7 @@ fn unless_set<T>(value: &Option<T>, name: &str) -> Option<String> {
 
 /// What to do about `report`, given the settings. `dry_run` previews everything.
 pub fn plan(report: &UploadReport, settings: &Settings, dry_run: bool) -> Plan {
-    let prefix = format!(
-        "{}/{}/{}",
-        report.gss, report.election_date, report.timestamp
-    );
+    let prefix = report.prefix();
     let valid = report.all_valid();
     let content = content_id(report);
     let local_preview = settings.previews_external_effects();

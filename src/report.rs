@@ -216,6 +216,11 @@ impl UploadReport {
         !self.file_set.is_empty() && self.file_set.iter().all(FileReport::csv_valid)
     }
 
+    /// The upload's prefix, `{council_id}/{election_date}/{timestamp}`, as the keys have it.
+    pub fn prefix(&self) -> String {
+        format!("{}/{}/{}", self.gss, self.election_date, self.timestamp)
+    }
+
     /// The EMS of the upload, as the issue names it: the first file's that is known.
     pub fn ems(&self) -> &str {
         self.file_set
