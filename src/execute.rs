@@ -165,9 +165,10 @@ async fn perform(
             to_bucket,
             key,
             etag,
+            content_type,
         } => effects
             .storage
-            .copy(from_bucket, key, to_bucket, etag)
+            .copy(from_bucket, key, to_bucket, etag, content_type)
             .await
             .map(|()| "copied".to_owned())
             .map_err(|e| e.to_string()),

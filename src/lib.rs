@@ -26,5 +26,6 @@ pub mod settings;
 pub mod storage;
 pub mod telemetry;
 pub mod templates;
+pub mod text;
 pub mod upload;
 pub mod webhook;

@@ -262,7 +262,10 @@ pub async fn build_report(
 ) -> Result<UploadReport, PipelineError> {
     let storage = services.storage.as_ref();
     let bucket = &services.settings.temp_bucket;
-    let listing = storage.list(bucket, &format!("{}/", upload.prefix)).await?;
+    let max = services.settings.max_files_per_upload + 1;
+    let listing = storage
+        .list(bucket, &format!("{}/", upload.prefix), max)
+        .await?;
     let files: Vec<_> = listing
         .into_iter()
         .filter(|o| event::own_key(&o.key).is_none())

@@ -50,6 +50,8 @@ pub enum Action {
         to_bucket: String,
         key: String,
         etag: String,
+        /// The copy's own `Content-Type`, from the file's extension.
+        content_type: String,
     },
     /// Write `report.json` next to the files in the final bucket.
     WriteReport { bucket: String, key: String },
@@ -223,6 +225,9 @@ pub fn plan(report: &UploadReport, settings: &Settings, dry_run: bool) -> Plan {
                 to_bucket: settings.final_bucket.clone(),
                 key: file.key.clone(),
                 etag: file.details.etag.clone().unwrap_or_default(),
+                content_type: crate::upload::served_type(&file.key)
+                    .unwrap_or("application/octet-stream")
+                    .to_owned(),
             },
             invalid.clone(),
         );

@@ -35,6 +35,9 @@ pub const NAMES: &[&str] = &[
     "DRY_RUN",
     "LOCAL_BUCKETS_DIR",
     "SIZE_FLOOR_EXEMPT_COUNCILS",
+    "MAX_FILES_PER_UPLOAD",
+    "MAX_UPLOAD_BYTES",
+    "COUNCIL_NAME_TIMEOUT_SECONDS",
 ];
 
 pub const DEFAULT_EMAIL_FROM: &str = "pollingstations@democracyclub.org.uk";
@@ -47,6 +50,12 @@ pub const DEFAULT_LOCAL_BUCKETS_DIR: &str = "local-buckets";
 /// Bucket names for local runs, where the buckets are only folders.
 pub const DEFAULT_LOCAL_TEMP_BUCKET: &str = "wdiv-temp";
 pub const DEFAULT_LOCAL_FINAL_BUCKET: &str = "wdiv-final";
+/// How many files one upload may have.
+pub const DEFAULT_MAX_FILES_PER_UPLOAD: usize = 10;
+/// How many bytes one upload's files may hold together.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 300_000_000;
+/// The whole time the council name's lookup may take, retries included.
+pub const DEFAULT_COUNCIL_NAME_TIMEOUT_SECONDS: u64 = 10;
 /// The settings file read when `--settings` is not given, if it exists.
 pub const DEFAULT_SETTINGS_FILE: &str = "settings/local.toml";
 
@@ -114,6 +123,12 @@ pub struct Settings {
     pub dry_run: Option<bool>,
     pub storage: StorageMode,
     pub size_floor_exempt_councils: Vec<String>,
+    /// `MAX_FILES_PER_UPLOAD`: an upload with more files fails, unread.
+    pub max_files_per_upload: usize,
+    /// `MAX_UPLOAD_BYTES`: an upload whose files hold more fails, unread.
+    pub max_upload_bytes: u64,
+    /// `COUNCIL_NAME_TIMEOUT_SECONDS`: after this the council id stands in for its name.
+    pub council_name_timeout_seconds: u64,
     /// Where each value came from, for messages ("TEMP_BUCKET_NAME from settings/prod.toml").
     pub sources: BTreeMap<String, String>,
 }
@@ -358,6 +373,41 @@ pub fn load(
             }
         },
     };
+    let mut number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| -> u64 {
+        match take(name) {
+            None => default,
+            Some(text) => match text.replace('_', "").parse::<u64>() {
+                Ok(n) if range.contains(&n) => n,
+                _ => {
+                    check.invalid(
+                        name,
+                        &text,
+                        &format!(
+                            "must be a whole number from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    );
+                    default
+                }
+            },
+        }
+    };
+    let max_files_per_upload = number(
+        "MAX_FILES_PER_UPLOAD",
+        DEFAULT_MAX_FILES_PER_UPLOAD as u64,
+        1..=1000,
+    ) as usize;
+    let max_upload_bytes = number(
+        "MAX_UPLOAD_BYTES",
+        DEFAULT_MAX_UPLOAD_BYTES,
+        1..=50_000_000_000,
+    );
+    let council_name_timeout_seconds = number(
+        "COUNCIL_NAME_TIMEOUT_SECONDS",
+        DEFAULT_COUNCIL_NAME_TIMEOUT_SECONDS,
+        1..=120,
+    );
     let dry_run = take("DRY_RUN").and_then(|v| match v.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Some(true),
         "false" | "0" | "no" => Some(false),
@@ -405,6 +455,9 @@ pub fn load(
         dry_run,
         storage,
         size_floor_exempt_councils,
+        max_files_per_upload,
+        max_upload_bytes,
+        council_name_timeout_seconds,
         sources,
     })
 }

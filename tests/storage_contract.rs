@@ -97,14 +97,14 @@ async fn list_is_sorted_and_bounded_by_the_prefix(s: Setup) {
     }
     let keys: Vec<String> = s
         .storage
-        .list(&s.a, "X01/2024-05-02/t2/")
+        .list(&s.a, "X01/2024-05-02/t2/", 100)
         .await
         .unwrap()
         .into_iter()
         .map(|o| o.key)
         .collect();
     assert_eq!(keys, ["X01/2024-05-02/t2/a.csv", "X01/2024-05-02/t2/b.csv"]);
-    assert!(s.storage.list(&s.a, "Y99/").await.unwrap().is_empty());
+    assert!(s.storage.list(&s.a, "Y99/", 100).await.unwrap().is_empty());
 }
 
 async fn missing_things_are_named(s: Setup) {
@@ -116,7 +116,7 @@ async fn missing_things_are_named(s: Setup) {
         Err(other) => panic!("expected NoSuchKey, got {other}"),
         Ok(_) => panic!("expected NoSuchKey, got an object"),
     }
-    match s.storage.list("no-such-bucket-here", "X/").await {
+    match s.storage.list("no-such-bucket-here", "X/", 100).await {
         Err(StorageError::NoSuchBucket { bucket, .. }) => assert_eq!(bucket, "no-such-bucket-here"),
         other => panic!("expected NoSuchBucket, got {other:?}"),
     }
@@ -126,7 +126,10 @@ async fn copy_holds_only_for_the_checked_bytes(s: Setup) {
     let key = "X01/2024-05-02/t/stations.csv";
     put(&s, &s.a, key, b"first version").await;
     let checked = s.storage.head(&s.a, key).await.unwrap().unwrap().etag;
-    s.storage.copy(&s.a, key, &s.b, &checked).await.unwrap();
+    s.storage
+        .copy(&s.a, key, &s.b, &checked, "text/csv")
+        .await
+        .unwrap();
     assert_eq!(read(&s, &s.b, key).await.unwrap(), b"first version");
 }
 
@@ -135,7 +138,11 @@ async fn a_copy_of_a_file_replaced_after_its_check_is_refused(s: Setup) {
     put(&s, &s.a, key2, b"checked bytes").await;
     let stale = s.storage.head(&s.a, key2).await.unwrap().unwrap().etag;
     put(&s, &s.a, key2, b"replaced after the check").await;
-    let err = s.storage.copy(&s.a, key2, &s.b, &stale).await.unwrap_err();
+    let err = s
+        .storage
+        .copy(&s.a, key2, &s.b, &stale, "text/csv")
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, StorageError::ConditionFailed { .. }),
         "expected ConditionFailed, got {err}"

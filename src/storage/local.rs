@@ -142,7 +142,12 @@ impl Storage for LocalStorage {
         self.root.join(bucket).join(key).display().to_string()
     }
 
-    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        max: usize,
+    ) -> Result<Vec<ObjectInfo>, StorageError> {
         let dir = self.bucket_dir(bucket)?;
         // Walk only the folder the prefix names, not the whole bucket.
         let start = match prefix.rfind('/') {
@@ -200,6 +205,11 @@ impl Storage for LocalStorage {
                         size: meta.len(),
                         etag: etag(&meta),
                     });
+                    // More than `max`: which ones no longer matters, only that there are more.
+                    if objects.len() > max {
+                        objects.truncate(max);
+                        return Ok(objects);
+                    }
                 }
             }
         }
@@ -257,6 +267,8 @@ impl Storage for LocalStorage {
         key: &str,
         to_bucket: &str,
         if_etag: &str,
+        // Folders keep no metadata; a local bucket is never served.
+        _content_type: &str,
     ) -> Result<(), StorageError> {
         let source = self.path(from_bucket, key)?;
         let dest = self.path(to_bucket, key)?;

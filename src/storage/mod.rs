@@ -92,8 +92,16 @@ pub trait Body: Send {
 pub trait Storage: Send + Sync + fmt::Debug {
     /// How an object is named in messages and previews (`s3://b/k`, or a path).
     fn location(&self, bucket: &str, key: &str) -> String;
-    /// Every object whose key starts with `prefix`, in key order.
-    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError>;
+    /// The objects whose key starts with `prefix`, in key order, but at most `max` of them: a
+    /// listing never reads more than it needs into memory. When there are more than `max`, which
+    /// `max` are returned is up to the storage (S3 gives the first in key order); a caller that
+    /// asks for one more than its limit learns that the limit is passed.
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        max: usize,
+    ) -> Result<Vec<ObjectInfo>, StorageError>;
     /// The object, or `None` when it does not exist.
     async fn head(&self, bucket: &str, key: &str) -> Result<Option<ObjectInfo>, StorageError>;
     /// Starts reading an object.
@@ -102,13 +110,16 @@ pub trait Storage: Send + Sync + fmt::Debug {
         bucket: &str,
         key: &str,
     ) -> Result<(ObjectInfo, Box<dyn Body>), StorageError>;
-    /// Copies an object, only if its ETag is still `if_etag` (the bytes that were checked).
+    /// Copies an object, only if its ETag is still `if_etag` (the bytes that were checked). The
+    /// copy gets its own metadata, never the uploader's: `content_type`, and
+    /// `Content-Disposition: attachment` so that a browser downloads it rather than showing it.
     async fn copy(
         &self,
         from_bucket: &str,
         key: &str,
         to_bucket: &str,
         if_etag: &str,
+        content_type: &str,
     ) -> Result<(), StorageError>;
     /// Writes a small object whole; returns its new ETag.
     async fn put(

@@ -55,8 +55,13 @@ impl Storage for Overlay {
         self.inner.location(bucket, key)
     }
 
-    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {
-        let mut objects = match self.inner.list(bucket, prefix).await {
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        max: usize,
+    ) -> Result<Vec<ObjectInfo>, StorageError> {
+        let mut objects = match self.inner.list(bucket, prefix, max).await {
             Ok(objects) => objects,
             // The staged files are the upload; a bucket that does not exist yet holds nothing else.
             Err(StorageError::NoSuchBucket { .. }) if bucket == self.bucket => Vec::new(),
@@ -75,6 +80,7 @@ impl Storage for Overlay {
             }
         }
         objects.sort_by(|a, b| a.key.cmp(&b.key));
+        objects.truncate(max);
         Ok(objects)
     }
 
@@ -111,6 +117,7 @@ impl Storage for Overlay {
         &self,
         from_bucket: &str,
         key: &str,
+        _: &str,
         _: &str,
         _: &str,
     ) -> Result<(), StorageError> {

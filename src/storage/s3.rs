@@ -167,18 +167,29 @@ impl Storage for S3Storage {
         format!("s3://{bucket}/{key}")
     }
 
-    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        max: usize,
+    ) -> Result<Vec<ObjectInfo>, StorageError> {
+        // S3 lists in key order, a page at a time: stop as soon as `max` keys are read.
+        let page_size = i32::try_from(max.clamp(1, 1000)).unwrap_or(1000);
         let mut pages = self
             .client
             .list_objects_v2()
             .bucket(bucket)
             .prefix(prefix)
+            .max_keys(page_size)
             .into_paginator()
             .send();
         let mut objects = Vec::new();
         while let Some(page) = pages.next().await {
+            if objects.len() >= max {
+                break;
+            }
             let page = page.map_err(|e| self.error("ListObjectsV2", bucket, prefix, e))?;
-            for object in page.contents() {
+            for object in page.contents().iter().take(max - objects.len()) {
                 objects.push(ObjectInfo {
                     key: object.key().unwrap_or_default().to_owned(),
                     size: size(object.size()),
@@ -242,12 +253,16 @@ impl Storage for S3Storage {
         key: &str,
         to_bucket: &str,
         if_etag: &str,
+        content_type: &str,
     ) -> Result<(), StorageError> {
         let source = format!("{from_bucket}/{}", encode_copy_source(key));
         self.client
             .copy_object()
             .copy_source(source)
             .copy_source_if_match(if_etag)
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .content_type(content_type)
+            .content_disposition("attachment")
             .bucket(to_bucket)
             .key(key)
             .send()

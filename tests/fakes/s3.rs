@@ -103,6 +103,7 @@ struct Object {
     data: Bytes,
     etag: String,
     content_type: String,
+    content_disposition: Option<String>,
     modified_ms: u64,
 }
 
@@ -187,6 +188,13 @@ impl FakeS3 {
     }
 
     /// Sorted; empty if there is no such bucket.
+    /// An object's `Content-Type` and `Content-Disposition`, as GetObject would answer them.
+    pub fn object_headers(&self, bucket: &str, key: &str) -> Option<(String, Option<String>)> {
+        let state = self.state();
+        let obj = state.buckets.get(bucket)?.get(key)?;
+        Some((obj.content_type.clone(), obj.content_disposition.clone()))
+    }
+
     pub fn keys(&self, bucket: &str) -> Vec<String> {
         let state = self.state();
         state
@@ -776,13 +784,18 @@ fn get_object(state: &mut State, ctx: &Ctx, head: bool) -> Reply {
             "FakeS3 does not implement Range requests".into(),
         ));
     }
-    let headers = [
+    let length = obj.data.len().to_string();
+    let modified = http_date(obj.modified_ms);
+    let mut headers = vec![
         ("content-type", obj.content_type.as_str()),
-        ("content-length", &obj.data.len().to_string()),
+        ("content-length", &length),
         ("etag", &obj.etag),
-        ("last-modified", &http_date(obj.modified_ms)),
+        ("last-modified", &modified),
         ("accept-ranges", "bytes"),
     ];
+    if let Some(disposition) = &obj.content_disposition {
+        headers.push(("content-disposition", disposition));
+    }
     let body = if head { Bytes::new() } else { obj.data.clone() };
     Ok(respond(StatusCode::OK, &headers, body))
 }
@@ -826,6 +839,7 @@ fn put_object(state: &mut State, ctx: &Ctx, body: Bytes) -> Reply {
         etag: etag.clone(),
         data,
         content_type,
+        content_disposition: ctx.header("content-disposition"),
         modified_ms: now_ms(),
     };
     objects.insert(ctx.key().to_string(), obj);
@@ -859,9 +873,14 @@ fn copy_object(state: &mut State, ctx: &Ctx) -> Reply {
         Some(ct) if replace => ct,
         _ => src.content_type.clone(),
     };
+    let content_disposition = match replace {
+        true => ctx.header("content-disposition"),
+        false => src.content_disposition.clone(),
+    };
     let objects = state.bucket(ctx)?;
     let obj = Object {
         content_type,
+        content_disposition,
         modified_ms: now_ms(),
         ..src
     };

@@ -1,0 +1,188 @@
+//! Text that came from outside (file names, cell values, council names), made safe for the place
+//! it goes. An uploader writes file names and cell values; the WDIV API writes council names. None
+//! of it may forge lines, headings, mentions or terminal commands where staff read it.
+//!
+//! Each sink has one function here and calls it in one place: markdown for GitHub
+//! ([`markdown_inline`], [`markdown_code`]), plain text for email and the wire ([`one_line`]), and
+//! logs and terminals ([`escape_control`]).
+
+use std::fmt::Write;
+
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
+/// The most characters of a value that a message quotes.
+pub const MAX_QUOTED_CHARS: usize = 40;
+/// The most bytes of one message.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// A character that changes how text around it is shown rather than showing itself: control
+/// characters, Unicode format characters (category Cf: bidi overrides, zero-width joiners…) and
+/// line or paragraph separators.
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c.general_category(),
+            GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
+}
+
+/// Every hidden character shown as a visible escape (`\n`, `\t`, `\u{202e}`), so that a log line
+/// or a terminal shows the text as it is and cannot be driven by it. A backslash is doubled, so
+/// the escape cannot be forged.
+pub fn escape_control(text: &str) -> String {
+    if !text.chars().any(|c| is_hidden(c) || c == '\\') {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_hidden(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// At most `max` characters of `text`, with `…` in place of the rest.
+pub fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some(_) => {
+            let kept: String = text.chars().take(max.saturating_sub(1)).collect();
+            format!("{kept}…")
+        }
+    }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary, with `…` in place of the rest.
+pub fn truncate_bytes(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// A value as a message quotes it: hidden characters escaped, at most [`MAX_QUOTED_CHARS`]
+/// characters, in double quotes.
+pub fn quote(value: &str) -> String {
+    let shown = escape_control(&truncate_chars(value, MAX_QUOTED_CHARS));
+    format!("\"{}\"", shown.replace('"', "\\\""))
+}
+
+/// A message as it may leave the program: one line (hidden characters escaped) of at most
+/// [`MAX_MESSAGE_BYTES`].
+pub fn one_line(message: &str) -> String {
+    truncate_bytes(&escape_control(message), MAX_MESSAGE_BYTES)
+}
+
+/// A short name from outside (a council name): hidden characters removed, whitespace collapsed,
+/// at most `max` characters.
+pub fn clean_name(name: &str, max: usize) -> String {
+    let visible: String = name
+        .chars()
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
+        .filter(|c| !is_hidden(*c))
+        .collect();
+    let collapsed = visible.split_whitespace().collect::<Vec<_>>().join(" ");
+    truncate_chars(&collapsed, max)
+}
+
+/// Text for GitHub markdown, outside code: hidden characters escaped, every character markdown
+/// gives a meaning to backslash-escaped, and `@` kept from starting a mention. One line.
+pub fn markdown_inline(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in escape_control(text).chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.'
+            | '!' | '|' | '<' | '>' | '~' | '=' | '"' | '\'' | '&' | ':' => {
+                out.push('\\');
+                out.push(c);
+            }
+            // A zero-width joiner would be hidden; an escaped `@` still mentions on GitHub, so the
+            // mention is broken with a visible character instead.
+            '@' => out.push_str("@\u{2060}"),
+            c => out.push(c),
+        }
+    }
+    // The word joiner above is a format character added on purpose, after escaping.
+    out
+}
+
+/// Text as a markdown code span that the text cannot close: the fence is one backtick longer
+/// than the longest run inside, with spaces when the text starts or ends with one.
+pub fn markdown_code(text: &str) -> String {
+    let text = escape_control(text);
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    if text.starts_with('`') || text.ends_with('`') || longest > 0 {
+        format!("{fence} {text} {fence}")
+    } else {
+        format!("{fence}{text}{fence}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_characters_are_escaped_not_kept() {
+        assert_eq!(escape_control("a\nb\u{1b}[2J"), "a\\nb\\u{1b}[2J");
+        assert_eq!(
+            escape_control("evil\u{202e}vsc.csv"),
+            "evil\\u{202e}vsc.csv"
+        );
+        assert_eq!(escape_control("a\u{2028}b"), "a\\u{2028}b");
+        assert_eq!(escape_control("plain é"), "plain é");
+        assert_eq!(escape_control("a\\nb"), "a\\\\nb");
+        assert!(is_hidden('\u{200b}') && is_hidden('\u{feff}') && !is_hidden('é'));
+    }
+
+    #[test]
+    fn quotes_and_messages_are_bounded_and_on_one_line() {
+        let long = "x".repeat(100);
+        let quoted = quote(&long);
+        assert_eq!(quoted.chars().count(), MAX_QUOTED_CHARS + 2);
+        assert!(quoted.ends_with("…\""));
+        let message = one_line(&format!("{}\nFile: forged", "y".repeat(5000)));
+        assert!(message.len() <= MAX_MESSAGE_BYTES);
+        assert!(!message.contains('\n'));
+        assert_eq!(truncate_bytes("ééé", 4), "…");
+        assert_eq!(truncate_bytes("abc", 3), "abc");
+    }
+
+    #[test]
+    fn names_lose_hidden_characters_and_length() {
+        assert_eq!(
+            clean_name("  Tendring\n## District \u{202e}Council ", 200),
+            "Tendring ## District Council"
+        );
+        assert_eq!(clean_name(&"n".repeat(1000), 200).chars().count(), 200);
+    }
+
+    #[test]
+    fn markdown_cannot_be_forged() {
+        let md = markdown_inline("x\n## Heading @octocat [link](http://e)");
+        assert!(!md.contains('\n'));
+        assert!(md.contains("\\#\\# Heading"));
+        assert!(!md.contains("@octocat"));
+        assert!(md.contains("\\[link\\]\\(http\\:"));
+        assert_eq!(markdown_code("a/b.csv"), "`a/b.csv`");
+        let code = markdown_code("b`x\n## Injected heading\n@octocat.csv");
+        assert!(code.starts_with("`` ") && code.ends_with(" ``"), "{code}");
+        assert!(!code.contains('\n'));
+        assert_eq!(markdown_code("a``b"), "``` a``b ```");
+    }
+}
