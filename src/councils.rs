@@ -3,16 +3,25 @@
 //! A name makes the issue and the email readable, but it is not worth failing an upload for: on
 //! any failure the id stands in for the name, and the log says why.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use crate::http;
 use crate::settings::{Secret, Settings};
+
+/// The most of the API's answer that is read: a council is a few hundred bytes.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// The most characters of a name that are kept (the longest council name is under 80).
+pub const MAX_NAME_CHARS: usize = 200;
 
 #[derive(Debug, Clone)]
 pub struct CouncilNames {
     client: reqwest::Client,
     base: String,
     token: Option<Secret>,
+    /// The whole lookup, retries included.
+    budget: Duration,
 }
 
 #[derive(Deserialize)]
@@ -26,12 +35,19 @@ impl CouncilNames {
             client,
             base: settings.wdiv_api_url.trim_end_matches('/').to_owned(),
             token: settings.wdiv_api_key.clone(),
+            budget: Duration::from_secs(settings.council_name_timeout_seconds),
         }
     }
 
-    /// The council's name, or its id when the name cannot be had.
+    /// The council's name, or its id when the name cannot be had in time. The name comes from
+    /// outside: it is cleaned of hidden characters and cut to [`MAX_NAME_CHARS`] before anyone
+    /// sees it.
     pub async fn name(&self, council_id: &str) -> String {
-        match self.fetch(council_id).await {
+        let fetched = match tokio::time::timeout(self.budget, self.fetch(council_id)).await {
+            Ok(fetched) => fetched,
+            Err(_) => Err(format!("no answer within {:?}", self.budget)),
+        };
+        match fetched {
             Ok(name) => name,
             Err(why) => {
                 tracing::warn!(council_id, "using the council id as its name: {why}");
@@ -51,16 +67,15 @@ impl CouncilNames {
         })
         .await
         .map_err(|e| e.to_string())?;
-        let council: Council = response.json().await.map_err(|e| {
-            format!(
-                "{url} did not answer with a council's JSON: {}",
-                e.without_url()
-            )
-        })?;
-        let name = council.name.trim();
+        let bytes = http::read_at_most(response, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let council: Council = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{url} did not answer with a council's JSON: {e}"))?;
+        let name = crate::text::clean_name(&council.name, MAX_NAME_CHARS);
         if name.is_empty() {
             return Err(format!("{url} gave an empty name"));
         }
-        Ok(name.to_owned())
+        Ok(name)
     }
 }

@@ -14,7 +14,7 @@ use crate::mail::Mailer;
 use crate::plan::{Action, Disposition, Plan};
 use crate::report::UploadReport;
 use crate::settings::Settings;
-use crate::storage::{read_small, PutCondition, Storage, StorageError};
+use crate::storage::{read_small, PutCondition, Small, Storage, StorageError};
 use crate::webhook::Webhook;
 
 /// A report larger than this in the final bucket is not ours.
@@ -90,13 +90,31 @@ pub async fn execute(
                     StepResult::NotAttempted(why.clone())
                 } else if let Some(why) = blocked {
                     StepResult::NotAttempted(why.to_owned())
-                } else if let Some(done) =
-                    ledger.as_deref().and_then(|l| l.done(&action.effect_id()))
+                } else if let Some(done) = ledger
+                    .as_deref()
+                    .and_then(|l| l.done(&action.effect_id()))
+                    .filter(|done| trusted_output(action, &done.output, effects))
                 {
                     tracing::info!(action = action.verb(), target, "done by an earlier run");
                     StepResult::AlreadyDone(done.output.clone())
                 } else {
-                    match perform(action, &report, effects).await {
+                    let performed = perform(action, &report, effects).await.and_then(|output| {
+                        match trusted_output(action, &output, effects) {
+                            true => Ok(output),
+                            false => Err(format!(
+                                "GitHub answered with an issue URL outside {}: {}",
+                                effects
+                                    .settings
+                                    .github_repo
+                                    .as_deref()
+                                    .unwrap_or("the repository"),
+                                crate::text::escape_control(&crate::text::truncate_chars(
+                                    &output, 200
+                                ))
+                            )),
+                        }
+                    });
+                    match performed {
                         Ok(output) => {
                             tracing::info!(action = action.verb(), target, "{output}");
                             if let Some(ledger) = ledger.as_deref_mut() {
@@ -139,6 +157,25 @@ pub async fn execute(
     results
 }
 
+/// Whether an effect's output can be used: an issue URL goes into `report.json` and the webhook,
+/// so it must be an issue of the configured repository, whether GitHub just answered it or a
+/// record in the bucket (which others can write) says an earlier run got it.
+fn trusted_output(action: &Action, output: &str, effects: &Effects<'_>) -> bool {
+    match action {
+        Action::OpenIssue { .. } => {
+            let trusted = effects.github.is_some_and(|g| g.is_issue_url(output));
+            if !trusted {
+                tracing::warn!(
+                    output = crate::text::escape_control(&crate::text::truncate_chars(output, 200)),
+                    "not an issue of the configured repository; not used"
+                );
+            }
+            trusted
+        }
+        _ => true,
+    }
+}
+
 async fn perform(
     action: &Action,
     report: &UploadReport,
@@ -172,9 +209,15 @@ async fn perform(
             .await
             .map(|()| "copied".to_owned())
             .map_err(|e| e.to_string()),
-        Action::WriteReport { bucket, key } => write_report(effects.storage, bucket, key, report)
-            .await
-            .map_err(|e| e.to_string()),
+        Action::WriteReport { bucket, key } => write_report(
+            effects.storage,
+            bucket,
+            key,
+            report,
+            effects.settings.max_files_per_upload,
+        )
+        .await
+        .map_err(|e| e.to_string()),
         Action::Invalidate {
             distribution_id,
             paths,
@@ -217,29 +260,39 @@ async fn perform(
 }
 
 /// Writes `report.json`, unless the bucket already holds a report of this upload that lists more
-/// files: the events of a two-file upload can arrive, and finish, in any order.
+/// files: the events of a two-file upload can arrive, and finish, in any order. The bucket's
+/// report is kept only when it is this upload's and its files are there (see [`keep_existing`]);
+/// one that is not, or is too large or malformed, is replaced.
 async fn write_report(
     storage: &dyn Storage,
     bucket: &str,
     key: &str,
     report: &UploadReport,
+    max_files: usize,
 ) -> Result<String, StorageError> {
     debug_assert!(key.ends_with(REPORT_FILE));
     let body = Bytes::from(serde_json::to_vec_pretty(report).expect("a report serializes"));
+    let location = storage.location(bucket, key);
     for _ in 0..REPORT_ROUNDS {
         let condition = match read_small(storage, bucket, key, REPORT_LIMIT).await? {
-            None => PutCondition::IfAbsent,
-            Some((info, bytes)) => {
-                let listed = serde_json::from_slice::<UploadReport>(&bytes)
-                    .map(|r| r.file_set.len())
-                    .unwrap_or(0);
-                if listed > report.file_set.len() {
-                    return Ok(format!(
+            Small::Absent => PutCondition::IfAbsent,
+            Small::TooLarge(info) => {
+                tracing::warn!(location, "replacing a report over {REPORT_LIMIT} bytes");
+                PutCondition::IfMatch(info.etag)
+            }
+            Small::Read(info, bytes) => {
+                match keep_existing(storage, bucket, &bytes, report, max_files).await? {
+                    Ok(listed) => return Ok(format!(
                         "kept the existing report, which lists {listed} files (this one lists {})",
                         report.file_set.len()
-                    ));
+                    )),
+                    Err(why) => {
+                        if !why.is_empty() {
+                            tracing::warn!(location, "replacing the existing report: {why}");
+                        }
+                        PutCondition::IfMatch(info.etag)
+                    }
                 }
-                PutCondition::IfMatch(info.etag)
             }
         };
         match storage
@@ -254,7 +307,50 @@ async fn write_report(
     }
     Err(StorageError::ConditionFailed {
         op: "PutObject",
-        location: storage.location(bucket, key),
+        location,
         why: format!("it kept changing under {REPORT_ROUNDS} attempts to write it"),
     })
+}
+
+/// Whether the report in the bucket (`bytes`) stands: `Ok(files it lists)` when it is a report of
+/// this upload listing more files than ours, each of them one of the upload's keys and present in
+/// the bucket; otherwise `Err(why not)`, empty when it is simply ours or older.
+async fn keep_existing(
+    storage: &dyn Storage,
+    bucket: &str,
+    bytes: &[u8],
+    report: &UploadReport,
+    max_files: usize,
+) -> Result<Result<usize, String>, StorageError> {
+    let existing: UploadReport = match serde_json::from_slice(bytes) {
+        Ok(existing) => existing,
+        Err(e) => return Ok(Err(format!("it is not a report ({e})"))),
+    };
+    let listed = existing.file_set.len();
+    if listed <= report.file_set.len() {
+        return Ok(Err(String::new()));
+    }
+    let prefix = report.prefix();
+    if existing.prefix() != prefix {
+        return Ok(Err("it is for another upload".into()));
+    }
+    if listed > max_files {
+        return Ok(Err(format!(
+            "it lists {listed} files, over the limit of {max_files}"
+        )));
+    }
+    for file in &existing.file_set {
+        let ours = file
+            .key
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'));
+        if !ours {
+            return Ok(Err("it lists a file outside the upload".into()));
+        }
+        if storage.head(bucket, &file.key).await?.is_none() {
+            return Ok(Err("a file it lists is not in the bucket".into()));
+        }
+    }
+    Ok(Ok(listed))
 }

@@ -83,6 +83,9 @@ struct ListParams<'a> {
 pub struct GitHub {
     client: Octocrab,
     repo: String,
+    /// Where the repository's pages are: `https://github.com/{repo}` for github.com, the API's
+    /// own host for GitHub Enterprise (and test fakes).
+    repo_html: String,
 }
 
 impl std::fmt::Debug for GitHub {
@@ -92,6 +95,21 @@ impl std::fmt::Debug for GitHub {
             .field("token", &"****")
             .finish()
     }
+}
+
+/// The web address of `repo` on the GitHub whose API is at `api_url`.
+fn repo_html(api_url: &str, repo: &str) -> Result<String, GitHubError> {
+    let url = reqwest::Url::parse(api_url)
+        .map_err(|e| GitHubError::Config(format!("GITHUB_API_URL is not a URL: {e}")))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| GitHubError::Config("GITHUB_API_URL has no host".into()))?;
+    let host = match host {
+        "api.github.com" => "github.com",
+        other => other,
+    };
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    Ok(format!("{}://{host}{port}/{repo}", url.scheme()))
 }
 
 /// The issue's URL as the report carries it: no `#issuecomment-…` fragment.
@@ -116,7 +134,19 @@ impl GitHub {
         Ok(GitHub {
             client,
             repo: repo.to_owned(),
+            repo_html: repo_html(api_url, repo)?,
         })
+    }
+
+    /// Whether `url` is an issue of the configured repository on the configured GitHub:
+    /// `{repo_html}/issues/{number}`, nothing more. A URL read back from a bucket is trusted
+    /// only when it is.
+    pub fn is_issue_url(&self, url: &str) -> bool {
+        url.strip_prefix(&self.repo_html)
+            .and_then(|rest| rest.strip_prefix("/issues/"))
+            .is_some_and(|n| {
+                !n.is_empty() && n.len() <= 12 && n.bytes().all(|b| b.is_ascii_digit())
+            })
     }
 
     fn error(&self, what: &'static str, e: octocrab::Error) -> GitHubError {

@@ -117,3 +117,31 @@ fn retry_after(response: &Response) -> Option<Duration> {
         .ok()?;
     Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
 }
+
+/// Why a body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("the answer is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("the answer was cut off ({0})")]
+    Transport(String),
+}
+
+/// Reads a response's body, but never more than `limit` bytes of it.
+pub async fn read_at_most(mut response: Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| BodyError::Transport(e.without_url().to_string()))?
+    {
+        if bytes.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::event::INTERNAL_PREFIX;
 use crate::report::UploadReport;
-use crate::storage::{read_small, PutCondition, Storage, StorageError};
+use crate::storage::{read_small, PutCondition, Small, Storage, StorageError};
 
 const RECORD_LIMIT: usize = 1024 * 1024;
 /// How often a waiting run looks at a lease held by another.
@@ -54,8 +54,6 @@ pub enum LedgerError {
     Busy { location: String, until: String },
     #[error("this run lost its lease on {location} to another run; it stops here")]
     LostLease { location: String },
-    #[error("the record {location} is not readable: {why}")]
-    Corrupt { location: String, why: String },
 }
 
 /// One effect that is done, and what it produced (an issue URL, an invalidation id).
@@ -78,6 +76,21 @@ struct Record {
     files: Vec<(String, String)>,
     lease: Option<Lease>,
     done: BTreeMap<String, Done>,
+}
+
+/// The record in `bytes`, when it is one of this upload's content: the bucket can be written by
+/// others, and a record is trusted only when it says it is for this prefix and content.
+fn trusted_record(bytes: &[u8], content_id: &str, prefix: &str) -> Result<Record, String> {
+    let record: Record =
+        serde_json::from_slice(bytes).map_err(|e| format!("it is not a record ({e})"))?;
+    if record.content_id != content_id || record.prefix != prefix {
+        return Err(format!(
+            "it is for another upload or content ({} of {}), not {content_id} of {prefix}",
+            crate::text::escape_control(&crate::text::truncate_chars(&record.content_id, 40)),
+            crate::text::escape_control(&crate::text::truncate_chars(&record.prefix, 100)),
+        ));
+    }
+    Ok(record)
 }
 
 /// This run's hold on an upload's record.
@@ -126,27 +139,48 @@ impl<'s> Ledger<'s> {
                 owner: owner.to_owned(),
                 until_ms: now + lease.as_millis() as u64,
             };
+            let fresh = || Record {
+                content_id: id.clone(),
+                prefix: report.prefix(),
+                files: report
+                    .file_set
+                    .iter()
+                    .map(|f| (f.key.clone(), f.details.etag.clone().unwrap_or_default()))
+                    .collect(),
+                lease: Some(mine.clone()),
+                done: BTreeMap::new(),
+            };
             let (record, condition) = match read_small(storage, bucket, &key, RECORD_LIMIT).await? {
-                None => (
-                    Record {
-                        content_id: id.clone(),
-                        prefix: report.prefix(),
-                        files: report
-                            .file_set
-                            .iter()
-                            .map(|f| (f.key.clone(), f.details.etag.clone().unwrap_or_default()))
-                            .collect(),
-                        lease: Some(mine),
-                        done: BTreeMap::new(),
-                    },
-                    PutCondition::IfAbsent,
-                ),
-                Some((info, bytes)) => {
-                    let mut record: Record =
-                        serde_json::from_slice(&bytes).map_err(|e| LedgerError::Corrupt {
-                            location: location.clone(),
-                            why: e.to_string(),
-                        })?;
+                Small::Absent => (fresh(), PutCondition::IfAbsent),
+                Small::TooLarge(info) => {
+                    tracing::warn!(
+                        location,
+                        "ignoring an effects record over {RECORD_LIMIT} bytes: not written by \
+                         this program; starting afresh"
+                    );
+                    (fresh(), PutCondition::IfMatch(info.etag))
+                }
+                Small::Read(info, bytes) => {
+                    let mut record = match trusted_record(&bytes, &id, &report.prefix()) {
+                        Ok(record) => record,
+                        Err(why) => {
+                            tracing::warn!(
+                                location,
+                                "ignoring the effects record: {why}; starting afresh"
+                            );
+                            let condition = PutCondition::IfMatch(info.etag);
+                            let body = Bytes::from(
+                                serde_json::to_vec_pretty(&fresh()).expect("a record serializes"),
+                            );
+                            match storage
+                                .put(bucket, &key, body, "application/json", condition)
+                                .await
+                            {
+                                Ok(_) | Err(StorageError::ConditionFailed { .. }) => continue,
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                    };
                     if let Some(held) = &record.lease {
                         if held.owner != owner && held.until_ms > now {
                             if tokio::time::Instant::now() >= deadline {

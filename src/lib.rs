@@ -12,6 +12,7 @@ pub mod cli;
 pub mod councils;
 pub mod event;
 pub mod execute;
+pub mod fileset;
 pub mod github;
 pub mod http;
 pub mod lambda;

@@ -14,6 +14,7 @@ use aws_lambda_events::event::s3::S3Event;
 
 use crate::event::{self, Created};
 use crate::execute::{self, Effects, StepResult};
+use crate::fileset::{self, Entry, Limits};
 use crate::github::{GitHub, GitHubError};
 use crate::ledger::Ledger;
 use crate::ledger::LedgerError;
@@ -261,31 +262,43 @@ pub async fn build_report(
     created: &[Created],
 ) -> Result<UploadReport, PipelineError> {
     let storage = services.storage.as_ref();
-    let bucket = &services.settings.temp_bucket;
-    let max = services.settings.max_files_per_upload + 1;
-    let listing = storage
-        .list(bucket, &format!("{}/", upload.prefix), max)
-        .await?;
-    let files: Vec<_> = listing
+    let settings = &services.settings;
+    let bucket = &settings.temp_bucket;
+    let limits = Limits {
+        max_files: settings.max_files_per_upload,
+        max_bytes: settings.max_upload_bytes,
+    };
+    // One more than the limit: enough to know it is passed, never the whole of a huge prefix.
+    let listing: Vec<_> = storage
+        .list(bucket, &format!("{}/", upload.prefix), limits.max_files + 1)
+        .await?
         .into_iter()
         .filter(|o| event::own_key(&o.key).is_none())
         .collect();
-    for object in created {
-        if !files.iter().any(|f| f.key == object.key.key) {
-            return Err(PipelineError::Missing {
-                location: storage.location(bucket, &object.key.key),
-            });
+    if listing.len() <= limits.max_files {
+        for object in created {
+            if !listing.iter().any(|f| f.key == object.key.key) {
+                return Err(PipelineError::Missing {
+                    location: storage.location(bucket, &object.key.key),
+                });
+            }
         }
     }
     let options = CheckOptions {
         profiles: Profiles::embedded(),
         council: Some(upload.council_id.clone()),
         election_date: Some(upload.election_date),
-        size_floor_exempt: services.settings.size_floor_exempt_councils.clone(),
+        size_floor_exempt: settings.size_floor_exempt_councils.clone(),
     };
-    let mut reports = Vec::with_capacity(files.len());
-    for file in &files {
-        reports.push(check_object(storage, bucket, &file.key, options.clone()).await?);
+    let mut reports = Vec::with_capacity(listing.len());
+    for entry in fileset::admit(upload, listing, limits) {
+        reports.push(match entry {
+            Entry::Check(file) => check_object(storage, bucket, &file.key, options.clone()).await?,
+            Entry::Refused(report) => {
+                tracing::warn!(key = report.key, "refused unread: {}", report.errors_text());
+                report
+            }
+        });
     }
     let verdict = checks::check_upload(reports, options.profiles);
     let council_name = services.councils.name(&upload.council_id).await;

@@ -13,10 +13,13 @@ use crate::github::IMPORT_LABEL;
 use crate::ledger::content_id;
 use crate::report::UploadReport;
 use crate::settings::{CdnPaths, Settings, StorageMode};
-use crate::templates::{render, render_line};
+use crate::templates::{bounded_email, render, render_line};
 
 /// The labels of an import issue, which staff filter on.
 pub const ISSUE_LABELS: [&str; 2] = [IMPORT_LABEL, "ready"];
+/// The most paths one invalidation lists with `CLOUDFRONT_PATHS=files`; beyond, the prefix's
+/// wildcard stands for them.
+pub const MAX_CDN_PATHS: usize = 15;
 /// The problem code of the upload rule that waits for a partner file (no email for it).
 const MISSING_FILES: &str = "missing-files";
 
@@ -199,7 +202,7 @@ pub fn plan(report: &UploadReport, settings: &Settings, dry_run: bool) -> Plan {
         "{}Import {}-{} for {}",
         if test_instance { "TEST " } else { "" },
         report.gss,
-        report.council_name,
+        crate::text::clean_name(&report.council_name, crate::councils::MAX_NAME_CHARS),
         report.election_date
     );
     let skip = invalid
@@ -241,8 +244,11 @@ pub fn plan(report: &UploadReport, settings: &Settings, dry_run: bool) -> Plan {
         invalid.clone(),
     );
 
+    let wildcard = || vec![cdn_path(&format!("{prefix}/*"))];
     let paths = match settings.cloudfront_paths {
-        CdnPaths::Prefix => vec![cdn_path(&format!("{prefix}/*"))],
+        CdnPaths::Prefix => wildcard(),
+        // Each path is billed: past a few, the one wildcard is cheaper and as good.
+        CdnPaths::Files if files.len() + 1 > MAX_CDN_PATHS => wildcard(),
         CdnPaths::Files => files
             .iter()
             .copied()
@@ -296,11 +302,11 @@ pub fn plan(report: &UploadReport, settings: &Settings, dry_run: bool) -> Plan {
     let (subject, body) = match kind {
         EmailKind::Failure => (
             render_line("email_failure_subject.txt", &context),
-            render("email_failure_body.txt", &context),
+            bounded_email(render("email_failure_body.txt", &context)),
         ),
         EmailKind::Success => (
             render_line("email_success_subject.txt", &context),
-            render("email_success_body.txt", &context),
+            bounded_email(render("email_success_body.txt", &context)),
         ),
     };
     add(

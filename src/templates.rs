@@ -1,10 +1,21 @@
 //! The words people read — the GitHub issue, the emails — live in `templates/` (minijinja), so
 //! they can be changed without reading Rust. They are embedded at build time.
+//!
+//! Every value a template shows is escaped for where the text goes, by the template's extension,
+//! in one place ([`format_value`]): `.md` (GitHub) as markdown that cannot open a heading, a link,
+//! a mention or code, `.txt` (email) as plain text with no line breaks inside a value. A template
+//! cannot forget to: there is no unescaped output but a key shown with the `code` filter, a code
+//! span its text cannot close.
 
 use std::sync::OnceLock;
 
-use minijinja::Environment;
+use minijinja::{AutoEscape, Environment, Error, Output, State, Value};
 use serde::Serialize;
+
+use crate::text;
+
+/// The most an email body holds; a longer one is cut at a line, with a note.
+pub const MAX_EMAIL_BYTES: usize = 64 * 1024;
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("issue_body.md", include_str!("../templates/issue_body.md")),
@@ -36,12 +47,48 @@ fn environment() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
+        env.set_auto_escape_callback(|name| match name.rsplit('.').next() {
+            Some("md") => AutoEscape::Custom("markdown"),
+            _ => AutoEscape::Custom("text"),
+        });
+        env.set_formatter(format_value);
+        env.add_filter("code", |value: String| {
+            Value::from_safe_string(text::markdown_code(&value))
+        });
         for (name, source) in TEMPLATES {
             env.add_template(name, source)
                 .expect("the embedded templates parse (a unit test renders each)");
         }
         env
     })
+}
+
+/// Writes a value into a template's output, escaped for the template's format.
+fn format_value(out: &mut Output<'_>, state: &State<'_, '_>, value: &Value) -> Result<(), Error> {
+    if value.is_undefined() || value.is_none() {
+        return Ok(());
+    }
+    let shown = value.to_string();
+    let escaped = match state.auto_escape() {
+        _ if value.is_safe() => shown,
+        AutoEscape::Custom("markdown") => text::markdown_inline(&shown),
+        _ => text::one_line(&shown),
+    };
+    out.write_str(&escaped).map_err(Error::from)
+}
+
+/// An email body of at most [`MAX_EMAIL_BYTES`], cut at a line when longer.
+pub fn bounded_email(body: String) -> String {
+    if body.len() <= MAX_EMAIL_BYTES {
+        return body;
+    }
+    const NOTE: &str = "\n[This email was cut short: the rest is in the upload's report.]\n";
+    let mut end = MAX_EMAIL_BYTES - NOTE.len();
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = body[..end].rfind('\n').map_or(end, |i| i + 1);
+    format!("{}{NOTE}", &body[..cut])
 }
 
 /// Renders the template `name` with `context`. The templates are embedded and tested, so a
@@ -110,6 +157,46 @@ mod tests {
             body.ends_with("EMS: Democracy Counts\nFiles:\n  - k1\n  - k2\n"),
             "{body:?}"
         );
+    }
+
+    #[test]
+    fn values_are_escaped_for_each_sink() {
+        let hostile = "b`x\n## Injected heading\n@octocat.csv";
+        let body = render(
+            "issue_body.md",
+            json!({"ems": "X *bold* [a](b)", "files": [format!("X01/2024-05-02/t/{hostile}")]}),
+        );
+        assert_eq!(body.lines().count(), 3, "{body}");
+        assert!(!body.contains("\n## "), "{body}");
+        assert!(body.contains("X \\*bold\\* \\[a\\](b)"), "{body}");
+        assert!(
+            body.contains("- `` X01/2024-05-02/t/b`x\\n## Injected heading\\n@octocat.csv ``"),
+            "{body}"
+        );
+        let mail = render(
+            "email_failure_body.txt",
+            json!({
+                "gss": "X01", "council_name": "Some\nwhere", "election_date": "2024-05-02",
+                "prefix": "X01/2024-05-02/t", "test_instance": false,
+                "failing": [{"key": "k", "ems": "Xpress DC", "rows": 7,
+                             "errors": ["bad\nFile: forged\nErrors: none"]}],
+            }),
+        );
+        assert!(!mail.contains("\nFile: forged"), "{mail}");
+        assert!(
+            mail.contains("  - bad\\nFile: forged\\nErrors: none\n"),
+            "{mail}"
+        );
+        assert!(mail.starts_with("Some\\nwhere (X01)"), "{mail}");
+    }
+
+    #[test]
+    fn a_long_email_is_cut_at_a_line() {
+        let body = "line of text\n".repeat(10_000);
+        let cut = bounded_email(body);
+        assert!(cut.len() <= MAX_EMAIL_BYTES);
+        assert!(cut.ends_with("the rest is in the upload's report.]\n"));
+        assert!(cut.contains("line of text\n\n[This email"));
     }
 
     #[test]

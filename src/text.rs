@@ -99,14 +99,16 @@ pub fn clean_name(name: &str, max: usize) -> String {
     truncate_chars(&collapsed, max)
 }
 
-/// Text for GitHub markdown, outside code: hidden characters escaped, every character markdown
-/// gives a meaning to backslash-escaped, and `@` kept from starting a mention. One line.
+/// Text for GitHub markdown, inside a line: hidden characters (line breaks among them) escaped,
+/// the characters that open inline markdown (code, emphasis, links, images, HTML, entities,
+/// strike-through, tables, issue references) backslash-escaped, and `@` kept from starting a
+/// mention. Characters that mean something only at the start of a line (`-`, `+`, `=`, digits
+/// and `.`) stay as they are: the text never starts one.
 pub fn markdown_inline(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in escape_control(text).chars() {
         match c {
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.'
-            | '!' | '|' | '<' | '>' | '~' | '=' | '"' | '\'' | '&' | ':' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '!' | '|' | '<' | '>' | '~' | '&' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -178,7 +180,11 @@ mod tests {
         assert!(!md.contains('\n'));
         assert!(md.contains("\\#\\# Heading"));
         assert!(!md.contains("@octocat"));
-        assert!(md.contains("\\[link\\]\\(http\\:"));
+        assert!(md.contains("\\[link\\](http://e)"), "{md}");
+        assert_eq!(
+            markdown_inline("2024-04-01T10:11:12.123456"),
+            "2024-04-01T10:11:12.123456"
+        );
         assert_eq!(markdown_code("a/b.csv"), "`a/b.csv`");
         let code = markdown_code("b`x\n## Injected heading\n@octocat.csv");
         assert!(code.starts_with("`` ") && code.ends_with(" ``"), "{code}");

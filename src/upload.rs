@@ -105,6 +105,19 @@ impl UploadKey {
                 why: format!("council id {council_id:?} is not letters and digits"),
             });
         }
+        // The timestamp is the website's (ISO 8601); it is shown in issues and emails.
+        if !timestamp
+            .chars()
+            .all(|c| (c.is_ascii_graphic() || c == ' ') && c != '`' && c != '\\')
+        {
+            return Err(KeyError::Part {
+                key: owned(),
+                why: format!(
+                    "timestamp {:?} is not a website timestamp",
+                    crate::text::truncate_chars(timestamp, 40)
+                ),
+            });
+        }
         let election_date: Date = date
             .parse()
             .map_err(|why| KeyError::Part { key: owned(), why })?;
@@ -165,6 +178,8 @@ mod tests {
             ("IOS/2024-05-02/t/f\n.csv", "control"),
             ("I OS/2024-05-02/t/f.csv", "council id"),
             ("IOS/2024-05-02/t/..\\f.csv", "'..'"),
+            ("IOS/2024-05-02/t`x/f.csv", "timestamp"),
+            ("IOS/2024-05-02/t\u{202e}/f.csv", "timestamp"),
         ] {
             let err = UploadKey::parse(key).unwrap_err().to_string();
             assert!(err.contains(what), "{key}: {err}");

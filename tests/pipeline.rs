@@ -163,6 +163,14 @@ async fn a_democracy_counts_pair_out_of_order_never_loses_a_file_from_the_report
     let two_file_report = world.report_json(PREFIX).await.unwrap();
     let mut seeded = two_file_report.clone();
     seeded["timestamp"] = "2024-04-02T00:00:00.000001".into();
+    // A real report of that upload: its files are the upload's and are in the final bucket.
+    for file in seeded["file_set"].as_array_mut().unwrap() {
+        let key = file["key"].as_str().unwrap().replace(PREFIX, other);
+        world
+            .put(&world.final_bucket, &key, b"copied earlier")
+            .await;
+        file["key"] = key.into();
+    }
     world
         .put(
             &world.final_bucket,

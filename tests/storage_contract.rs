@@ -69,7 +69,7 @@ async fn read(s: &Setup, bucket: &str, key: &str) -> Option<Vec<u8>> {
     read_small(s.storage.as_ref(), bucket, key, 1 << 20)
         .await
         .unwrap()
-        .map(|(_, bytes)| bytes)
+        .bytes()
 }
 
 async fn round_trip_with_awkward_keys(s: Setup) {

@@ -132,28 +132,47 @@ pub trait Storage: Send + Sync + fmt::Debug {
     ) -> Result<String, StorageError>;
 }
 
-/// Reads a small object whole, or `None` when it does not exist (used for `report.json`).
+/// A small object read whole, or what stands in its place.
+#[derive(Debug)]
+pub enum Small {
+    Absent,
+    Read(ObjectInfo, Vec<u8>),
+    /// Larger than the limit: not read past it. Its ETag lets a caller replace it.
+    TooLarge(ObjectInfo),
+}
+
+impl Small {
+    /// The bytes, when the object was read whole.
+    pub fn bytes(self) -> Option<Vec<u8>> {
+        match self {
+            Small::Read(_, bytes) => Some(bytes),
+            Small::Absent | Small::TooLarge(_) => None,
+        }
+    }
+}
+
+/// Reads a small object (a record, `report.json`) whole, never more than `limit` bytes of it.
+/// Objects in a bucket can be written by others: one too large is reported as such, not read.
 pub async fn read_small(
     storage: &dyn Storage,
     bucket: &str,
     key: &str,
     limit: usize,
-) -> Result<Option<(ObjectInfo, Vec<u8>)>, StorageError> {
+) -> Result<Small, StorageError> {
     let (info, mut body) = match storage.get(bucket, key).await {
         Ok(found) => found,
-        Err(StorageError::NoSuchKey { .. }) => return Ok(None),
+        Err(StorageError::NoSuchKey { .. }) => return Ok(Small::Absent),
         Err(e) => return Err(e),
     };
+    if info.size > limit as u64 {
+        return Ok(Small::TooLarge(info));
+    }
     let mut bytes = Vec::new();
     while let Some(chunk) = body.next_chunk().await? {
         bytes.extend_from_slice(&chunk);
         if bytes.len() > limit {
-            return Err(StorageError::Other {
-                op: "GetObject",
-                location: storage.location(bucket, key),
-                detail: format!("larger than {limit} bytes"),
-            });
+            return Ok(Small::TooLarge(info));
         }
     }
-    Ok(Some((info, bytes)))
+    Ok(Small::Read(info, bytes))
 }

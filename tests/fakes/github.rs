@@ -34,7 +34,8 @@ use serde_json::{json, Value};
 mod server;
 use server::Server;
 
-/// Where `html_url`s point (never fetched).
+/// Where user profiles' `html_url`s point (never fetched). Issues and comments point at the
+/// fake's own address, as GitHub Enterprise's do at its host.
 pub const HTML_BASE: &str = "https://github.example";
 /// The login of the user every token authenticates as (author of every issue and comment).
 pub const LOGIN: &str = "fake-bot";
@@ -248,7 +249,7 @@ impl State {
     }
 
     fn repo_html(&self) -> String {
-        format!("{HTML_BASE}/{}/{}", self.owner, self.repo)
+        format!("{}/{}/{}", self.base, self.owner, self.repo)
     }
 
     fn tick(&mut self) -> u64 {
