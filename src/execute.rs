@@ -282,10 +282,12 @@ async fn write_report(
             }
             Small::Read(info, bytes) => {
                 match keep_existing(storage, bucket, &bytes, report, max_files).await? {
-                    Ok(listed) => return Ok(format!(
+                    Ok(listed) => {
+                        return Ok(format!(
                         "kept the existing report, which lists {listed} files (this one lists {})",
                         report.file_set.len()
-                    )),
+                    ))
+                    }
                     Err(why) => {
                         if !why.is_empty() {
                             tracing::warn!(location, "replacing the existing report: {why}");

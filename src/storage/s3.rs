@@ -184,10 +184,10 @@ impl Storage for S3Storage {
             .into_paginator()
             .send();
         let mut objects = Vec::new();
-        while let Some(page) = pages.next().await {
-            if objects.len() >= max {
+        while objects.len() < max {
+            let Some(page) = pages.next().await else {
                 break;
-            }
+            };
             let page = page.map_err(|e| self.error("ListObjectsV2", bucket, prefix, e))?;
             for object in page.contents().iter().take(max - objects.len()) {
                 objects.push(ObjectInfo {
