@@ -532,3 +532,62 @@ async fn an_upload_over_the_byte_limit_fails_unread() {
         .to_owned();
     assert!(errors.contains("over the limit of 5.0 KB"), "{errors}");
 }
+
+/// Local buckets never follow symlinks: a link in the temp bucket is not read, and a linked
+/// folder in the final bucket is not written through.
+#[test]
+fn local_buckets_do_not_follow_symlinks() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("local-buckets");
+    let upload = root.join("wdiv-temp").join(PREFIX);
+    std::fs::create_dir_all(&upload).unwrap();
+    std::fs::create_dir_all(root.join("wdiv-final")).unwrap();
+    std::fs::write(
+        upload.join("stations.csv"),
+        fixture("uploads/ems/xpress-dc.csv"),
+    )
+    .unwrap();
+    let secret = dir.path().join("secret.csv");
+    std::fs::write(&secret, "secret,data,here\n1,2,3\n").unwrap();
+    symlink(&secret, upload.join("evil.csv")).unwrap();
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    symlink(&outside, root.join("wdiv-final").join("E07000223")).unwrap();
+
+    let key = format!("{PREFIX}/stations.csv");
+    let event = wdiv_s3_trigger::event::object_created("wdiv-temp", &key, 0, "e");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wdiv-s3-trigger"))
+        .args(["run", "--json", "-"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LOCAL_BUCKETS_DIR", &root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(event.to_string().as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The copy is refused, so the run fails; nothing was written outside the bucket.
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
+    assert!(stdout.contains("symlink"), "{stdout}\n{stderr}");
+    // The linked file was neither listed nor read.
+    let outcome: Value = serde_json::from_str(&stdout).unwrap();
+    let files = outcome[0]["uploads"][0]["report"]["file_set"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(files.len(), 1, "{stdout}");
+    assert!(files[0]["key"].as_str().unwrap().ends_with("stations.csv"));
+}
