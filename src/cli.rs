@@ -155,7 +155,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", shown(&e.to_string()));
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -507,13 +507,19 @@ fn report_outcome(outcomes: &[EventOutcome], dry_run: bool, json: bool) -> Resul
     out.flush().map_err(CliError::Write)?;
     let failures: Vec<String> = outcomes.iter().flat_map(EventOutcome::failures).collect();
     for failure in &failures {
-        eprintln!("error: {failure}");
+        eprintln!("error: {}", shown(failure));
     }
     Ok(if failures.is_empty() {
         EXIT_PASS
     } else {
         EXIT_FAIL
     })
+}
+
+/// Text from an upload or a bucket, as a terminal may show it: control and format characters
+/// escaped, so it cannot move the cursor, clear the screen or forge a line.
+fn shown(text: &str) -> String {
+    crate::text::escape_control(text)
 }
 
 fn write_outcomes(
@@ -531,10 +537,10 @@ fn write_outcomes(
             )?;
         }
         for (key, why) in &outcome.ignored {
-            writeln!(out, "ignored {key}: {why}")?;
+            writeln!(out, "ignored {}: {}", shown(key), shown(why))?;
         }
         for refused in &outcome.refused {
-            writeln!(out, "{} {refused}", style("refused").red())?;
+            writeln!(out, "{} {}", style("refused").red(), shown(refused))?;
         }
         for upload in &outcome.uploads {
             let Some(report) = &upload.report else {
@@ -542,17 +548,17 @@ fn write_outcomes(
                     out,
                     "{} {}: {}",
                     style("error").red(),
-                    upload.prefix,
-                    upload.error.as_deref().unwrap_or("")
+                    shown(&upload.prefix),
+                    shown(upload.error.as_deref().unwrap_or(""))
                 )?;
                 continue;
             };
             writeln!(
                 out,
                 "Upload {} for {} ({})\n",
-                style(&upload.prefix).bold(),
-                report.council_name,
-                report.gss
+                style(shown(&upload.prefix)).bold(),
+                shown(&report.council_name),
+                shown(&report.gss)
             )?;
             write_files(out, &report.file_set)?;
             let Some(plan) = &upload.plan else { continue };
@@ -584,9 +590,10 @@ fn write_outcomes(
                 };
                 writeln!(
                     out,
-                    "  {mark} {:<13} {}  [{note}]",
+                    "  {mark} {:<13} {}  [{}]",
                     step.action.verb(),
-                    plan.target(&step.action)
+                    plan.target(&step.action),
+                    shown(&note)
                 )?;
             }
         }

@@ -19,9 +19,22 @@ pub fn init_lambda() {
         .try_init();
 }
 
-/// For the command line: short readable lines on stderr, warnings and up unless `-v`.
+/// For the command line: short readable lines on stderr, warnings and up unless `-v`. Field
+/// values can hold text from an upload (a key, a council name): control and format characters
+/// in them are escaped, so a log line shows them and cannot be driven by them (a terminal escape,
+/// a forged line). JSON logs escape control characters themselves.
 pub fn init_cli(verbose: bool) {
+    use tracing_subscriber::field::MakeExt;
+    let fields = tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let shown = crate::text::escape_control(&format!("{value:?}"));
+        match field.name() {
+            "message" => write!(writer, "{shown}"),
+            name => write!(writer, "{name}={shown}"),
+        }
+    })
+    .delimited(" ");
     let _ = tracing_subscriber::fmt()
+        .fmt_fields(fields)
         .with_env_filter(filter(if verbose { "info" } else { "warn" }))
         .with_writer(std::io::stderr)
         .with_target(false)

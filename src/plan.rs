@@ -344,9 +344,14 @@ impl Plan {
         }
     }
 
-    /// What the action acts on, as a person reads it. Never holds a secret: tokens are only
-    /// ever in headers, shown masked.
+    /// What the action acts on, as a person reads it, on one line with hidden characters
+    /// escaped (it goes to terminals and logs). Never holds a secret: tokens are only ever in
+    /// headers, shown masked.
     pub fn target(&self, action: &Action) -> String {
+        crate::text::escape_control(&self.describe(action))
+    }
+
+    fn describe(&self, action: &Action) -> String {
         let or_none = |s: &str| {
             if s.is_empty() {
                 "(not set)".to_owned()

@@ -591,3 +591,36 @@ fn local_buckets_do_not_follow_symlinks() {
     assert_eq!(files.len(), 1, "{stdout}");
     assert!(files[0]["key"].as_str().unwrap().ends_with("stations.csv"));
 }
+
+#[tokio::test]
+async fn log_lines_show_control_and_format_characters_escaped() {
+    let world = World::new().await;
+    // A record of another bucket is ignored, and logged with its key as the event has it.
+    let mut ignored =
+        wdiv_s3_trigger::event::object_created("other-bucket", "X01/2024-05-02/t/a.csv", 0, "e");
+    ignored["Records"][0]["s3"]["object"]["key"] = "\u{1b}[2J\u{1b}[1;1HPASS\nforged line".into();
+    // A key with a right-to-left override that is not in the bucket: the error names it.
+    let missing = wdiv_s3_trigger::event::object_created(
+        &world.temp,
+        &format!("{PREFIX}/evil\u{202e}vsc.csv"),
+        0,
+        "e",
+    );
+    let event = serde_json::json!({
+        "Records": [ignored["Records"][0].clone(), missing["Records"][0].clone()]
+    });
+    let run = world
+        .cli(&["-v", "run", "-"], event.to_string().as_bytes())
+        .await;
+    assert!(run.stderr.contains("ignored"), "{}", run.stderr);
+    assert!(run.stderr.contains("vsc.csv"), "{}", run.stderr);
+    for raw in ['\u{1b}', '\u{202e}'] {
+        assert!(!run.stderr.contains(raw), "{raw:?} in {:?}", run.stderr);
+    }
+    assert!(
+        run.stderr.contains("evil\\u{202e}vsc.csv"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("\nforged line"), "{}", run.stderr);
+}
