@@ -542,9 +542,14 @@ mod tests {
     fn the_invalidation_covers_the_prefix_or_each_file_by_setting() {
         let mut env = S3.to_vec();
         env.push(("CLOUDFRONT_DISTRIBUTION_ID", "E2DIST"));
-        let paths = |plan: &Plan| match &plan.steps[3].action {
-            Action::Invalidate { paths, .. } => paths.clone(),
-            other => panic!("step 4 is {other:?}"),
+        let paths = |plan: &Plan| {
+            plan.steps
+                .iter()
+                .find_map(|s| match &s.action {
+                    Action::Invalidate { paths, .. } => Some(paths.clone()),
+                    _ => None,
+                })
+                .expect("an invalidation step")
         };
         let mut report = report(true);
         report.file_set[0].key = "X01/2024-05-02/t1/Polling Stations.csv".into();
@@ -558,6 +563,24 @@ mod tests {
                 "/X01/2024-05-02/t1/Polling%20Stations.csv",
                 "/X01/2024-05-02/t1/report.json"
             ]
+        );
+        // Past the cap, the one wildcard stands for every file.
+        let mut many = report.clone();
+        many.file_set = (0..MAX_CDN_PATHS)
+            .map(|i| {
+                let mut f = report.file_set[0].clone();
+                f.key = format!("X01/2024-05-02/t1/f{i}.csv");
+                f
+            })
+            .collect();
+        assert_eq!(
+            paths(&plan(&many, &settings(&env), false)),
+            ["/X01/2024-05-02/t1/*"]
+        );
+        many.file_set.truncate(MAX_CDN_PATHS - 1);
+        assert_eq!(
+            paths(&plan(&many, &settings(&env), false)).len(),
+            MAX_CDN_PATHS
         );
         // The same content gives the same caller reference: a retry cannot invalidate twice.
         let reference = |plan: &Plan| match &plan.steps[3].action {
