@@ -3,6 +3,10 @@
 //! Everything is read and validated once, at start-up, and every problem is listed at once: an
 //! operator fixing a deploy should not have to redeploy once per missing key. An empty value means
 //! unset, because the original's templates write `""` for a key that is not used.
+//!
+//! Settings come from whoever deploys, and a value can be anything. No message shows a secret's
+//! value ([`SECRET_NAMES`]), or a URL's user-info or query ([`URL_NAMES`], through
+//! [`crate::http::redact_url`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,6 +15,8 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
+
+use crate::text;
 
 /// Every setting, by the name it has in the environment and in TOML files.
 pub const NAMES: &[&str] = &[
@@ -39,6 +45,18 @@ pub const NAMES: &[&str] = &[
     "MAX_UPLOAD_BYTES",
     "COUNCIL_NAME_TIMEOUT_SECONDS",
 ];
+
+/// The settings whose values are secrets: no message, log or `Debug` output shows them.
+pub const SECRET_NAMES: &[&str] = &["SENTRY_DSN", "GITHUB_API_KEY", "WDIV_API_KEY"];
+/// The settings that are URLs: shown only through [`crate::http::redact_url`].
+pub const URL_NAMES: &[&str] = &[
+    "GITHUB_API_URL",
+    "WDIV_API_URL",
+    "WDIV_WEBHOOK_URL",
+    "AWS_ENDPOINT_URL",
+];
+/// The most characters of a setting's value a message quotes.
+const MAX_SHOWN_CHARS: usize = 120;
 
 pub const DEFAULT_EMAIL_FROM: &str = "pollingstations@democracyclub.org.uk";
 pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
@@ -94,8 +112,9 @@ pub enum StorageMode {
     Local(PathBuf),
 }
 
-/// Validated settings.
-#[derive(Debug, Clone)]
+/// Validated settings. `Debug` (logged with `-v`) masks the secrets and the URLs' user-info and
+/// queries.
+#[derive(Clone)]
 pub struct Settings {
     pub temp_bucket: String,
     pub final_bucket: String,
@@ -146,6 +165,67 @@ impl Settings {
             self.server_environment.as_deref(),
             Some("staging" | "development" | "test")
         )
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Every field, named here so that a new one cannot be logged without a decision.
+        let Settings {
+            temp_bucket,
+            final_bucket,
+            sentry_dsn,
+            github_repo,
+            github_api_key,
+            github_api_url,
+            wdiv_webhook_url,
+            wdiv_api_key,
+            wdiv_api_url,
+            error_report_email,
+            email_from,
+            server_environment,
+            aws_region,
+            aws_endpoint_url,
+            cloudfront_distribution_id,
+            cloudfront_paths,
+            success_report_email,
+            lease_seconds,
+            dry_run,
+            storage,
+            size_floor_exempt_councils,
+            max_files_per_upload,
+            max_upload_bytes,
+            council_name_timeout_seconds,
+            sources,
+        } = self;
+        let url = |u: &String| crate::http::redact_url(u);
+        f.debug_struct("Settings")
+            .field("temp_bucket", temp_bucket)
+            .field("final_bucket", final_bucket)
+            .field("sentry_dsn", sentry_dsn)
+            .field("github_repo", github_repo)
+            .field("github_api_key", github_api_key)
+            .field("github_api_url", &url(github_api_url))
+            .field("wdiv_webhook_url", &wdiv_webhook_url.as_ref().map(url))
+            .field("wdiv_api_key", wdiv_api_key)
+            .field("wdiv_api_url", &url(wdiv_api_url))
+            .field("error_report_email", error_report_email)
+            .field("email_from", email_from)
+            .field("server_environment", server_environment)
+            .field("aws_region", aws_region)
+            .field("aws_endpoint_url", &aws_endpoint_url.as_ref().map(url))
+            .field("cloudfront_distribution_id", cloudfront_distribution_id)
+            .field("cloudfront_paths", cloudfront_paths)
+            .field("success_report_email", success_report_email)
+            .field("lease_seconds", lease_seconds)
+            .field("dry_run", dry_run)
+            .field("storage", storage)
+            .field("size_floor_exempt_councils", size_floor_exempt_councils)
+            .field("max_files_per_upload", max_files_per_upload)
+            .field("max_upload_bytes", max_upload_bytes)
+            .field("council_name_timeout_seconds", council_name_timeout_seconds)
+            .field("sources", sources)
+            .finish()
     }
 }
 
@@ -262,7 +342,8 @@ pub fn load(
                 String::new()
             };
             problems.push(format!(
-                "{key} in {} is not a known setting{hint}",
+                "{} in {} is not a known setting{hint}",
+                text::escape_control(&text::truncate_chars(key, MAX_SHOWN_CHARS)),
                 source_of(&figment, key)
             ));
             continue;
@@ -318,7 +399,8 @@ pub fn load(
     let final_bucket = bucket(&mut check, "FINAL_BUCKET_NAME", DEFAULT_LOCAL_FINAL_BUCKET);
     if !temp_bucket.is_empty() && temp_bucket == final_bucket {
         check.problems.push(format!(
-            "TEMP_BUCKET_NAME and FINAL_BUCKET_NAME are both {temp_bucket:?}: they must differ"
+            "TEMP_BUCKET_NAME and FINAL_BUCKET_NAME are both {}: they must differ",
+            quoted(&temp_bucket)
         ));
     }
 
@@ -462,14 +544,23 @@ pub fn load(
     })
 }
 
+/// A value as a problem quotes it: hidden characters escaped, at most [`MAX_SHOWN_CHARS`]
+/// characters, in double quotes. Only for values that are not secrets.
+fn quoted(value: &str) -> String {
+    let shown = text::escape_control(&text::truncate_chars(value, MAX_SHOWN_CHARS));
+    format!("\"{}\"", shown.replace('"', "\\\""))
+}
+
+/// Where `key` came from, for messages: "environment variable", or the file's path (one line).
 fn source_of(figment: &Figment, key: &str) -> String {
-    match figment.find_metadata(key) {
+    let source = match figment.find_metadata(key) {
         Some(meta) => match &meta.source {
             Some(source) => source.to_string(),
             None => meta.name.to_string(),
         },
         None => "the settings".into(),
-    }
+    };
+    text::escape_control(&source)
 }
 
 /// A scalar as text; lists (of council ids) are joined with commas.
@@ -498,18 +589,32 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// A problem with a setting's value. The value is shown, unless it is a secret (then only
+    /// the name is), and a URL only through [`crate::http::redact_url`].
     fn invalid(&mut self, name: &str, value: &str, why: &str) {
         let from = self
             .sources
             .get(name)
             .map(|s| format!(" (from {s})"))
             .unwrap_or_default();
-        self.problems.push(format!("{name} {value:?}{from} {why}"));
+        let shown = if SECRET_NAMES.contains(&name) {
+            String::new()
+        } else if URL_NAMES.contains(&name) {
+            format!(" {}", quoted(&crate::http::redact_url(value)))
+        } else {
+            format!(" {}", quoted(value))
+        };
+        self.problems.push(format!("{name}{shown}{from} {why}"));
     }
 
     fn url(&mut self, name: &str, value: &str) {
+        // The URL parser drops tabs and line breaks where a client given the raw text might not.
+        let plain = !value
+            .chars()
+            .any(|c| c.is_whitespace() || text::is_hidden(c));
         match reqwest::Url::parse(value) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            Ok(url)
+                if plain && matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
             _ => self.invalid(name, value, "must be an http(s) URL"),
         }
     }
@@ -582,7 +687,7 @@ mod tests {
         for expected in [
             "TEMP_BUCKET_NAME is not set",
             "FINAL_BUCKET_NAME is not set",
-            "WDIV_WEBHOOK_URL \"ftp://x\" (from environment variable) must be an http(s) URL",
+            "WDIV_WEBHOOK_URL \"ftp://x/\" (from environment variable) must be an http(s) URL",
             "DRY_RUN \"perhaps\"",
             "GITHUB_REPO \"just-a-name\"",
         ] {
@@ -702,5 +807,93 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("not a valid S3 bucket name"));
+    }
+
+    #[test]
+    fn urls_in_problems_and_debug_are_masked() {
+        let e = load(
+            None,
+            &env(&[
+                (
+                    "WDIV_WEBHOOK_URL",
+                    "ftp://user:hunter2@wdiv.example/hook?key=abc",
+                ),
+                ("WDIV_API_URL", "user:hunter2@wdiv.example?key=abc"),
+                ("GITHUB_API_URL", "https://api.example/a\nb?key=abc"),
+                ("AWS_ENDPOINT_URL", "https://user:hunter2@@?key=abc"),
+                ("TEMP_BUCKET_NAME", "temp-bucket"),
+                ("FINAL_BUCKET_NAME", "final-bucket"),
+            ]),
+            Context::Cli,
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.problems.len(), 4, "{text}");
+        assert!(
+            text.contains("WDIV_WEBHOOK_URL \"ftp://****@wdiv.example/hook?****\""),
+            "{text}"
+        );
+        assert!(text.contains("WDIV_API_URL \"****@****\""), "{text}");
+        assert!(
+            text.contains("GITHUB_API_URL \"https://api.example/a\\nb?****\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("AWS_ENDPOINT_URL \"https://****@****\""),
+            "{text}"
+        );
+        for secret in ["hunter2", "key=abc", "user:"] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+
+        let s = load(
+            None,
+            &env(&[
+                (
+                    "WDIV_WEBHOOK_URL",
+                    "https://user:hunter2@wdiv.example/hook?key=abc",
+                ),
+                ("WDIV_API_URL", "https://user:hunter2@wdiv.example/api"),
+                ("GITHUB_API_URL", "https://api.example/?key=abc"),
+                ("AWS_ENDPOINT_URL", "http://user:hunter2@127.0.0.1:9000"),
+                ("TEMP_BUCKET_NAME", "temp-bucket"),
+                ("FINAL_BUCKET_NAME", "final-bucket"),
+            ]),
+            Context::Cli,
+        )
+        .unwrap();
+        // The values themselves are kept whole: the clients need them.
+        assert_eq!(
+            s.wdiv_webhook_url.as_deref(),
+            Some("https://user:hunter2@wdiv.example/hook?key=abc")
+        );
+        let debug = format!("{s:?}");
+        for secret in ["hunter2", "key=abc", "user:"] {
+            assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+        }
+        assert!(
+            debug.contains("wdiv_webhook_url: Some(\"https://****@wdiv.example/hook?****\")"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn other_values_are_quoted_on_one_line_and_bounded() {
+        let e = load(
+            None,
+            &env(&[
+                ("DRY_RUN", "maybe\n  - FORGED problem"),
+                ("CLOUDFRONT_PATHS", &"x".repeat(10_000)),
+            ]),
+            Context::Cli,
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("DRY_RUN \"maybe\\n  - FORGED problem\""),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(text.len() < 1000, "{text}");
     }
 }
