@@ -4,9 +4,10 @@
 //! operator fixing a deploy should not have to redeploy once per missing key. An empty value means
 //! unset, because the original's templates write `""` for a key that is not used.
 //!
-//! Settings come from whoever deploys, and a value can be anything. No message shows a secret's
-//! value ([`SECRET_NAMES`]), or a URL's user-info or query ([`URL_NAMES`], through
-//! [`crate::http::redact_url`]).
+//! Settings come from whoever deploys, and a value can be anything. Loading never panics, and
+//! what it accepts cannot make a client panic later (a Sentry DSN that parses, tokens that fit
+//! in an HTTP header). No message shows a secret's value ([`SECRET_NAMES`]), or a URL's user-info
+//! or query ([`URL_NAMES`], through [`crate::http::redact_url`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -103,6 +104,30 @@ impl fmt::Display for Secret {
     }
 }
 
+/// A Sentry DSN that parses, so that Sentry starts with it without panicking. A secret: its key
+/// lets anyone send events to the project, so `Debug` and `Display` print a mask.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SentryDsn(sentry::types::Dsn);
+
+impl SentryDsn {
+    /// The DSN itself, for the one place that starts Sentry.
+    pub fn expose(&self) -> &sentry::types::Dsn {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SentryDsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+impl fmt::Display for SentryDsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
 /// Where the buckets live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageMode {
@@ -118,7 +143,7 @@ pub enum StorageMode {
 pub struct Settings {
     pub temp_bucket: String,
     pub final_bucket: String,
-    pub sentry_dsn: Option<Secret>,
+    pub sentry_dsn: Option<SentryDsn>,
     pub github_repo: Option<String>,
     pub github_api_key: Option<Secret>,
     pub github_api_url: String,
@@ -404,6 +429,16 @@ pub fn load(
         ));
     }
 
+    let sentry_dsn = take("SENTRY_DSN").and_then(|dsn| check.sentry_dsn(&dsn));
+    let github_api_key = take("GITHUB_API_KEY").map(Secret);
+    if let Some(token) = &github_api_key {
+        check.token("GITHUB_API_KEY", token);
+    }
+    let wdiv_api_key = take("WDIV_API_KEY").map(Secret);
+    if let Some(token) = &wdiv_api_key {
+        check.token("WDIV_API_KEY", token);
+    }
+
     let github_repo = take("GITHUB_REPO");
     if let Some(repo) = &github_repo {
         let parts: Vec<&str> = repo.split('/').collect();
@@ -518,12 +553,12 @@ pub fn load(
     Ok(Settings {
         temp_bucket,
         final_bucket,
-        sentry_dsn: take("SENTRY_DSN").map(Secret),
+        sentry_dsn,
         github_repo,
-        github_api_key: take("GITHUB_API_KEY").map(Secret),
+        github_api_key,
         github_api_url,
         wdiv_webhook_url,
-        wdiv_api_key: take("WDIV_API_KEY").map(Secret),
+        wdiv_api_key,
         wdiv_api_url,
         error_report_email,
         email_from,
@@ -617,6 +652,55 @@ impl Checker<'_> {
                 if plain && matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
             _ => self.invalid(name, value, "must be an http(s) URL"),
         }
+    }
+
+    /// A token goes into an HTTP header (`Authorization: …`): a character a header cannot hold
+    /// would make the request fail, or the client panic (octocrab). Only visible ASCII passes.
+    fn token(&mut self, name: &str, token: &Secret) {
+        if let Some(bad) = token.expose().chars().find(|c| !c.is_ascii_graphic()) {
+            let what = match bad {
+                '\n' | '\r' => "a line break",
+                ' ' => "a space",
+                c if c.is_control() => "a control character",
+                _ => "a character outside visible ASCII",
+            };
+            self.invalid(
+                name,
+                token.expose(),
+                &format!(
+                    "holds {what}: a token is sent in an HTTP header, and may hold only visible \
+                     ASCII characters (the value is a secret and is not shown)"
+                ),
+            );
+        }
+    }
+
+    /// `SENTRY_DSN` must parse as Sentry's `sentry::init` parses it (which panics otherwise).
+    fn sentry_dsn(&mut self, value: &str) -> Option<SentryDsn> {
+        use sentry::types::ParseDsnError;
+        let why = if !value.chars().all(|c| c.is_ascii_graphic()) {
+            "holds a character a URL cannot"
+        } else {
+            match value.parse::<sentry::types::Dsn>() {
+                Ok(dsn) => return Some(SentryDsn(dsn)),
+                Err(ParseDsnError::InvalidUrl) => "is not a URL",
+                Err(ParseDsnError::InvalidScheme) => "is not an http(s) URL",
+                Err(ParseDsnError::NoUsername) => "has no public key before the @",
+                Err(ParseDsnError::NoProjectId | ParseDsnError::InvalidProjectId(_)) => {
+                    "has no project id at the end of its path"
+                }
+            }
+        };
+        self.invalid(
+            "SENTRY_DSN",
+            value,
+            &format!(
+                "is not a valid Sentry DSN: it {why}; expected https://PUBLIC_KEY@HOST/PROJECT_ID, \
+                 as the Sentry project's Client Keys page shows it (the value is a secret and is \
+                 not shown)"
+            ),
+        );
+        None
     }
 
     fn email(&mut self, name: &str, value: &str) {
@@ -807,6 +891,75 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("not a valid S3 bucket name"));
+    }
+
+    #[test]
+    fn a_malformed_sentry_dsn_is_named_but_not_shown() {
+        for dsn in [
+            "not a dsn s3cr3t-dsn",
+            "https://sentry.example/42?s3cr3t-dsn",
+            "https://s3cr3t-dsn@sentry.example/",
+            "ftp://s3cr3t-dsn@sentry.example/42",
+            "https://s3cr3t-dsn@sentry.example/4\n2",
+        ] {
+            let e = load(None, &env(&[("SENTRY_DSN", dsn)]), Context::Cli).unwrap_err();
+            let text = e.to_string();
+            assert_eq!(e.problems.len(), 1, "{text}");
+            assert!(
+                text.contains("SENTRY_DSN (from environment variable) is not a valid Sentry DSN"),
+                "{text}"
+            );
+            assert!(
+                text.contains("https://PUBLIC_KEY@HOST/PROJECT_ID"),
+                "{text}"
+            );
+            assert!(!text.contains("s3cr3t-dsn"), "{dsn:?} leaked: {text}");
+        }
+        let s = load(
+            None,
+            &env(&[("SENTRY_DSN", "https://public-key@sentry.example/42")]),
+            Context::Cli,
+        )
+        .unwrap();
+        let dsn = s.sentry_dsn.as_ref().unwrap().expose();
+        assert_eq!(dsn.public_key(), "public-key");
+        assert_eq!(dsn.host(), "sentry.example");
+        assert_eq!(format!("{:?}", s.sentry_dsn), "Some(Secret(****))");
+    }
+
+    #[test]
+    fn a_token_must_fit_in_an_http_header_and_is_never_shown() {
+        for (token, what) in [
+            ("ghp_s3cr3t\ninjected", "a line break"),
+            ("ghp_s3cr3t\rinjected", "a line break"),
+            ("ghp_s3cr3t\u{0}x", "a control character"),
+            ("ghp_s3cr3t\u{7f}x", "a control character"),
+            ("ghp_s3cr3t and more", "a space"),
+            ("ghp_s3cr3t\u{e9}", "a character outside visible ASCII"),
+            ("ghp_s3cr3t\u{202e}", "a character outside visible ASCII"),
+        ] {
+            for name in ["GITHUB_API_KEY", "WDIV_API_KEY"] {
+                let e = load(None, &env(&[(name, token)]), Context::Cli).unwrap_err();
+                let text = e.to_string();
+                assert!(
+                    text.contains(&format!("{name} (from environment variable) holds {what}")),
+                    "{token:?}: {text}"
+                );
+                assert!(!text.contains("s3cr3t"), "{token:?} leaked: {text}");
+            }
+        }
+        // Whitespace around a token is trimmed, not refused; digits stay text.
+        let s = load(
+            None,
+            &env(&[
+                ("GITHUB_API_KEY", " 0123\n"),
+                ("WDIV_API_KEY", "Ab-_.~+/=09"),
+            ]),
+            Context::Cli,
+        )
+        .unwrap();
+        assert_eq!(s.github_api_key.unwrap().expose(), "0123");
+        assert_eq!(s.wdiv_api_key.unwrap().expose(), "Ab-_.~+/=09");
     }
 
     #[test]
