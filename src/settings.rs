@@ -6,8 +6,8 @@
 //!
 //! Settings come from whoever deploys, and a value can be anything. Loading never panics, and
 //! what it accepts cannot make a client panic later (a Sentry DSN that parses, tokens that fit
-//! in an HTTP header). No message shows a secret's value ([`SECRET_NAMES`]), or a URL's user-info
-//! or query ([`URL_NAMES`], through [`crate::http::redact_url`]).
+//! in an HTTP header). No message shows a secret's value ([`SECRET_NAMES`]), a URL's user-info or
+//! query ([`URL_NAMES`], through [`crate::http::redact_url`]), or a line of a settings file.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -332,16 +332,25 @@ pub fn load(
 ) -> Result<Settings, SettingsError> {
     let mut figment = Figment::new();
     let mut problems = Vec::new();
-    match file {
-        Some(path) if !path.is_file() => problems.push(format!(
-            "the settings file {} does not exist (copy a template from settings/)",
-            path.display()
-        )),
-        Some(path) => figment = figment.merge(Toml::file_exact(path)),
-        None if Path::new(DEFAULT_SETTINGS_FILE).is_file() => {
-            figment = figment.merge(Toml::file_exact(DEFAULT_SETTINGS_FILE))
+    let file = match file {
+        Some(path) if !path.is_file() => {
+            problems.push(format!(
+                "the settings file {} does not exist (copy a template from settings/)",
+                shown_path(path)
+            ));
+            None
         }
-        None => {}
+        Some(path) => Some(path),
+        None => Some(Path::new(DEFAULT_SETTINGS_FILE)).filter(|path| path.is_file()),
+    };
+    if let Some(path) = file {
+        // Our own parse first, for an error that shows no line of the file (figment's would quote
+        // the line, and it may hold a secret); figment then reads the same file for the merge.
+        if let Err(problem) = check_toml(path) {
+            problems.push(problem);
+            return Err(SettingsError { problems });
+        }
+        figment = figment.merge(Toml::file_exact(path));
     }
     let vars: Vec<(String, String)> = env
         .iter()
@@ -352,7 +361,20 @@ pub fn load(
     let raw: BTreeMap<String, Value> = match figment.extract() {
         Ok(map) => map,
         Err(e) => {
-            problems.push(format!("cannot read the settings: {e}"));
+            // Not expected once the file has parsed; figment's own text may quote a value or a
+            // line of the file, so only where it happened is shown.
+            let from = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(source) => source.to_string(),
+                    None => m.name.to_string(),
+                })
+                .unwrap_or_else(|| "the settings".into());
+            problems.push(format!(
+                "cannot read the settings from {}: a value cannot be read",
+                text::escape_control(&from)
+            ));
             return Err(SettingsError { problems });
         }
     };
@@ -577,6 +599,68 @@ pub fn load(
         council_name_timeout_seconds,
         sources,
     })
+}
+
+/// A path as a message shows it: one line.
+fn shown_path(path: &Path) -> String {
+    text::escape_control(&path.display().to_string())
+}
+
+/// Parses the settings file as TOML. On a syntax error, the problem names the file, the line and
+/// column, and the parser's message, but never shows a line of the file: a line may hold a
+/// secret (`GITHUB_API_KEY = "ghp_…` with its closing quote missing).
+fn check_toml(path: &Path) -> Result<(), String> {
+    let contents = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the settings file {}: {e}", shown_path(path)))?;
+    let error = match contents.parse::<toml::Table>() {
+        Ok(_) => return Ok(()),
+        Err(error) => error,
+    };
+    let at = match error.span() {
+        Some(span) => {
+            let start = span.start.min(contents.len());
+            let start = (0..=start)
+                .rev()
+                .find(|i| contents.is_char_boundary(*i))
+                .unwrap_or(0);
+            let before = &contents[..start];
+            let line = before.matches('\n').count() + 1;
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before[line_start..].chars().count() + 1;
+            format!(", line {line}, column {column}")
+        }
+        None => String::new(),
+    };
+    Err(format!(
+        "the settings file {}{at} is not valid TOML: {} (the line is not shown: it may hold a \
+         secret)",
+        shown_path(path),
+        toml_message(error.message())
+    ))
+}
+
+/// The TOML parser's message on one line. The parser names keys in backquotes (a duplicate key):
+/// a setting's name is kept, anything else (a quoted key could be a pasted secret) is not.
+fn toml_message(message: &str) -> String {
+    let kept: Vec<&str> = message
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            let quoted = i % 2 == 1;
+            if quoted && part.chars().count() > 2 && !NAMES.contains(&part) {
+                "…"
+            } else {
+                part
+            }
+        })
+        .collect();
+    let kept = kept.join("`");
+    let lines: Vec<&str> = kept
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    text::one_line(&lines.join("; "))
 }
 
 /// A value as a problem quotes it: hidden characters escaped, at most [`MAX_SHOWN_CHARS`]
@@ -1048,5 +1132,48 @@ mod tests {
         );
         assert_eq!(text.lines().count(), 3, "{text}");
         assert!(text.len() < 1000, "{text}");
+    }
+
+    #[test]
+    fn a_toml_syntax_error_names_the_place_but_shows_no_line() {
+        let dir = tempfile::tempdir().unwrap();
+        for (contents, line, column) in [
+            (
+                "TEMP_BUCKET_NAME = \"t-bucket\"\nGITHUB_API_KEY = \"ghp_s3cr3t\nX = 1\n",
+                2,
+                29,
+            ),
+            ("SENTRY_DSN = https://s3cr3t@sentry.example/1\n", 1, 14),
+            ("\n\n  WDIV_API_KEY = 's3cr3t' 's3cr3t'\n", 3, 27),
+            ("\"s3cr3t-key\" = 1\n\"s3cr3t-key\" = 2\n", 2, 1),
+            ("WDIV_API_KEY = \"\"\"s3cr3t\n\u{e9}\u{e9}\n", 3, 1),
+        ] {
+            let file = dir.path().join("bad.toml");
+            std::fs::write(&file, contents).unwrap();
+            let e = load(Some(&file), &[], Context::Cli).unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains("bad.toml"), "{text}");
+            assert!(
+                text.contains(&format!(
+                    ", line {line}, column {column} is not valid TOML: "
+                )),
+                "{contents:?}: {text}"
+            );
+            assert!(!text.contains("s3cr3t"), "{contents:?} leaked: {text}");
+            assert_eq!(text.lines().count(), 2, "{text}");
+        }
+    }
+
+    #[test]
+    fn figment_errors_are_not_shown_either() {
+        // A file that is not UTF-8: the read fails before any parse.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("latin1.toml");
+        std::fs::write(&file, b"GITHUB_API_KEY = \"s3cr3t\xe9\"\n").unwrap();
+        let text = load(Some(&file), &[], Context::Cli)
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("cannot read the settings file"), "{text}");
+        assert!(!text.contains("s3cr3t"), "{text}");
     }
 }
