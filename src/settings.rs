@@ -1176,4 +1176,173 @@ mod tests {
         assert!(text.contains("cannot read the settings file"), "{text}");
         assert!(!text.contains("s3cr3t"), "{text}");
     }
+
+    /// TOML's basic string for `value`: every value can be written this way.
+    fn toml_string(value: &str) -> String {
+        let mut out = String::from("\"");
+        for c in value.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    mod hostile {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Any text a setting could be given: arbitrary Unicode, control characters and line
+        /// breaks, long runs, and shapes close to real values (URLs with credentials, DSNs,
+        /// numbers with leading zeros, booleans).
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => any::<String>(),
+                2 => "[ -~\n\r\t\u{0}\u{7f}\u{85}\u{a0}\u{202e}\u{2028}\u{feff}é]{0,40}",
+                1 => "(https?|ftp)://([a-z]{1,6}(:[a-z0-9]{0,6})?@)?[a-z0-9.\\[\\]:-]{0,15}(/[ -~]{0,12})?(\\?[ -~]{0,8})?",
+                1 => "https?://[a-z0-9]{1,8}(:[a-z]{1,4})?@[a-z0-9.-]{1,10}(:[0-9]{1,5})?(/[a-z0-9%._-]{0,6}){0,3}",
+                1 => "0[0-9]{0,5}|true|false|yes|prefix|files|[a-z]{1,8}/[a-z]{1,8}|[a-z]{1,5}@[a-z]{1,5}\\.org",
+                1 => "[a-z\n]{1000,5000}",
+            ]
+        }
+
+        /// A secret value: hostile text around a marker that is unique to the setting, or a
+        /// URL (a DSN, often valid) with the marker as its user.
+        fn secret(marker: &'static str) -> impl Strategy<Value = String> {
+            let around = prop_oneof![
+                Just(String::new()),
+                "https://[a-z]{0,3}",
+                "[ -~\n\r\t\u{0}é]{0,12}",
+                any::<String>(),
+            ];
+            let hostile = (around.clone(), around)
+                .prop_map(move |(before, after)| format!("{before}{marker}{after}"));
+            let dsn = (
+                "https?://",
+                "(:[ -~]{0,4})?",
+                "[a-z0-9.-]{1,10}|\\[[0-9a-f:]{2,8}\\]|[ -~]{0,8}",
+                "(:[0-9]{1,6})?",
+                "(/[ -~]{0,6}){0,3}",
+            )
+                .prop_map(move |(scheme, password, host, port, path)| {
+                    format!("{scheme}{marker}{password}@{host}{port}{path}")
+                });
+            prop_oneof![hostile, dsn]
+        }
+
+        const MARKERS: [(&str, &str); 3] = [
+            ("SENTRY_DSN", "SentryS3cr3tMark"),
+            ("GITHUB_API_KEY", "GithubS3cr3tMark"),
+            ("WDIV_API_KEY", "WdivS3cr3tMark"),
+        ];
+
+        /// Checks one load: it returned (a panic fails the property), showed no marker, and what
+        /// it accepted cannot make a client panic later.
+        fn check(result: Result<Settings, SettingsError>) -> Result<(), TestCaseError> {
+            let shown = match &result {
+                Ok(settings) => {
+                    if let Some(dsn) = &settings.sentry_dsn {
+                        // What Sentry's transport builds from the DSN, and panics on if it can't.
+                        let _ = dsn.expose().envelope_api_url();
+                        let _ = dsn.expose().to_auth(Some("wdiv-s3-trigger")).to_string();
+                    }
+                    for token in [&settings.github_api_key, &settings.wdiv_api_key]
+                        .into_iter()
+                        .flatten()
+                    {
+                        let header = format!("Bearer {}", token.expose());
+                        prop_assert!(reqwest::header::HeaderValue::from_str(&header).is_ok());
+                    }
+                    format!("{settings:?}")
+                }
+                Err(e) => e.to_string(),
+            };
+            for (_, marker) in MARKERS {
+                prop_assert!(!shown.contains(marker), "{} leaked:\n{}", marker, shown);
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn any_values_load_or_fail_without_panic_or_leak(
+                values in proptest::collection::vec(proptest::option::weighted(0.8, value()), NAMES.len()),
+                secrets in (secret(MARKERS[0].1), secret(MARKERS[1].1), secret(MARKERS[2].1)),
+                in_file in proptest::collection::vec(any::<bool>(), NAMES.len()),
+            ) {
+                let secrets = [secrets.0, secrets.1, secrets.2];
+                let mut all: Vec<(String, String)> = Vec::new();
+                for (name, value) in NAMES.iter().zip(&values) {
+                    let value = match MARKERS.iter().position(|(secret, _)| secret == name) {
+                        Some(i) => Some(secrets[i].clone()),
+                        None => value.clone(),
+                    };
+                    if let Some(value) = value {
+                        all.push((name.to_string(), value));
+                    }
+                }
+                let dir = tempfile::tempdir().unwrap();
+                let file = dir.path().join("settings.toml");
+
+                // Everything in the environment.
+                for context in [Context::Cli, Context::Lambda] {
+                    check(load(None, &all, context))?;
+                }
+
+                // Everything in a file, each value written as a TOML string; and split between
+                // the file and the environment.
+                let toml: String = all
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {}\n", toml_string(v)))
+                    .collect();
+                std::fs::write(&file, &toml).unwrap();
+                check(load(Some(&file), &[], Context::Lambda))?;
+                let (file_part, env_part): (Vec<_>, Vec<_>) = all
+                    .iter()
+                    .cloned()
+                    .zip(&in_file)
+                    .partition(|(_, in_file)| **in_file);
+                let file_part: String = file_part
+                    .iter()
+                    .map(|((k, v), _)| format!("{k} = {}\n", toml_string(v)))
+                    .collect();
+                let env_part: Vec<(String, String)> =
+                    env_part.into_iter().map(|(kv, _)| kv).collect();
+                std::fs::write(&file, &file_part).unwrap();
+                check(load(Some(&file), &env_part, Context::Cli))?;
+
+                // Each value pasted into the file as it is, between quotes or bare: mostly a
+                // syntax error, with the secrets on the broken lines.
+                let raw: String = all
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, v))| if i % 2 == 0 { format!("{k} = \"{v}\"\n") } else { format!("{k} = {v}\n") })
+                    .collect();
+                std::fs::write(&file, &raw).unwrap();
+                check(load(Some(&file), &[], Context::Cli))?;
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// One secret alone, so that what validation accepts reaches the checks on the
+            /// accepted settings (the DSN Sentry's transport uses, the tokens' headers).
+            #[test]
+            fn an_accepted_secret_cannot_make_a_client_panic(
+                secrets in (secret(MARKERS[0].1), secret(MARKERS[1].1), secret(MARKERS[2].1)),
+            ) {
+                let secrets = [secrets.0, secrets.1, secrets.2];
+                for ((name, _), value) in MARKERS.iter().zip(&secrets) {
+                    check(load(None, &[(name.to_string(), value.clone())], Context::Cli))?;
+                }
+            }
+        }
+    }
 }
