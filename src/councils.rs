@@ -67,6 +67,8 @@ impl CouncilNames {
         })
         .await
         .map_err(|e| e.to_string())?;
+        // Messages name the URL without its credentials or query.
+        let url = http::redact_url(&url);
         let bytes = http::read_at_most(response, MAX_RESPONSE_BYTES)
             .await
             .map_err(|e| format!("{url}: {e}"))?;

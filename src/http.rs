@@ -1,5 +1,6 @@
 //! HTTP to WDIV (and, later, other services): timeouts on every call, bounded retries with
-//! backoff on 5xx, throttling (429) and transport failures. Errors name the URL, never a token.
+//! backoff on 5xx, throttling (429) and transport failures. Errors name the URL, masked by
+//! [`redact_url`], never a token.
 
 use std::time::Duration;
 
@@ -51,9 +52,53 @@ fn transient(status: StatusCode) -> bool {
     status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
 }
 
-/// The URL without its query string, for messages.
-fn shown(url: &str) -> String {
-    url.split(['?', '#']).next().unwrap_or(url).to_owned()
+/// A URL as messages and logs may show it: user-info masked (`https://****@host/…`), the query
+/// masked (`?****`), the fragment dropped. Settings hold URLs such as
+/// `https://user:pass@host/hook?token=…`, whose credentials must not reach a log.
+///
+/// Text that is not a URL with a host (a typo in a setting) is shown up to its first `@`, `?` or
+/// `#`: after an `@` only `****@****` (the part before it may be credentials), after a `?` only
+/// `?****`. So is text with whitespace or control characters, which the URL parser would drop
+/// and a reader should see.
+pub fn redact_url(url: &str) -> String {
+    let plain = !url
+        .chars()
+        .any(|c| c.is_ascii_whitespace() || c.is_ascii_control());
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if plain && parsed.has_host() => {
+            let mut out = format!("{}://", parsed.scheme());
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                out.push_str("****@");
+            }
+            out.push_str(parsed.host_str().unwrap_or_default());
+            if let Some(port) = parsed.port() {
+                out.push_str(&format!(":{port}"));
+            }
+            out.push_str(parsed.path());
+            if parsed.query().is_some() {
+                out.push_str("?****");
+            }
+            out
+        }
+        _ => redact_text(url),
+    }
+}
+
+/// [`redact_url`] for text that is not a URL: nothing after an `@`, `?` or `#` is kept, and
+/// nothing before an `@` after the scheme.
+fn redact_text(text: &str) -> String {
+    let Some(cut) = text.find(['@', '?', '#']) else {
+        return text.to_owned();
+    };
+    let head = &text[..cut];
+    match text.as_bytes()[cut] {
+        b'@' => {
+            let scheme = head.find("://").map_or("", |end| &head[..end + 3]);
+            format!("{scheme}****@****")
+        }
+        b'?' => format!("{head}?****"),
+        _ => head.to_owned(),
+    }
 }
 
 /// Sends the request `build` makes, retrying transient failures; a non-2xx answer is an error.
@@ -72,7 +117,7 @@ pub async fn send(
                 let wait = retry_after(&response).unwrap_or(backoff);
                 tracing::info!(
                     what,
-                    url = shown(url),
+                    url = redact_url(url),
                     status = response.status().as_u16(),
                     attempt,
                     "transient failure; retrying in {wait:?}"
@@ -84,19 +129,19 @@ pub async fn send(
                 let body = response.text().await.unwrap_or_default();
                 return Err(HttpError::Status {
                     what,
-                    url: shown(url),
+                    url: redact_url(url),
                     status,
                     body,
                 });
             }
             Err(e) if !last && (e.is_timeout() || e.is_connect() || e.is_request()) => {
-                tracing::info!(what, url = shown(url), attempt, error = %e.without_url(), "retrying in {backoff:?}");
+                tracing::info!(what, url = redact_url(url), attempt, error = %e.without_url(), "retrying in {backoff:?}");
                 tokio::time::sleep(backoff).await;
             }
             Err(e) => {
                 return Err(HttpError::Transport {
                     what,
-                    url: shown(url),
+                    url: redact_url(url),
                     detail: e.without_url().to_string(),
                 })
             }
@@ -144,4 +189,90 @@ pub async fn read_at_most(mut response: Response, limit: usize) -> Result<Vec<u8
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_loses_its_credentials_query_and_fragment() {
+        assert_eq!(
+            redact_url("https://user:pass@wdiv.example/hook?token=x#frag"),
+            "https://****@wdiv.example/hook?****"
+        );
+        assert_eq!(
+            redact_url("http://token@127.0.0.1:8080/api/councils/X.json"),
+            "http://****@127.0.0.1:8080/api/councils/X.json"
+        );
+        assert_eq!(
+            redact_url("https://:only-password@host/"),
+            "https://****@host/"
+        );
+        // An empty query is still marked, so a reader knows one was there.
+        assert_eq!(redact_url("https://host/path?"), "https://host/path?****");
+        // What needs no masking is shown as it is.
+        assert_eq!(
+            redact_url("https://wheredoivote.co.uk/api/beta/uploads/"),
+            "https://wheredoivote.co.uk/api/beta/uploads/"
+        );
+        assert_eq!(redact_url("ftp://x/"), "ftp://x/");
+        // `@` in the path is not user-info.
+        assert_eq!(redact_url("https://host/a@b"), "https://host/a@b");
+    }
+
+    #[test]
+    fn text_that_is_not_a_url_is_cut_at_an_at_sign_or_a_query() {
+        for (garbage, shown) in [
+            ("not a url", "not a url"),
+            ("", ""),
+            ("user:secret@host", "****@****"),
+            ("https//user:secret@host/x", "****@****"),
+            ("https://user:secret@ho st/x", "https://****@****"),
+            ("http://user:secret@[::1/x", "http://****@****"),
+            ("https://host:99999/x?secret=1", "https://host:99999/x?****"),
+            ("mailto:someone@secret.example?subject=secret", "****@****"),
+            ("no host ?secret", "no host ?****"),
+            ("no host #secret", "no host "),
+            ("\u{0}\n@secret", "****@****"),
+            ("é@secret?secret", "****@****"),
+            ("https://host/a\nb?secret", "https://host/a\nb?****"),
+            ("https://us\ter:secret@host/", "https://****@****"),
+            ("https://us er:secret@host/", "https://****@****"),
+        ] {
+            let out = redact_url(garbage);
+            assert!(!out.contains("secret"), "{garbage:?} -> {out:?}");
+            assert_eq!(out, shown, "{garbage:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+        /// Whatever the text, no query, fragment, user name or password is shown, nor anything
+        /// after an `@` in text that is not a URL; and it does not panic.
+        #[test]
+        fn nothing_after_an_at_or_a_question_mark_is_echoed(
+            prefix in "(https?://)?[ -~\\PC\n\t]{0,30}",
+            secret in "[a-z]{0,5}",
+        ) {
+            let marker = format!("SECRET{secret}");
+            let at = format!("{prefix}@{marker}");
+            let not_a_url = reqwest::Url::parse(&at).map_or(true, |url| !url.has_host());
+            if not_a_url {
+                let out = redact_url(&at);
+                proptest::prop_assert!(!out.contains(&marker), "{:?} -> {:?}", at, out);
+            }
+            for text in [
+                format!("{prefix}?{marker}"),
+                format!("{prefix}#{marker}"),
+                format!("https://{marker}:{marker}@host/{prefix}"),
+                format!("https://{marker}@host/x?{marker}"),
+                format!("https://host/{prefix}?{marker}"),
+            ] {
+                let out = redact_url(&text);
+                proptest::prop_assert!(!out.contains(&marker), "{:?} -> {:?}", text, out);
+            }
+        }
+    }
 }

@@ -391,7 +391,10 @@ impl Plan {
             }
             Action::PostWebhook { url } if url.is_empty() => "(no URL)".into(),
             Action::PostWebhook { url } => {
-                format!("POST {url} (Authorization: Token ****)")
+                format!(
+                    "POST {} (Authorization: Token ****)",
+                    crate::http::redact_url(url)
+                )
             }
         }
     }

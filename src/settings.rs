@@ -3,6 +3,11 @@
 //! Everything is read and validated once, at start-up, and every problem is listed at once: an
 //! operator fixing a deploy should not have to redeploy once per missing key. An empty value means
 //! unset, because the original's templates write `""` for a key that is not used.
+//!
+//! Settings come from whoever deploys, and a value can be anything. Loading never panics, and
+//! what it accepts cannot make a client panic later (a Sentry DSN that parses, tokens that fit
+//! in an HTTP header). No message shows a secret's value ([`SECRET_NAMES`]), a URL's user-info or
+//! query ([`URL_NAMES`], through [`crate::http::redact_url`]), or a line of a settings file.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,6 +16,8 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
+
+use crate::text;
 
 /// Every setting, by the name it has in the environment and in TOML files.
 pub const NAMES: &[&str] = &[
@@ -39,6 +46,18 @@ pub const NAMES: &[&str] = &[
     "MAX_UPLOAD_BYTES",
     "COUNCIL_NAME_TIMEOUT_SECONDS",
 ];
+
+/// The settings whose values are secrets: no message, log or `Debug` output shows them.
+pub const SECRET_NAMES: &[&str] = &["SENTRY_DSN", "GITHUB_API_KEY", "WDIV_API_KEY"];
+/// The settings that are URLs: shown only through [`crate::http::redact_url`].
+pub const URL_NAMES: &[&str] = &[
+    "GITHUB_API_URL",
+    "WDIV_API_URL",
+    "WDIV_WEBHOOK_URL",
+    "AWS_ENDPOINT_URL",
+];
+/// The most characters of a setting's value a message quotes.
+const MAX_SHOWN_CHARS: usize = 120;
 
 pub const DEFAULT_EMAIL_FROM: &str = "pollingstations@democracyclub.org.uk";
 pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
@@ -85,6 +104,30 @@ impl fmt::Display for Secret {
     }
 }
 
+/// A Sentry DSN that parses, so that Sentry starts with it without panicking. A secret: its key
+/// lets anyone send events to the project, so `Debug` and `Display` print a mask.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SentryDsn(sentry::types::Dsn);
+
+impl SentryDsn {
+    /// The DSN itself, for the one place that starts Sentry.
+    pub fn expose(&self) -> &sentry::types::Dsn {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SentryDsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+impl fmt::Display for SentryDsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
 /// Where the buckets live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageMode {
@@ -94,12 +137,13 @@ pub enum StorageMode {
     Local(PathBuf),
 }
 
-/// Validated settings.
-#[derive(Debug, Clone)]
+/// Validated settings. `Debug` (logged with `-v`) masks the secrets and the URLs' user-info and
+/// queries.
+#[derive(Clone)]
 pub struct Settings {
     pub temp_bucket: String,
     pub final_bucket: String,
-    pub sentry_dsn: Option<Secret>,
+    pub sentry_dsn: Option<SentryDsn>,
     pub github_repo: Option<String>,
     pub github_api_key: Option<Secret>,
     pub github_api_url: String,
@@ -146,6 +190,67 @@ impl Settings {
             self.server_environment.as_deref(),
             Some("staging" | "development" | "test")
         )
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Every field, named here so that a new one cannot be logged without a decision.
+        let Settings {
+            temp_bucket,
+            final_bucket,
+            sentry_dsn,
+            github_repo,
+            github_api_key,
+            github_api_url,
+            wdiv_webhook_url,
+            wdiv_api_key,
+            wdiv_api_url,
+            error_report_email,
+            email_from,
+            server_environment,
+            aws_region,
+            aws_endpoint_url,
+            cloudfront_distribution_id,
+            cloudfront_paths,
+            success_report_email,
+            lease_seconds,
+            dry_run,
+            storage,
+            size_floor_exempt_councils,
+            max_files_per_upload,
+            max_upload_bytes,
+            council_name_timeout_seconds,
+            sources,
+        } = self;
+        let url = |u: &String| crate::http::redact_url(u);
+        f.debug_struct("Settings")
+            .field("temp_bucket", temp_bucket)
+            .field("final_bucket", final_bucket)
+            .field("sentry_dsn", sentry_dsn)
+            .field("github_repo", github_repo)
+            .field("github_api_key", github_api_key)
+            .field("github_api_url", &url(github_api_url))
+            .field("wdiv_webhook_url", &wdiv_webhook_url.as_ref().map(url))
+            .field("wdiv_api_key", wdiv_api_key)
+            .field("wdiv_api_url", &url(wdiv_api_url))
+            .field("error_report_email", error_report_email)
+            .field("email_from", email_from)
+            .field("server_environment", server_environment)
+            .field("aws_region", aws_region)
+            .field("aws_endpoint_url", &aws_endpoint_url.as_ref().map(url))
+            .field("cloudfront_distribution_id", cloudfront_distribution_id)
+            .field("cloudfront_paths", cloudfront_paths)
+            .field("success_report_email", success_report_email)
+            .field("lease_seconds", lease_seconds)
+            .field("dry_run", dry_run)
+            .field("storage", storage)
+            .field("size_floor_exempt_councils", size_floor_exempt_councils)
+            .field("max_files_per_upload", max_files_per_upload)
+            .field("max_upload_bytes", max_upload_bytes)
+            .field("council_name_timeout_seconds", council_name_timeout_seconds)
+            .field("sources", sources)
+            .finish()
     }
 }
 
@@ -227,16 +332,25 @@ pub fn load(
 ) -> Result<Settings, SettingsError> {
     let mut figment = Figment::new();
     let mut problems = Vec::new();
-    match file {
-        Some(path) if !path.is_file() => problems.push(format!(
-            "the settings file {} does not exist (copy a template from settings/)",
-            path.display()
-        )),
-        Some(path) => figment = figment.merge(Toml::file_exact(path)),
-        None if Path::new(DEFAULT_SETTINGS_FILE).is_file() => {
-            figment = figment.merge(Toml::file_exact(DEFAULT_SETTINGS_FILE))
+    let file = match file {
+        Some(path) if !path.is_file() => {
+            problems.push(format!(
+                "the settings file {} does not exist (copy a template from settings/)",
+                shown_path(path)
+            ));
+            None
         }
-        None => {}
+        Some(path) => Some(path),
+        None => Some(Path::new(DEFAULT_SETTINGS_FILE)).filter(|path| path.is_file()),
+    };
+    if let Some(path) = file {
+        // Our own parse first, for an error that shows no line of the file (figment's would quote
+        // the line, and it may hold a secret); figment then reads the same file for the merge.
+        if let Err(problem) = check_toml(path) {
+            problems.push(problem);
+            return Err(SettingsError { problems });
+        }
+        figment = figment.merge(Toml::file_exact(path));
     }
     let vars: Vec<(String, String)> = env
         .iter()
@@ -247,7 +361,20 @@ pub fn load(
     let raw: BTreeMap<String, Value> = match figment.extract() {
         Ok(map) => map,
         Err(e) => {
-            problems.push(format!("cannot read the settings: {e}"));
+            // Not expected once the file has parsed; figment's own text may quote a value or a
+            // line of the file, so only where it happened is shown.
+            let from = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(source) => source.to_string(),
+                    None => m.name.to_string(),
+                })
+                .unwrap_or_else(|| "the settings".into());
+            problems.push(format!(
+                "cannot read the settings from {}: a value cannot be read",
+                text::escape_control(&from)
+            ));
             return Err(SettingsError { problems });
         }
     };
@@ -262,7 +389,8 @@ pub fn load(
                 String::new()
             };
             problems.push(format!(
-                "{key} in {} is not a known setting{hint}",
+                "{} in {} is not a known setting{hint}",
+                text::escape_control(&text::truncate_chars(key, MAX_SHOWN_CHARS)),
                 source_of(&figment, key)
             ));
             continue;
@@ -318,8 +446,19 @@ pub fn load(
     let final_bucket = bucket(&mut check, "FINAL_BUCKET_NAME", DEFAULT_LOCAL_FINAL_BUCKET);
     if !temp_bucket.is_empty() && temp_bucket == final_bucket {
         check.problems.push(format!(
-            "TEMP_BUCKET_NAME and FINAL_BUCKET_NAME are both {temp_bucket:?}: they must differ"
+            "TEMP_BUCKET_NAME and FINAL_BUCKET_NAME are both {}: they must differ",
+            quoted(&temp_bucket)
         ));
+    }
+
+    let sentry_dsn = take("SENTRY_DSN").and_then(|dsn| check.sentry_dsn(&dsn));
+    let github_api_key = take("GITHUB_API_KEY").map(Secret);
+    if let Some(token) = &github_api_key {
+        check.token("GITHUB_API_KEY", token);
+    }
+    let wdiv_api_key = take("WDIV_API_KEY").map(Secret);
+    if let Some(token) = &wdiv_api_key {
+        check.token("WDIV_API_KEY", token);
     }
 
     let github_repo = take("GITHUB_REPO");
@@ -436,12 +575,12 @@ pub fn load(
     Ok(Settings {
         temp_bucket,
         final_bucket,
-        sentry_dsn: take("SENTRY_DSN").map(Secret),
+        sentry_dsn,
         github_repo,
-        github_api_key: take("GITHUB_API_KEY").map(Secret),
+        github_api_key,
         github_api_url,
         wdiv_webhook_url,
-        wdiv_api_key: take("WDIV_API_KEY").map(Secret),
+        wdiv_api_key,
         wdiv_api_url,
         error_report_email,
         email_from,
@@ -462,14 +601,85 @@ pub fn load(
     })
 }
 
+/// A path as a message shows it: one line.
+fn shown_path(path: &Path) -> String {
+    text::escape_control(&path.display().to_string())
+}
+
+/// Parses the settings file as TOML. On a syntax error, the problem names the file, the line and
+/// column, and the parser's message, but never shows a line of the file: a line may hold a
+/// secret (`GITHUB_API_KEY = "ghp_…` with its closing quote missing).
+fn check_toml(path: &Path) -> Result<(), String> {
+    let contents = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the settings file {}: {e}", shown_path(path)))?;
+    let error = match contents.parse::<toml::Table>() {
+        Ok(_) => return Ok(()),
+        Err(error) => error,
+    };
+    let at = match error.span() {
+        Some(span) => {
+            let start = span.start.min(contents.len());
+            let start = (0..=start)
+                .rev()
+                .find(|i| contents.is_char_boundary(*i))
+                .unwrap_or(0);
+            let before = &contents[..start];
+            let line = before.matches('\n').count() + 1;
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before[line_start..].chars().count() + 1;
+            format!(", line {line}, column {column}")
+        }
+        None => String::new(),
+    };
+    Err(format!(
+        "the settings file {}{at} is not valid TOML: {} (the line is not shown: it may hold a \
+         secret)",
+        shown_path(path),
+        toml_message(error.message())
+    ))
+}
+
+/// The TOML parser's message on one line. The parser names keys in backquotes (a duplicate key):
+/// a setting's name is kept, anything else (a quoted key could be a pasted secret) is not.
+fn toml_message(message: &str) -> String {
+    let kept: Vec<&str> = message
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            let quoted = i % 2 == 1;
+            if quoted && part.chars().count() > 2 && !NAMES.contains(&part) {
+                "…"
+            } else {
+                part
+            }
+        })
+        .collect();
+    let kept = kept.join("`");
+    let lines: Vec<&str> = kept
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    text::one_line(&lines.join("; "))
+}
+
+/// A value as a problem quotes it: hidden characters escaped, at most [`MAX_SHOWN_CHARS`]
+/// characters, in double quotes. Only for values that are not secrets.
+fn quoted(value: &str) -> String {
+    let shown = text::escape_control(&text::truncate_chars(value, MAX_SHOWN_CHARS));
+    format!("\"{}\"", shown.replace('"', "\\\""))
+}
+
+/// Where `key` came from, for messages: "environment variable", or the file's path (one line).
 fn source_of(figment: &Figment, key: &str) -> String {
-    match figment.find_metadata(key) {
+    let source = match figment.find_metadata(key) {
         Some(meta) => match &meta.source {
             Some(source) => source.to_string(),
             None => meta.name.to_string(),
         },
         None => "the settings".into(),
-    }
+    };
+    text::escape_control(&source)
 }
 
 /// A scalar as text; lists (of council ids) are joined with commas.
@@ -498,20 +708,83 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// A problem with a setting's value. The value is shown, unless it is a secret (then only
+    /// the name is), and a URL only through [`crate::http::redact_url`].
     fn invalid(&mut self, name: &str, value: &str, why: &str) {
         let from = self
             .sources
             .get(name)
             .map(|s| format!(" (from {s})"))
             .unwrap_or_default();
-        self.problems.push(format!("{name} {value:?}{from} {why}"));
+        let shown = if SECRET_NAMES.contains(&name) {
+            String::new()
+        } else if URL_NAMES.contains(&name) {
+            format!(" {}", quoted(&crate::http::redact_url(value)))
+        } else {
+            format!(" {}", quoted(value))
+        };
+        self.problems.push(format!("{name}{shown}{from} {why}"));
     }
 
     fn url(&mut self, name: &str, value: &str) {
+        // The URL parser drops tabs and line breaks where a client given the raw text might not.
+        let plain = !value
+            .chars()
+            .any(|c| c.is_whitespace() || text::is_hidden(c));
         match reqwest::Url::parse(value) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            Ok(url)
+                if plain && matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
             _ => self.invalid(name, value, "must be an http(s) URL"),
         }
+    }
+
+    /// A token goes into an HTTP header (`Authorization: …`): a character a header cannot hold
+    /// would make the request fail, or the client panic (octocrab). Only visible ASCII passes.
+    fn token(&mut self, name: &str, token: &Secret) {
+        if let Some(bad) = token.expose().chars().find(|c| !c.is_ascii_graphic()) {
+            let what = match bad {
+                '\n' | '\r' => "a line break",
+                ' ' => "a space",
+                c if c.is_control() => "a control character",
+                _ => "a character outside visible ASCII",
+            };
+            self.invalid(
+                name,
+                token.expose(),
+                &format!(
+                    "holds {what}: a token is sent in an HTTP header, and may hold only visible \
+                     ASCII characters (the value is a secret and is not shown)"
+                ),
+            );
+        }
+    }
+
+    /// `SENTRY_DSN` must parse as Sentry's `sentry::init` parses it (which panics otherwise).
+    fn sentry_dsn(&mut self, value: &str) -> Option<SentryDsn> {
+        use sentry::types::ParseDsnError;
+        let why = if !value.chars().all(|c| c.is_ascii_graphic()) {
+            "holds a character a URL cannot"
+        } else {
+            match value.parse::<sentry::types::Dsn>() {
+                Ok(dsn) => return Some(SentryDsn(dsn)),
+                Err(ParseDsnError::InvalidUrl) => "is not a URL",
+                Err(ParseDsnError::InvalidScheme) => "is not an http(s) URL",
+                Err(ParseDsnError::NoUsername) => "has no public key before the @",
+                Err(ParseDsnError::NoProjectId | ParseDsnError::InvalidProjectId(_)) => {
+                    "has no project id at the end of its path"
+                }
+            }
+        };
+        self.invalid(
+            "SENTRY_DSN",
+            value,
+            &format!(
+                "is not a valid Sentry DSN: it {why}; expected https://PUBLIC_KEY@HOST/PROJECT_ID, \
+                 as the Sentry project's Client Keys page shows it (the value is a secret and is \
+                 not shown)"
+            ),
+        );
+        None
     }
 
     fn email(&mut self, name: &str, value: &str) {
@@ -582,7 +855,7 @@ mod tests {
         for expected in [
             "TEMP_BUCKET_NAME is not set",
             "FINAL_BUCKET_NAME is not set",
-            "WDIV_WEBHOOK_URL \"ftp://x\" (from environment variable) must be an http(s) URL",
+            "WDIV_WEBHOOK_URL \"ftp://x/\" (from environment variable) must be an http(s) URL",
             "DRY_RUN \"perhaps\"",
             "GITHUB_REPO \"just-a-name\"",
         ] {
@@ -702,5 +975,374 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("not a valid S3 bucket name"));
+    }
+
+    #[test]
+    fn a_malformed_sentry_dsn_is_named_but_not_shown() {
+        for dsn in [
+            "not a dsn s3cr3t-dsn",
+            "https://sentry.example/42?s3cr3t-dsn",
+            "https://s3cr3t-dsn@sentry.example/",
+            "ftp://s3cr3t-dsn@sentry.example/42",
+            "https://s3cr3t-dsn@sentry.example/4\n2",
+        ] {
+            let e = load(None, &env(&[("SENTRY_DSN", dsn)]), Context::Cli).unwrap_err();
+            let text = e.to_string();
+            assert_eq!(e.problems.len(), 1, "{text}");
+            assert!(
+                text.contains("SENTRY_DSN (from environment variable) is not a valid Sentry DSN"),
+                "{text}"
+            );
+            assert!(
+                text.contains("https://PUBLIC_KEY@HOST/PROJECT_ID"),
+                "{text}"
+            );
+            assert!(!text.contains("s3cr3t-dsn"), "{dsn:?} leaked: {text}");
+        }
+        let s = load(
+            None,
+            &env(&[("SENTRY_DSN", "https://public-key@sentry.example/42")]),
+            Context::Cli,
+        )
+        .unwrap();
+        let dsn = s.sentry_dsn.as_ref().unwrap().expose();
+        assert_eq!(dsn.public_key(), "public-key");
+        assert_eq!(dsn.host(), "sentry.example");
+        assert_eq!(format!("{:?}", s.sentry_dsn), "Some(Secret(****))");
+    }
+
+    #[test]
+    fn a_token_must_fit_in_an_http_header_and_is_never_shown() {
+        for (token, what) in [
+            ("ghp_s3cr3t\ninjected", "a line break"),
+            ("ghp_s3cr3t\rinjected", "a line break"),
+            ("ghp_s3cr3t\u{0}x", "a control character"),
+            ("ghp_s3cr3t\u{7f}x", "a control character"),
+            ("ghp_s3cr3t and more", "a space"),
+            ("ghp_s3cr3t\u{e9}", "a character outside visible ASCII"),
+            ("ghp_s3cr3t\u{202e}", "a character outside visible ASCII"),
+        ] {
+            for name in ["GITHUB_API_KEY", "WDIV_API_KEY"] {
+                let e = load(None, &env(&[(name, token)]), Context::Cli).unwrap_err();
+                let text = e.to_string();
+                assert!(
+                    text.contains(&format!("{name} (from environment variable) holds {what}")),
+                    "{token:?}: {text}"
+                );
+                assert!(!text.contains("s3cr3t"), "{token:?} leaked: {text}");
+            }
+        }
+        // Whitespace around a token is trimmed, not refused; digits stay text.
+        let s = load(
+            None,
+            &env(&[
+                ("GITHUB_API_KEY", " 0123\n"),
+                ("WDIV_API_KEY", "Ab-_.~+/=09"),
+            ]),
+            Context::Cli,
+        )
+        .unwrap();
+        assert_eq!(s.github_api_key.unwrap().expose(), "0123");
+        assert_eq!(s.wdiv_api_key.unwrap().expose(), "Ab-_.~+/=09");
+    }
+
+    #[test]
+    fn urls_in_problems_and_debug_are_masked() {
+        let e = load(
+            None,
+            &env(&[
+                (
+                    "WDIV_WEBHOOK_URL",
+                    "ftp://user:hunter2@wdiv.example/hook?key=abc",
+                ),
+                ("WDIV_API_URL", "user:hunter2@wdiv.example?key=abc"),
+                ("GITHUB_API_URL", "https://api.example/a\nb?key=abc"),
+                ("AWS_ENDPOINT_URL", "https://user:hunter2@@?key=abc"),
+                ("TEMP_BUCKET_NAME", "temp-bucket"),
+                ("FINAL_BUCKET_NAME", "final-bucket"),
+            ]),
+            Context::Cli,
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.problems.len(), 4, "{text}");
+        assert!(
+            text.contains("WDIV_WEBHOOK_URL \"ftp://****@wdiv.example/hook?****\""),
+            "{text}"
+        );
+        assert!(text.contains("WDIV_API_URL \"****@****\""), "{text}");
+        assert!(
+            text.contains("GITHUB_API_URL \"https://api.example/a\\nb?****\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("AWS_ENDPOINT_URL \"https://****@****\""),
+            "{text}"
+        );
+        for secret in ["hunter2", "key=abc", "user:"] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+
+        let s = load(
+            None,
+            &env(&[
+                (
+                    "WDIV_WEBHOOK_URL",
+                    "https://user:hunter2@wdiv.example/hook?key=abc",
+                ),
+                ("WDIV_API_URL", "https://user:hunter2@wdiv.example/api"),
+                ("GITHUB_API_URL", "https://api.example/?key=abc"),
+                ("AWS_ENDPOINT_URL", "http://user:hunter2@127.0.0.1:9000"),
+                ("TEMP_BUCKET_NAME", "temp-bucket"),
+                ("FINAL_BUCKET_NAME", "final-bucket"),
+            ]),
+            Context::Cli,
+        )
+        .unwrap();
+        // The values themselves are kept whole: the clients need them.
+        assert_eq!(
+            s.wdiv_webhook_url.as_deref(),
+            Some("https://user:hunter2@wdiv.example/hook?key=abc")
+        );
+        let debug = format!("{s:?}");
+        for secret in ["hunter2", "key=abc", "user:"] {
+            assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+        }
+        assert!(
+            debug.contains("wdiv_webhook_url: Some(\"https://****@wdiv.example/hook?****\")"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn other_values_are_quoted_on_one_line_and_bounded() {
+        let e = load(
+            None,
+            &env(&[
+                ("DRY_RUN", "maybe\n  - FORGED problem"),
+                ("CLOUDFRONT_PATHS", &"x".repeat(10_000)),
+            ]),
+            Context::Cli,
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("DRY_RUN \"maybe\\n  - FORGED problem\""),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(text.len() < 1000, "{text}");
+    }
+
+    #[test]
+    fn a_toml_syntax_error_names_the_place_but_shows_no_line() {
+        let dir = tempfile::tempdir().unwrap();
+        for (contents, line, column) in [
+            (
+                "TEMP_BUCKET_NAME = \"t-bucket\"\nGITHUB_API_KEY = \"ghp_s3cr3t\nX = 1\n",
+                2,
+                29,
+            ),
+            ("SENTRY_DSN = https://s3cr3t@sentry.example/1\n", 1, 14),
+            ("\n\n  WDIV_API_KEY = 's3cr3t' 's3cr3t'\n", 3, 27),
+            ("\"s3cr3t-key\" = 1\n\"s3cr3t-key\" = 2\n", 2, 1),
+            ("WDIV_API_KEY = \"\"\"s3cr3t\n\u{e9}\u{e9}\n", 3, 1),
+        ] {
+            let file = dir.path().join("bad.toml");
+            std::fs::write(&file, contents).unwrap();
+            let e = load(Some(&file), &[], Context::Cli).unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains("bad.toml"), "{text}");
+            assert!(
+                text.contains(&format!(
+                    ", line {line}, column {column} is not valid TOML: "
+                )),
+                "{contents:?}: {text}"
+            );
+            assert!(!text.contains("s3cr3t"), "{contents:?} leaked: {text}");
+            assert_eq!(text.lines().count(), 2, "{text}");
+        }
+    }
+
+    #[test]
+    fn figment_errors_are_not_shown_either() {
+        // A file that is not UTF-8: the read fails before any parse.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("latin1.toml");
+        std::fs::write(&file, b"GITHUB_API_KEY = \"s3cr3t\xe9\"\n").unwrap();
+        let text = load(Some(&file), &[], Context::Cli)
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("cannot read the settings file"), "{text}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+    }
+
+    /// TOML's basic string for `value`: every value can be written this way.
+    fn toml_string(value: &str) -> String {
+        let mut out = String::from("\"");
+        for c in value.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    mod hostile {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Any text a setting could be given: arbitrary Unicode, control characters and line
+        /// breaks, long runs, and shapes close to real values (URLs with credentials, DSNs,
+        /// numbers with leading zeros, booleans).
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => any::<String>(),
+                2 => "[ -~\n\r\t\u{0}\u{7f}\u{85}\u{a0}\u{202e}\u{2028}\u{feff}é]{0,40}",
+                1 => "(https?|ftp)://([a-z]{1,6}(:[a-z0-9]{0,6})?@)?[a-z0-9.\\[\\]:-]{0,15}(/[ -~]{0,12})?(\\?[ -~]{0,8})?",
+                1 => "https?://[a-z0-9]{1,8}(:[a-z]{1,4})?@[a-z0-9.-]{1,10}(:[0-9]{1,5})?(/[a-z0-9%._-]{0,6}){0,3}",
+                1 => "0[0-9]{0,5}|true|false|yes|prefix|files|[a-z]{1,8}/[a-z]{1,8}|[a-z]{1,5}@[a-z]{1,5}\\.org",
+                1 => "[a-z\n]{1000,5000}",
+            ]
+        }
+
+        /// A secret value: hostile text around a marker that is unique to the setting, or a
+        /// URL (a DSN, often valid) with the marker as its user.
+        fn secret(marker: &'static str) -> impl Strategy<Value = String> {
+            let around = prop_oneof![
+                Just(String::new()),
+                "https://[a-z]{0,3}",
+                "[ -~\n\r\t\u{0}é]{0,12}",
+                any::<String>(),
+            ];
+            let hostile = (around.clone(), around)
+                .prop_map(move |(before, after)| format!("{before}{marker}{after}"));
+            let dsn = (
+                "https?://",
+                "(:[ -~]{0,4})?",
+                "[a-z0-9.-]{1,10}|\\[[0-9a-f:]{2,8}\\]|[ -~]{0,8}",
+                "(:[0-9]{1,6})?",
+                "(/[ -~]{0,6}){0,3}",
+            )
+                .prop_map(move |(scheme, password, host, port, path)| {
+                    format!("{scheme}{marker}{password}@{host}{port}{path}")
+                });
+            prop_oneof![hostile, dsn]
+        }
+
+        const MARKERS: [(&str, &str); 3] = [
+            ("SENTRY_DSN", "SentryS3cr3tMark"),
+            ("GITHUB_API_KEY", "GithubS3cr3tMark"),
+            ("WDIV_API_KEY", "WdivS3cr3tMark"),
+        ];
+
+        /// Checks one load: it returned (a panic fails the property), showed no marker, and what
+        /// it accepted cannot make a client panic later.
+        fn check(result: Result<Settings, SettingsError>) -> Result<(), TestCaseError> {
+            let shown = match &result {
+                Ok(settings) => {
+                    if let Some(dsn) = &settings.sentry_dsn {
+                        // What Sentry's transport builds from the DSN, and panics on if it can't.
+                        let _ = dsn.expose().envelope_api_url();
+                        let _ = dsn.expose().to_auth(Some("wdiv-s3-trigger")).to_string();
+                    }
+                    for token in [&settings.github_api_key, &settings.wdiv_api_key]
+                        .into_iter()
+                        .flatten()
+                    {
+                        let header = format!("Bearer {}", token.expose());
+                        prop_assert!(reqwest::header::HeaderValue::from_str(&header).is_ok());
+                    }
+                    format!("{settings:?}")
+                }
+                Err(e) => e.to_string(),
+            };
+            for (_, marker) in MARKERS {
+                prop_assert!(!shown.contains(marker), "{} leaked:\n{}", marker, shown);
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn any_values_load_or_fail_without_panic_or_leak(
+                values in proptest::collection::vec(proptest::option::weighted(0.8, value()), NAMES.len()),
+                secrets in (secret(MARKERS[0].1), secret(MARKERS[1].1), secret(MARKERS[2].1)),
+                in_file in proptest::collection::vec(any::<bool>(), NAMES.len()),
+            ) {
+                let secrets = [secrets.0, secrets.1, secrets.2];
+                let mut all: Vec<(String, String)> = Vec::new();
+                for (name, value) in NAMES.iter().zip(&values) {
+                    let value = match MARKERS.iter().position(|(secret, _)| secret == name) {
+                        Some(i) => Some(secrets[i].clone()),
+                        None => value.clone(),
+                    };
+                    if let Some(value) = value {
+                        all.push((name.to_string(), value));
+                    }
+                }
+                let dir = tempfile::tempdir().unwrap();
+                let file = dir.path().join("settings.toml");
+
+                // Everything in the environment.
+                for context in [Context::Cli, Context::Lambda] {
+                    check(load(None, &all, context))?;
+                }
+
+                // Everything in a file, each value written as a TOML string; and split between
+                // the file and the environment.
+                let toml: String = all
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {}\n", toml_string(v)))
+                    .collect();
+                std::fs::write(&file, &toml).unwrap();
+                check(load(Some(&file), &[], Context::Lambda))?;
+                let (file_part, env_part): (Vec<_>, Vec<_>) = all
+                    .iter()
+                    .cloned()
+                    .zip(&in_file)
+                    .partition(|(_, in_file)| **in_file);
+                let file_part: String = file_part
+                    .iter()
+                    .map(|((k, v), _)| format!("{k} = {}\n", toml_string(v)))
+                    .collect();
+                let env_part: Vec<(String, String)> =
+                    env_part.into_iter().map(|(kv, _)| kv).collect();
+                std::fs::write(&file, &file_part).unwrap();
+                check(load(Some(&file), &env_part, Context::Cli))?;
+
+                // Each value pasted into the file as it is, between quotes or bare: mostly a
+                // syntax error, with the secrets on the broken lines.
+                let raw: String = all
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, v))| if i % 2 == 0 { format!("{k} = \"{v}\"\n") } else { format!("{k} = {v}\n") })
+                    .collect();
+                std::fs::write(&file, &raw).unwrap();
+                check(load(Some(&file), &[], Context::Cli))?;
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// One secret alone, so that what validation accepts reaches the checks on the
+            /// accepted settings (the DSN Sentry's transport uses, the tokens' headers).
+            #[test]
+            fn an_accepted_secret_cannot_make_a_client_panic(
+                secrets in (secret(MARKERS[0].1), secret(MARKERS[1].1), secret(MARKERS[2].1)),
+            ) {
+                let secrets = [secrets.0, secrets.1, secrets.2];
+                for ((name, _), value) in MARKERS.iter().zip(&secrets) {
+                    check(load(None, &[(name.to_string(), value.clone())], Context::Cli))?;
+                }
+            }
+        }
     }
 }

@@ -6,16 +6,17 @@ use std::time::Duration;
 use crate::settings::Settings;
 
 /// Starts Sentry if configured; keep the guard for the life of the process (dropping it flushes).
+///
+/// The DSN is the one the settings parsed: `sentry::init` given a DSN as text panics when it
+/// does not parse, so it is never given text.
 pub fn init(settings: &Settings) -> Option<sentry::ClientInitGuard> {
     let dsn = settings.sentry_dsn.as_ref()?;
-    let guard = sentry::init((
-        dsn.expose(),
-        sentry::ClientOptions {
-            environment: settings.server_environment.clone().map(Into::into),
-            release: Some(concat!("wdiv-s3-trigger@", env!("CARGO_PKG_VERSION")).into()),
-            ..Default::default()
-        },
-    ));
+    let guard = sentry::init(sentry::ClientOptions {
+        dsn: Some(dsn.expose().clone()),
+        environment: settings.server_environment.clone().map(Into::into),
+        release: Some(concat!("wdiv-s3-trigger@", env!("CARGO_PKG_VERSION")).into()),
+        ..Default::default()
+    });
     if guard.is_enabled() {
         Some(guard)
     } else {
