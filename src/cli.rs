@@ -374,13 +374,16 @@ fn load_settings(file: Option<&std::path::Path>) -> Result<settings::Settings, C
     Ok(settings)
 }
 
-/// What `run` and `simulate` both start with: the clients, whether this is a dry run (the flag
-/// or `DRY_RUN=true`), and Sentry's guard, to keep until the end.
+/// What `run` and `simulate` both start with: the clients, whether this is a dry run (the run
+/// mode, with `--dry-run` taken into it), and Sentry's guard, to keep until the end.
 async fn start(
-    settings: settings::Settings,
+    mut settings: settings::Settings,
     dry_run_flag: bool,
 ) -> Result<(Services, bool, Option<sentry::ClientInitGuard>), CliError> {
-    let dry_run = dry_run_flag || settings.dry_run == Some(true);
+    if dry_run_flag {
+        settings.dry_run_requested();
+    }
+    let dry_run = settings.mode.is_dry_run();
     let sentry = crate::telemetry::init(&settings);
     Ok((Services::new(settings).await?, dry_run, sentry))
 }
@@ -405,7 +408,7 @@ pub async fn run(settings_file: Option<&std::path::Path>, args: &RunArgs) -> Res
     };
     let event = event::parse(&raw)?;
     let (services, dry_run, _sentry) = start(settings, args.dry_run).await?;
-    let outcome = pipeline::handle_event(&services, &event, dry_run).await;
+    let outcome = pipeline::handle_event(&services, &event).await;
     report_outcome(&[outcome], dry_run, args.json)
 }
 
@@ -454,15 +457,15 @@ pub async fn simulate(
         }
     }
     if dry_run {
-        services.storage = std::sync::Arc::new(Overlay::new(
-            services.storage.clone(),
+        services.clients.storage = std::sync::Arc::new(Overlay::new(
+            services.clients.storage.clone(),
             &temp_bucket,
             staged.clone(),
         ));
     } else {
         for (key, bytes) in &staged {
             services
-                .storage
+                .storage()
                 .put(
                     &temp_bucket,
                     key,
@@ -477,11 +480,11 @@ pub async fn simulate(
     let mut outcomes = Vec::with_capacity(staged.len());
     for (key, _) in &staged {
         let info = services
-            .storage
+            .storage()
             .head(&temp_bucket, key)
             .await?
             .ok_or_else(|| StorageError::NoSuchKey {
-                location: services.storage.location(&temp_bucket, key),
+                location: services.storage().location(&temp_bucket, key),
             })?;
         let event = event::from_value(event::object_created(
             &temp_bucket,
@@ -489,7 +492,7 @@ pub async fn simulate(
             info.size,
             &info.etag,
         ))?;
-        outcomes.push(pipeline::handle_event(&services, &event, dry_run).await);
+        outcomes.push(pipeline::handle_event(&services, &event).await);
     }
     report_outcome(&outcomes, dry_run, args.json)
 }
@@ -591,8 +594,8 @@ fn write_outcomes(
                 writeln!(
                     out,
                     "  {mark} {:<13} {}  [{}]",
-                    step.action.verb(),
-                    plan.target(&step.action),
+                    step.effect.verb(),
+                    plan.target(step),
                     shown(&note)
                 )?;
             }

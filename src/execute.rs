@@ -1,26 +1,29 @@
-//! The executor: the only place side effects happen. It performs a plan's steps in order, threads
-//! their outputs along (the issue URL goes into `report.json` and the webhook), records each done
-//! effect in the upload's [`Ledger`] so no retry or concurrent run repeats it, and keeps going past
-//! a failure for the steps that do not depend on the failed one.
+//! The executor: the only place side effects happen. It walks a plan's steps in order and, for
+//! each, reads the graph: a step whose dependency failed is not attempted; a step the upload's
+//! [`Ledger`] records as done by an earlier run is not repeated (when its record can be trusted);
+//! any other is performed and recorded. It never names a kind of effect: each effect performs
+//! itself and takes its own output into the run (the issue URL into the report).
 
-use bytes::Bytes;
 use serde::Serialize;
 
-use crate::cdn::Cdn;
-use crate::event::REPORT_FILE;
-use crate::github::GitHub;
+use crate::effects::{Clients, EffectError, FailureKind, Run};
 use crate::ledger::Ledger;
-use crate::mail::Mailer;
-use crate::plan::{Action, Disposition, Plan};
+use crate::plan::{Disposition, Plan};
 use crate::report::UploadReport;
-use crate::settings::Settings;
-use crate::storage::{read_small, PutCondition, Small, Storage, StorageError};
-use crate::webhook::Webhook;
 
-/// A report larger than this in the final bucket is not ours.
-const REPORT_LIMIT: usize = 16 * 1024 * 1024;
-/// Rounds of read-compare-write when another run writes `report.json` at the same moment.
-const REPORT_ROUNDS: usize = 4;
+/// Why a step failed: its kind, what it acted on, and the cause, kept typed until shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub target: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
 
 /// What became of one step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,328 +34,118 @@ pub enum StepResult {
     AlreadyDone(String),
     Previewed(String),
     Skipped(String),
-    /// Not attempted because a step it depends on failed.
+    /// Not attempted because a step it waits for failed (or the effects record could not be
+    /// written).
     NotAttempted(String),
-    Failed(String),
+    Failed(Failure),
 }
 
 impl StepResult {
     pub fn failed(&self) -> bool {
         matches!(self, StepResult::Failed(_) | StepResult::NotAttempted(_))
     }
+
+    /// Why it failed, when it did.
+    pub fn why_failed(&self) -> Option<String> {
+        match self {
+            StepResult::Failed(failure) => Some(failure.message.clone()),
+            StepResult::NotAttempted(why) => Some(why.clone()),
+            _ => None,
+        }
+    }
 }
 
-/// The real clients the executor uses; an effect's client is absent when it is not configured
-/// (the plan then skips it).
-#[derive(Debug, Clone)]
-pub struct Effects<'a> {
-    pub storage: &'a dyn Storage,
-    pub webhook: &'a Webhook,
-    pub github: Option<&'a GitHub>,
-    pub cdn: Option<&'a Cdn>,
-    pub mailer: Option<&'a Mailer>,
-    pub settings: &'a Settings,
-}
-
-/// Carries out `plan` for `report`; returns one result per step, in order.
+/// Carries out `plan` for `report`; returns one result per step, in order. With a ledger, what
+/// is done is recorded as it is done, and what an earlier run did is skipped.
 pub async fn execute(
     plan: &Plan,
     report: &UploadReport,
-    effects: &Effects<'_>,
+    clients: &Clients,
     mut ledger: Option<&mut Ledger<'_>>,
 ) -> Vec<StepResult> {
-    let mut results = Vec::with_capacity(plan.steps.len());
-    let mut report = report.clone();
-    let mut issue_failed = false;
-    let mut copy_failed = false;
-    let mut report_failed = false;
+    let index = plan.index();
+    let mut run = Run {
+        clients,
+        report: report.clone(),
+    };
+    let mut results: Vec<StepResult> = Vec::with_capacity(plan.steps.len());
+    // Set when the effects record cannot be written: nothing more is done, so that nothing is
+    // done twice.
     let mut stopped: Option<String> = None;
     for step in &plan.steps {
-        let action = &step.action;
-        let target = plan.target(action);
-        let blocked = match action {
-            Action::WriteReport { .. } if copy_failed => {
-                Some("a file was not copied; the report is written only with all its files")
-            }
-            Action::WriteReport { .. } if issue_failed => {
-                Some("the issue was not opened; the report carries its URL")
-            }
-            Action::Invalidate { .. } if copy_failed || report_failed => {
-                Some("the files or the report were not written")
-            }
-            _ => None,
-        };
+        let effect = step.effect.as_ref();
+        let verb = effect.verb();
+        let target = plan.target(step);
+        let blocked = step
+            .waits_for
+            .iter()
+            .find(|w| results[index[w.step.as_str()]].failed())
+            .map(|w| w.because.to_owned());
         let result = match &step.disposition {
             Disposition::Skip(why) => StepResult::Skipped(why.clone()),
             Disposition::Preview(why) => StepResult::Previewed(why.clone()),
             Disposition::Do => {
-                if let Some(why) = &stopped {
-                    StepResult::NotAttempted(why.clone())
-                } else if let Some(why) = blocked {
-                    StepResult::NotAttempted(why.to_owned())
+                if let Some(why) = stopped.clone().or(blocked) {
+                    StepResult::NotAttempted(why)
                 } else if let Some(done) = ledger
                     .as_deref()
-                    .and_then(|l| l.done(&action.effect_id()))
-                    .filter(|done| trusted_output(action, &done.output, effects))
+                    .and_then(|l| l.done(&step.id))
+                    .map(|d| d.output.clone())
+                    .filter(|output| effect.adopt(output, &mut run))
                 {
-                    tracing::info!(action = action.verb(), target, "done by an earlier run");
-                    StepResult::AlreadyDone(done.output.clone())
+                    tracing::info!(action = verb, target, "done by an earlier run");
+                    StepResult::AlreadyDone(done)
                 } else {
-                    let performed = perform(action, &report, effects).await.and_then(|output| {
-                        match trusted_output(action, &output, effects) {
-                            true => Ok(output),
-                            false => Err(format!(
-                                "GitHub answered with an issue URL outside {}: {}",
-                                effects
-                                    .settings
-                                    .github_repo
-                                    .as_deref()
-                                    .unwrap_or("the repository"),
+                    let performed = match effect.perform(&run).await {
+                        Ok(output) if effect.adopt(&output, &mut run) => Ok(output),
+                        Ok(output) => Err(EffectError::new(
+                            FailureKind::Refused,
+                            format!(
+                                "the answer cannot be trusted: {}",
                                 crate::text::escape_control(&crate::text::truncate_chars(
                                     &output, 200
                                 ))
-                            )),
-                        }
-                    });
+                            ),
+                        )),
+                        Err(e) => Err(e),
+                    };
                     match performed {
                         Ok(output) => {
-                            tracing::info!(action = action.verb(), target, "{output}");
+                            tracing::info!(action = verb, target, "{output}");
                             if let Some(ledger) = ledger.as_deref_mut() {
-                                if let Err(e) = ledger.mark_done(&action.effect_id(), &output).await
-                                {
-                                    tracing::error!("cannot record {}: {e}", action.verb());
+                                if let Err(e) = ledger.mark_done(&step.id, &output).await {
+                                    tracing::error!("cannot record {verb}: {e}");
                                     stopped = Some(format!("the effects record failed: {e}"));
                                 }
                             }
                             StepResult::Done(output)
                         }
-                        Err(why) => {
-                            tracing::error!(action = action.verb(), target, "failed: {why}");
+                        Err(e) => {
+                            let failure = Failure {
+                                kind: e.kind,
+                                target: target.clone(),
+                                message: e.to_string(),
+                            };
+                            tracing::error!(
+                                action = verb,
+                                target,
+                                kind = ?failure.kind,
+                                "failed: {}",
+                                failure.message
+                            );
                             crate::telemetry::effect_failed(
                                 &plan.prefix,
                                 &report.gss,
-                                action.verb(),
-                                &why,
+                                verb,
+                                &failure.message,
                             );
-                            StepResult::Failed(why)
+                            StepResult::Failed(failure)
                         }
                     }
                 }
             }
         };
-        let ok = matches!(result, StepResult::Done(_) | StepResult::AlreadyDone(_));
-        match action {
-            Action::OpenIssue { .. } if ok => {
-                if let StepResult::Done(url) | StepResult::AlreadyDone(url) = &result {
-                    report.github_issue = url.clone();
-                }
-            }
-            Action::OpenIssue { .. } => issue_failed = result.failed(),
-            Action::CopyFile { .. } => copy_failed |= result.failed(),
-            Action::WriteReport { .. } => report_failed = result.failed(),
-            _ => {}
-        }
         results.push(result);
     }
     results
-}
-
-/// Whether an effect's output can be used: an issue URL goes into `report.json` and the webhook,
-/// so it must be an issue of the configured repository, whether GitHub just answered it or a
-/// record in the bucket (which others can write) says an earlier run got it.
-fn trusted_output(action: &Action, output: &str, effects: &Effects<'_>) -> bool {
-    match action {
-        Action::OpenIssue { .. } => {
-            let trusted = effects.github.is_some_and(|g| g.is_issue_url(output));
-            if !trusted {
-                tracing::warn!(
-                    output = crate::text::escape_control(&crate::text::truncate_chars(output, 200)),
-                    "not an issue of the configured repository; not used"
-                );
-            }
-            trusted
-        }
-        _ => true,
-    }
-}
-
-async fn perform(
-    action: &Action,
-    report: &UploadReport,
-    effects: &Effects<'_>,
-) -> Result<String, String> {
-    let missing = |what: &str| format!("{what} is not configured");
-    match action {
-        Action::OpenIssue {
-            title,
-            labels,
-            body,
-            comment,
-            marker,
-            ..
-        } => {
-            let github = effects.github.ok_or_else(|| missing("GitHub"))?;
-            github
-                .open_or_update(title, labels, body, comment, marker)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        Action::CopyFile {
-            from_bucket,
-            to_bucket,
-            key,
-            etag,
-            content_type,
-        } => effects
-            .storage
-            .copy(from_bucket, key, to_bucket, etag, content_type)
-            .await
-            .map(|()| "copied".to_owned())
-            .map_err(|e| e.to_string()),
-        Action::WriteReport { bucket, key } => write_report(
-            effects.storage,
-            bucket,
-            key,
-            report,
-            effects.settings.max_files_per_upload,
-        )
-        .await
-        .map_err(|e| e.to_string()),
-        Action::Invalidate {
-            distribution_id,
-            paths,
-            caller_reference,
-        } => {
-            let cdn = effects.cdn.ok_or_else(|| missing("CloudFront"))?;
-            cdn.invalidate(distribution_id, paths, caller_reference)
-                .await
-                .map(|id| format!("invalidation {id}"))
-                .map_err(|e| e.to_string())
-        }
-        Action::SendEmail {
-            from,
-            to,
-            subject,
-            body,
-            ..
-        } => {
-            let mailer = effects.mailer.ok_or_else(|| missing("SES"))?;
-            mailer
-                .send(from, to, subject, body)
-                .await
-                .map(|id| format!("sent (message {id})"))
-                .map_err(|e| e.to_string())
-        }
-        Action::PostWebhook { url } => {
-            let token = effects
-                .settings
-                .wdiv_api_key
-                .as_ref()
-                .ok_or("WDIV_API_KEY not set")?;
-            effects
-                .webhook
-                .post(url, token, report)
-                .await
-                .map(|status| format!("HTTP {status}"))
-                .map_err(|e| e.to_string())
-        }
-    }
-}
-
-/// Writes `report.json`, unless the bucket already holds a report of this upload that lists more
-/// files: the events of a two-file upload can arrive, and finish, in any order. The bucket's
-/// report is kept only when it is this upload's and its files are there (see [`keep_existing`]);
-/// one that is not, or is too large or malformed, is replaced.
-async fn write_report(
-    storage: &dyn Storage,
-    bucket: &str,
-    key: &str,
-    report: &UploadReport,
-    max_files: usize,
-) -> Result<String, StorageError> {
-    debug_assert!(key.ends_with(REPORT_FILE));
-    let body = Bytes::from(serde_json::to_vec_pretty(report).expect("a report serializes"));
-    let location = storage.location(bucket, key);
-    for _ in 0..REPORT_ROUNDS {
-        let condition = match read_small(storage, bucket, key, REPORT_LIMIT).await? {
-            Small::Absent => PutCondition::IfAbsent,
-            Small::TooLarge(info) => {
-                tracing::warn!(location, "replacing a report over {REPORT_LIMIT} bytes");
-                PutCondition::IfMatch(info.etag)
-            }
-            Small::Read(info, bytes) => {
-                match keep_existing(storage, bucket, &bytes, report, max_files).await? {
-                    Ok(listed) => {
-                        return Ok(format!(
-                        "kept the existing report, which lists {listed} files (this one lists {})",
-                        report.file_set.len()
-                    ))
-                    }
-                    Err(why) => {
-                        if !why.is_empty() {
-                            tracing::warn!(location, "replacing the existing report: {why}");
-                        }
-                        PutCondition::IfMatch(info.etag)
-                    }
-                }
-            }
-        };
-        match storage
-            .put(bucket, key, body.clone(), "application/json", condition)
-            .await
-        {
-            Ok(_) => return Ok(format!("written ({} files)", report.file_set.len())),
-            // Another run wrote it between our read and our write: read it again.
-            Err(StorageError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(StorageError::ConditionFailed {
-        op: "PutObject",
-        location,
-        why: format!("it kept changing under {REPORT_ROUNDS} attempts to write it"),
-    })
-}
-
-/// Whether the report in the bucket (`bytes`) stands: `Ok(files it lists)` when it is a report of
-/// this upload listing more files than ours, each of them one of the upload's keys and present in
-/// the bucket; otherwise `Err(why not)`, empty when it is simply ours or older.
-async fn keep_existing(
-    storage: &dyn Storage,
-    bucket: &str,
-    bytes: &[u8],
-    report: &UploadReport,
-    max_files: usize,
-) -> Result<Result<usize, String>, StorageError> {
-    let existing: UploadReport = match serde_json::from_slice(bytes) {
-        Ok(existing) => existing,
-        Err(e) => return Ok(Err(format!("it is not a report ({e})"))),
-    };
-    let listed = existing.file_set.len();
-    if listed <= report.file_set.len() {
-        return Ok(Err(String::new()));
-    }
-    let prefix = report.prefix();
-    if existing.prefix() != prefix {
-        return Ok(Err("it is for another upload".into()));
-    }
-    if listed > max_files {
-        return Ok(Err(format!(
-            "it lists {listed} files, over the limit of {max_files}"
-        )));
-    }
-    for file in &existing.file_set {
-        let ours = file
-            .key
-            .strip_prefix(&prefix)
-            .and_then(|rest| rest.strip_prefix('/'))
-            .is_some_and(|name| !name.is_empty() && !name.contains('/'));
-        if !ours {
-            return Ok(Err("it lists a file outside the upload".into()));
-        }
-        if storage.head(bucket, &file.key).await?.is_none() {
-            return Ok(Err("a file it lists is not in the bucket".into()));
-        }
-    }
-    Ok(Ok(listed))
 }

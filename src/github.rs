@@ -35,7 +35,7 @@ pub enum GitHubError {
 }
 
 impl GitHubError {
-    fn transient(&self) -> bool {
+    pub fn transient(&self) -> bool {
         match self {
             GitHubError::Status { status, .. } => *status >= 500 || *status == 429,
             GitHubError::Other { .. } => true,

@@ -47,8 +47,7 @@ async fn handle(services: &Services, payload: Value) -> Result<Value, Invocation
         tracing::error!("{e}");
         InvocationError(e.to_string())
     })?;
-    let dry_run = services.settings.dry_run == Some(true);
-    let outcome = pipeline::handle_event(services, &event, dry_run).await;
+    let outcome = pipeline::handle_event(services, &event).await;
     let failures = outcome.failures();
     if !failures.is_empty() {
         return Err(InvocationError(failures.join("; ")));
@@ -58,8 +57,8 @@ async fn handle(services: &Services, payload: Value) -> Result<Value, Invocation
             "prefix": u.prefix,
             "valid": u.report.as_ref().is_some_and(|r| r.all_valid()),
             "actions": u.plan.as_ref().map(|p| p.steps.iter().zip(&u.results).map(|(s, r)| json!({
-                "action": s.action.verb(),
-                "target": p.target(&s.action),
+                "action": s.effect.verb(),
+                "target": p.target(s),
                 "result": r,
             })).collect::<Vec<_>>()),
         })).collect::<Vec<_>>(),

@@ -10,6 +10,7 @@ pub mod cdn;
 pub mod checks;
 pub mod cli;
 pub mod councils;
+pub mod effects;
 pub mod event;
 pub mod execute;
 pub mod fileset;

@@ -12,8 +12,9 @@ use crate::checks::{self, Begin, CheckOptions, FileChecker, Flow, Profiles};
 use crate::councils::CouncilNames;
 use aws_lambda_events::event::s3::S3Event;
 
+use crate::effects::Clients;
 use crate::event::{self, Created};
-use crate::execute::{self, Effects, StepResult};
+use crate::execute::{self, StepResult};
 use crate::fileset::{self, Entry, Limits};
 use crate::github::{GitHub, GitHubError};
 use crate::ledger::Ledger;
@@ -27,25 +28,21 @@ use crate::upload::Upload;
 use crate::webhook::Webhook;
 
 /// Everything an invocation uses: settings and the real clients, made once per process. An
-/// effect's client exists only when its settings do.
+/// effect's client exists only when its configuration does.
 #[derive(Debug, Clone)]
 pub struct Services {
     pub settings: Settings,
-    pub storage: Arc<dyn Storage>,
     pub councils: CouncilNames,
-    pub webhook: Webhook,
-    pub github: Option<GitHub>,
-    pub cdn: Option<Cdn>,
-    pub mailer: Option<Mailer>,
+    pub clients: Clients,
 }
 
 impl Services {
     pub async fn new(settings: Settings) -> Result<Services, GitHubError> {
         let s = &settings;
         let needs_aws = s.storage == StorageMode::S3
-            || s.cloudfront_distribution_id.is_some()
-            || s.error_report_email.is_some()
-            || s.success_report_email.is_some();
+            || s.cdn.get().is_some()
+            || s.failure_mail.get().is_some()
+            || s.success_mail.get().is_some();
         let sdk = match needs_aws {
             true => Some(sdk_config(s).await),
             false => None,
@@ -55,20 +52,28 @@ impl Services {
             (StorageMode::S3, Some(sdk)) => Arc::new(S3Storage::new(sdk)),
             (StorageMode::S3, None) => unreachable!("S3 storage loads the AWS configuration"),
         };
-        let github = match (&s.github_repo, &s.github_api_key) {
-            (Some(repo), Some(token)) => Some(GitHub::new(&s.github_api_url, token, repo)?),
-            _ => None,
+        let github = match s.github.get() {
+            Some(g) => Some(GitHub::new(g.api_url.as_str(), &g.token, g.repo.as_str())?),
+            None => None,
         };
         let http = crate::http::client();
-        Ok(Services {
-            councils: CouncilNames::new(http.clone(), s),
-            webhook: Webhook::new(http),
-            github,
-            cdn: sdk.as_ref().map(Cdn::new),
-            mailer: sdk.as_ref().map(Mailer::new),
+        let clients = Clients {
             storage,
+            github,
+            cdn: sdk.as_ref().filter(|_| s.cdn.get().is_some()).map(Cdn::new),
+            mailer: sdk.as_ref().map(Mailer::new),
+            webhook: Webhook::new(http.clone()),
+        };
+        Ok(Services {
+            councils: CouncilNames::new(http, s),
+            clients,
             settings,
         })
+    }
+
+    /// The buckets.
+    pub fn storage(&self) -> &dyn Storage {
+        self.clients.storage.as_ref()
     }
 }
 
@@ -121,11 +126,11 @@ impl EventOutcome {
             }
             if let Some(plan) = &upload.plan {
                 for (step, result) in plan.steps.iter().zip(&upload.results) {
-                    if let StepResult::Failed(why) | StepResult::NotAttempted(why) = result {
+                    if let Some(why) = result.why_failed() {
                         failures.push(format!(
                             "{} {}: {why}",
-                            step.action.verb(),
-                            plan.target(&step.action)
+                            step.effect.verb(),
+                            plan.target(step)
                         ));
                     }
                 }
@@ -135,9 +140,9 @@ impl EventOutcome {
     }
 }
 
-/// Handles one S3 event: every upload it names, each checked, planned and (unless `dry_run`)
-/// carried out. An upload that fails does not stop the others.
-pub async fn handle_event(services: &Services, event: &S3Event, dry_run: bool) -> EventOutcome {
+/// Handles one S3 event: every upload it names, each checked, planned and (unless the run mode
+/// is a dry run) carried out. An upload that fails does not stop the others.
+pub async fn handle_event(services: &Services, event: &S3Event) -> EventOutcome {
     let triage = event::triage(event, &services.settings.temp_bucket);
     for (key, why) in &triage.ignored {
         tracing::info!(key, "ignored: {why}");
@@ -158,7 +163,7 @@ pub async fn handle_event(services: &Services, event: &S3Event, dry_run: bool) -
             scope.set_tag("council", &upload.council_id);
             scope.set_extra("upload", upload.prefix.clone().into());
         });
-        let handled = handle_upload(services, upload, created, dry_run)
+        let handled = handle_upload(services, upload, created)
             .instrument(span)
             .bind_hub(hub)
             .await;
@@ -167,12 +172,7 @@ pub async fn handle_event(services: &Services, event: &S3Event, dry_run: bool) -
     outcome
 }
 
-async fn handle_upload(
-    services: &Services,
-    upload: &Upload,
-    created: &[Created],
-    dry_run: bool,
-) -> UploadOutcome {
+async fn handle_upload(services: &Services, upload: &Upload, created: &[Created]) -> UploadOutcome {
     let mut outcome = UploadOutcome {
         prefix: upload.prefix.clone(),
         report: None,
@@ -188,13 +188,13 @@ async fn handle_upload(
             return outcome;
         }
     };
-    let plan = plan::plan(&report, &services.settings, dry_run);
+    let plan = plan::plan(&report, &services.settings);
     tracing::info!(
         valid = plan.valid,
         files = report.file_set.len(),
         "checked the upload"
     );
-    if !dry_run {
+    if !services.settings.mode.is_dry_run() {
         match carry_out(services, &plan, &report).await {
             Ok(results) => outcome.results = results,
             Err(e) => {
@@ -214,22 +214,15 @@ async fn carry_out(
     plan: &Plan,
     report: &UploadReport,
 ) -> Result<Vec<StepResult>, LedgerError> {
-    let effects = Effects {
-        storage: services.storage.as_ref(),
-        webhook: &services.webhook,
-        github: services.github.as_ref(),
-        cdn: services.cdn.as_ref(),
-        mailer: services.mailer.as_ref(),
-        settings: &services.settings,
-    };
+    let clients = &services.clients;
     if !plan.steps.iter().any(|s| s.disposition == Disposition::Do) {
-        return Ok(execute::execute(plan, report, &effects, None).await);
+        return Ok(execute::execute(plan, report, clients, None).await);
     }
     let lease = Duration::from_secs(services.settings.lease_seconds);
     // A concurrent run usually finishes well within its lease: wait for it rather than fail.
     let wait = lease.max(MIN_LEASE_WAIT);
     let mut ledger = Ledger::acquire(
-        services.storage.as_ref(),
+        services.storage(),
         &services.settings.temp_bucket,
         report,
         &run_id(),
@@ -237,7 +230,7 @@ async fn carry_out(
         wait,
     )
     .await?;
-    let results = execute::execute(plan, report, &effects, Some(&mut ledger)).await;
+    let results = execute::execute(plan, report, clients, Some(&mut ledger)).await;
     ledger.release().await?;
     Ok(results)
 }
@@ -261,7 +254,7 @@ pub async fn build_report(
     upload: &Upload,
     created: &[Created],
 ) -> Result<UploadReport, PipelineError> {
-    let storage = services.storage.as_ref();
+    let storage = services.storage();
     let settings = &services.settings;
     let bucket = &settings.temp_bucket;
     let limits = Limits {

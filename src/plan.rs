@@ -1,113 +1,22 @@
 //! The plan: what to do about a report, as data. `plan` has no I/O; a dry run prints it; the
-//! executor carries it out. Every action is in the plan, either to do or with the reason it is not
-//! done, so a preview names every effect the program has.
+//! executor carries it out. Every effect is in the plan, either to do or with the reason it is
+//! not done, so a preview names every effect the program has; and every step names the steps it
+//! waits for, so the order and the blocking rules are data too.
+//!
+//! The steps come from the effect modules' planners ([`crate::effects::PLANNERS`]), in order.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 use serde_json::json;
 
-use crate::cdn::cdn_path;
-use crate::event::REPORT_FILE;
-use crate::github::IMPORT_LABEL;
+use crate::effects::{Effect, Names, Planning, PLANNERS};
 use crate::ledger::content_id;
 use crate::report::UploadReport;
-use crate::settings::{CdnPaths, Settings, StorageMode};
-use crate::templates::{bounded_email, render, render_line};
-
-/// The labels of an import issue, which staff filter on.
-pub const ISSUE_LABELS: [&str; 2] = [IMPORT_LABEL, "ready"];
-/// The most paths one invalidation lists with `CLOUDFRONT_PATHS=files`; beyond, the prefix's
-/// wildcard stands for them.
-pub const MAX_CDN_PATHS: usize = 15;
-/// The problem code of the upload rule that waits for a partner file (no email for it).
-const MISSING_FILES: &str = "missing-files";
-
-/// Which email.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EmailKind {
-    /// To staff: the upload failed its checks.
-    Failure,
-    /// A confirmation: the upload passed.
-    Success,
-}
-
-/// One side effect.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Action {
-    /// Open the import issue, or comment on the open one with the same title.
-    OpenIssue {
-        repo: String,
-        title: String,
-        labels: Vec<String>,
-        body: String,
-        comment: String,
-        /// Unique to the upload's content: a retried comment finds it and is not repeated.
-        marker: String,
-    },
-    /// Copy a checked file to the final bucket, only if it is still the bytes that were checked.
-    CopyFile {
-        from_bucket: String,
-        to_bucket: String,
-        key: String,
-        etag: String,
-        /// The copy's own `Content-Type`, from the file's extension.
-        content_type: String,
-    },
-    /// Write `report.json` next to the files in the final bucket.
-    WriteReport { bucket: String, key: String },
-    /// Invalidate the CDN's cache for the upload's paths.
-    Invalidate {
-        distribution_id: String,
-        paths: Vec<String>,
-        caller_reference: String,
-    },
-    SendEmail {
-        kind: EmailKind,
-        from: String,
-        to: String,
-        subject: String,
-        body: String,
-    },
-    /// POST the report to WDIV.
-    PostWebhook { url: String },
-}
-
-impl Action {
-    /// A short name, for previews and logs.
-    pub fn verb(&self) -> &'static str {
-        match self {
-            Action::OpenIssue { .. } => "open issue",
-            Action::CopyFile { .. } => "copy",
-            Action::WriteReport { .. } => "write report",
-            Action::Invalidate { .. } => "invalidate",
-            Action::SendEmail {
-                kind: EmailKind::Failure,
-                ..
-            } => "email failure",
-            Action::SendEmail {
-                kind: EmailKind::Success,
-                ..
-            } => "email success",
-            Action::PostWebhook { .. } => "post webhook",
-        }
-    }
-
-    /// The name under which the effect is recorded as done (see [`crate::ledger`]).
-    pub fn effect_id(&self) -> String {
-        match self {
-            Action::CopyFile { key, .. } => format!("copy:{key}"),
-            other => other.verb().replace(' ', "-"),
-        }
-    }
-
-    /// Whether the action leaves our own buckets (a preview on local runs).
-    fn external(&self) -> bool {
-        !matches!(self, Action::CopyFile { .. } | Action::WriteReport { .. })
-    }
-}
+use crate::settings::{RunMode, Settings, StorageMode};
 
 /// Whether an action will be done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -120,74 +29,131 @@ pub enum Disposition {
     Skip(String),
 }
 
+/// An edge of the plan: this step waits for `step`, and what to say when that one failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Step {
-    #[serde(flatten)]
-    pub action: Action,
-    #[serde(flatten)]
-    pub disposition: Disposition,
+pub struct Wait {
+    pub step: String,
+    pub because: &'static str,
 }
 
-/// The ordered actions for one upload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One effect, whether it is done, and what it waits for.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Unique within the plan; the name the effect is recorded under when done.
+    pub id: String,
+    pub effect: Arc<dyn Effect>,
+    pub disposition: Disposition,
+    pub waits_for: Vec<Wait>,
+}
+
+impl Serialize for Step {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("action", self.effect.verb())?;
+        if let serde_json::Value::Object(fields) = self.effect.data() {
+            for (k, v) in fields {
+                map.serialize_entry(&k, &v)?;
+            }
+        }
+        match &self.disposition {
+            Disposition::Do => map.serialize_entry("disposition", "do")?,
+            Disposition::Preview(why) => {
+                map.serialize_entry("disposition", "preview")?;
+                map.serialize_entry("reason", why)?;
+            }
+            Disposition::Skip(why) => {
+                map.serialize_entry("disposition", "skip")?;
+                map.serialize_entry("reason", why)?;
+            }
+        }
+        let waits: Vec<&str> = self.waits_for.iter().map(|w| w.step.as_str()).collect();
+        map.serialize_entry("waits_for", &waits)?;
+        map.end()
+    }
+}
+
+/// The ordered steps for one upload.
+#[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub prefix: String,
     pub valid: bool,
     pub steps: Vec<Step>,
     /// How to name objects in previews: `s3://bucket/key`, or a folder for local runs.
     #[serde(skip)]
-    pub local_root: Option<std::path::PathBuf>,
+    pub names: Names,
 }
 
-/// Whether staff should hear of a failure: not when the only errors are a missing partner file,
-/// which is on its way.
-pub fn email_due(report: &UploadReport) -> bool {
-    report
-        .file_set
-        .iter()
-        .flat_map(|f| f.errors())
-        .any(|p| p.code != MISSING_FILES)
-}
-
-/// The reason to skip an action when the setting `name` it needs is absent.
-fn unless_set<T>(value: &Option<T>, name: &str) -> Option<String> {
-    value.is_none().then(|| format!("{name} not set"))
-}
-
-/// What to do about `report`, given the settings. `dry_run` previews everything.
-pub fn plan(report: &UploadReport, settings: &Settings, dry_run: bool) -> Plan {
-    let prefix = report.prefix();
-    let valid = report.all_valid();
-    let content = content_id(report);
-    let local_preview = settings.previews_external_effects();
-    let mut steps = Vec::new();
-    let mut add = |action: Action, skip: Option<String>| {
-        let disposition = if let Some(reason) = skip {
-            Disposition::Skip(reason)
-        } else if dry_run {
-            Disposition::Preview("dry run".into())
-        } else if local_preview && action.external() {
-            Disposition::Preview("local run; set DRY_RUN=false to perform it".into())
-        } else {
-            Disposition::Do
-        };
-        steps.push(Step {
-            action,
-            disposition,
-        });
+/// What to do about `report`, given the settings (whose run mode says what is only previewed).
+pub fn plan(report: &UploadReport, settings: &Settings) -> Plan {
+    let planning = Planning {
+        report,
+        settings,
+        prefix: report.prefix(),
+        valid: report.all_valid(),
+        content_id: content_id(report),
+        context: template_context(report, settings),
     };
-    let invalid = (!valid).then(|| "the upload failed its checks".to_owned());
+    let mut steps: Vec<Step> = Vec::new();
+    for planner in PLANNERS {
+        for planned in planner(&planning) {
+            let effect = planned.effect;
+            let disposition = match (planned.skip, settings.mode) {
+                (Some(reason), _) => Disposition::Skip(reason),
+                (None, RunMode::DryRun) => Disposition::Preview("dry run".into()),
+                (None, RunMode::PreviewExternal) if effect.external() => {
+                    Disposition::Preview("local run; set DRY_RUN=false to perform it".into())
+                }
+                (None, _) => Disposition::Do,
+            };
+            // Every earlier step of the kinds it waits for: planners run in order, so the graph
+            // has no cycle and a step's dependencies always come before it.
+            let waits_for = planned
+                .after
+                .iter()
+                .flat_map(|(verb, because)| {
+                    steps
+                        .iter()
+                        .filter(move |s| s.effect.verb() == *verb)
+                        .map(move |s| Wait {
+                            step: s.id.clone(),
+                            because,
+                        })
+                })
+                .collect();
+            steps.push(Step {
+                id: effect.id(),
+                effect,
+                disposition,
+                waits_for,
+            });
+        }
+    }
+    Plan {
+        prefix: planning.prefix,
+        valid: planning.valid,
+        steps,
+        names: Names {
+            local_root: match &settings.storage {
+                StorageMode::Local(root) => Some(root.clone()),
+                StorageMode::S3 => None,
+            },
+        },
+    }
+}
+
+/// What the issue and email templates are rendered with.
+fn template_context(report: &UploadReport, settings: &Settings) -> serde_json::Value {
     let files: Vec<&str> = report.file_set.iter().map(|f| f.key.as_str()).collect();
-    let test_instance = settings.is_test_instance();
-    let context = json!({
+    json!({
         "gss": report.gss,
         "council_name": report.council_name,
         "election_date": report.election_date,
         "timestamp": report.timestamp,
-        "prefix": prefix,
+        "prefix": report.prefix(),
         "ems": report.ems(),
         "files": files,
-        "test_instance": test_instance,
+        "test_instance": settings.is_test_instance(),
         "environment": settings.server_environment,
         "failing": report.file_set.iter().filter(|f| !f.csv_valid()).map(|f| json!({
             "key": f.key,
@@ -195,212 +161,28 @@ pub fn plan(report: &UploadReport, settings: &Settings, dry_run: bool) -> Plan {
             "rows": f.csv_rows,
             "errors": f.errors().map(|p| p.message.clone()).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-    });
-
-    // The issue first: its URL goes into report.json and the webhook.
-    let title = format!(
-        "{}Import {}-{} for {}",
-        if test_instance { "TEST " } else { "" },
-        report.gss,
-        crate::text::clean_name(&report.council_name, crate::councils::MAX_NAME_CHARS),
-        report.election_date
-    );
-    let skip = invalid
-        .clone()
-        .or_else(|| unless_set(&settings.github_repo, "GITHUB_REPO"))
-        .or_else(|| unless_set(&settings.github_api_key, "GITHUB_API_KEY"));
-    add(
-        Action::OpenIssue {
-            repo: settings.github_repo.clone().unwrap_or_default(),
-            title,
-            labels: ISSUE_LABELS.iter().map(|l| l.to_string()).collect(),
-            body: render("issue_body.md", &context),
-            comment: render("issue_comment.md", &context),
-            marker: format!("wdiv-s3-trigger:{content}"),
-        },
-        skip,
-    );
-
-    for file in &report.file_set {
-        add(
-            Action::CopyFile {
-                from_bucket: settings.temp_bucket.clone(),
-                to_bucket: settings.final_bucket.clone(),
-                key: file.key.clone(),
-                etag: file.details.etag.clone().unwrap_or_default(),
-                content_type: crate::upload::served_type(&file.key)
-                    .unwrap_or("application/octet-stream")
-                    .to_owned(),
-            },
-            invalid.clone(),
-        );
-    }
-    let report_key = format!("{prefix}/{REPORT_FILE}");
-    add(
-        Action::WriteReport {
-            bucket: settings.final_bucket.clone(),
-            key: report_key.clone(),
-        },
-        invalid.clone(),
-    );
-
-    let wildcard = || vec![cdn_path(&format!("{prefix}/*"))];
-    let paths = match settings.cloudfront_paths {
-        CdnPaths::Prefix => wildcard(),
-        // Each path is billed: past a few, the one wildcard is cheaper and as good.
-        CdnPaths::Files if files.len() + 1 > MAX_CDN_PATHS => wildcard(),
-        CdnPaths::Files => files
-            .iter()
-            .copied()
-            .chain([report_key.as_str()])
-            .map(cdn_path)
-            .collect(),
-    };
-    let skip = invalid.clone().or_else(|| {
-        unless_set(
-            &settings.cloudfront_distribution_id,
-            "CLOUDFRONT_DISTRIBUTION_ID",
-        )
-    });
-    add(
-        Action::Invalidate {
-            distribution_id: settings
-                .cloudfront_distribution_id
-                .clone()
-                .unwrap_or_default(),
-            paths,
-            caller_reference: format!("wdiv-s3-trigger-{content}"),
-        },
-        skip,
-    );
-
-    let (kind, to, skip) = if valid {
-        (
-            EmailKind::Success,
-            settings.success_report_email.clone(),
-            settings
-                .success_report_email
-                .is_none()
-                .then(|| "no confirmation: SUCCESS_REPORT_EMAIL not set".to_owned()),
-        )
-    } else if !email_due(report) {
-        (
-            EmailKind::Failure,
-            settings.error_report_email.clone(),
-            Some("no email for a lone file whose partner is on its way".to_owned()),
-        )
-    } else {
-        (
-            EmailKind::Failure,
-            settings.error_report_email.clone(),
-            settings
-                .error_report_email
-                .is_none()
-                .then(|| "ERROR_REPORT_EMAIL not set".to_owned()),
-        )
-    };
-    let (subject, body) = match kind {
-        EmailKind::Failure => (
-            render_line("email_failure_subject.txt", &context),
-            bounded_email(render("email_failure_body.txt", &context)),
-        ),
-        EmailKind::Success => (
-            render_line("email_success_subject.txt", &context),
-            bounded_email(render("email_success_body.txt", &context)),
-        ),
-    };
-    add(
-        Action::SendEmail {
-            kind,
-            from: settings.email_from.clone(),
-            to: to.unwrap_or_default(),
-            subject,
-            body,
-        },
-        skip,
-    );
-
-    let skip = unless_set(&settings.wdiv_webhook_url, "WDIV_WEBHOOK_URL")
-        .or_else(|| unless_set(&settings.wdiv_api_key, "WDIV_API_KEY"));
-    let url = settings.wdiv_webhook_url.clone().unwrap_or_default();
-    add(Action::PostWebhook { url }, skip);
-
-    Plan {
-        prefix,
-        valid,
-        steps,
-        local_root: match &settings.storage {
-            StorageMode::Local(root) => Some(root.clone()),
-            StorageMode::S3 => None,
-        },
-    }
+    })
 }
 
 impl Plan {
-    fn object(&self, bucket: &str, key: &str) -> String {
-        match &self.local_root {
-            Some(root) => root.join(bucket).join(key).display().to_string(),
-            None => format!("s3://{bucket}/{key}"),
-        }
+    /// What a step acts on, as a person reads it, on one line with hidden characters escaped (it
+    /// goes to terminals and logs). Never holds a secret.
+    pub fn target(&self, step: &Step) -> String {
+        crate::text::escape_control(&step.effect.target(&self.names))
     }
 
-    /// What the action acts on, as a person reads it, on one line with hidden characters
-    /// escaped (it goes to terminals and logs). Never holds a secret: tokens are only ever in
-    /// headers, shown masked.
-    pub fn target(&self, action: &Action) -> String {
-        crate::text::escape_control(&self.describe(action))
-    }
-
-    fn describe(&self, action: &Action) -> String {
-        let or_none = |s: &str| {
-            if s.is_empty() {
-                "(not set)".to_owned()
-            } else {
-                s.to_owned()
-            }
-        };
-        match action {
-            Action::OpenIssue {
-                repo,
-                title,
-                labels,
-                ..
-            } => format!("{}: {title:?} [{}]", or_none(repo), labels.join(", ")),
-            Action::CopyFile {
-                from_bucket,
-                to_bucket,
-                key,
-                ..
-            } => format!(
-                "{} -> {}",
-                self.object(from_bucket, key),
-                self.object(to_bucket, key)
-            ),
-            Action::WriteReport { bucket, key } => self.object(bucket, key),
-            Action::Invalidate {
-                distribution_id,
-                paths,
-                ..
-            } => format!(
-                "distribution {}: {}",
-                or_none(distribution_id),
-                paths.join(" ")
-            ),
-            Action::SendEmail { to, subject, .. } => {
-                format!("to {}: {subject:?}", or_none(to))
-            }
-            Action::PostWebhook { url } if url.is_empty() => "(no URL)".into(),
-            Action::PostWebhook { url } => {
-                format!(
-                    "POST {} (Authorization: Token ****)",
-                    crate::http::redact_url(url)
-                )
-            }
-        }
+    /// Each step's index by id.
+    pub fn index(&self) -> HashMap<&str, usize> {
+        self.steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect()
     }
 }
 
-/// The preview: one line per action with its target, like a deploy tool's dry run.
+/// The preview: one line per step with its target, like a deploy tool's dry run, and the steps
+/// it waits for.
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verdict = if self.valid { "passed" } else { "failed" };
@@ -410,17 +192,30 @@ impl fmt::Display for Plan {
             self.prefix,
             self.steps.len()
         )?;
-        for step in &self.steps {
+        let index = self.index();
+        for (n, step) in self.steps.iter().enumerate() {
             let (mark, note) = match &step.disposition {
                 Disposition::Do => ("+", String::new()),
                 Disposition::Preview(why) => ("~", format!("  [would do: {why}]")),
                 Disposition::Skip(why) => ("-", format!("  [skip: {why}]")),
             };
+            let waits = match step.waits_for.is_empty() {
+                true => String::new(),
+                false => {
+                    let on: Vec<String> = step
+                        .waits_for
+                        .iter()
+                        .map(|w| format!("{}", index[w.step.as_str()] + 1))
+                        .collect();
+                    format!("  (after {})", on.join(", "))
+                }
+            };
             writeln!(
                 f,
-                "  {mark} {:<13} {}{note}",
-                step.action.verb(),
-                self.target(&step.action)
+                "  {:>2}. {mark} {:<13} {}{note}{waits}",
+                n + 1,
+                step.effect.verb(),
+                self.target(step)
             )?;
         }
         Ok(())
@@ -430,15 +225,20 @@ impl fmt::Display for Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::effects::cdn::MAX_CDN_PATHS;
     use crate::report::{FileReport, Problem};
     use crate::settings::{load, Context};
 
-    fn settings(env: &[(&str, &str)]) -> Settings {
+    fn settings(env: &[(&str, &str)], dry_run: bool) -> Settings {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        load(None, &env, Context::Lambda).unwrap()
+        let mut settings = load(None, &env, Context::Lambda).unwrap();
+        if dry_run {
+            settings.dry_run_requested();
+        }
+        settings
     }
 
     fn report(valid: bool) -> UploadReport {
@@ -464,10 +264,17 @@ mod tests {
         ("WDIV_API_KEY", "tok-secret"),
     ];
 
+    fn step<'p>(plan: &'p Plan, verb: &str) -> &'p Step {
+        plan.steps
+            .iter()
+            .find(|s| s.effect.verb() == verb)
+            .unwrap_or_else(|| panic!("no {verb} step"))
+    }
+
     #[test]
     fn a_valid_upload_copies_writes_the_report_and_posts() {
-        let plan = plan(&report(true), &settings(S3), false);
-        let verbs: Vec<_> = plan.steps.iter().map(|s| s.action.verb()).collect();
+        let plan = plan(&report(true), &settings(S3, false));
+        let verbs: Vec<_> = plan.steps.iter().map(|s| s.effect.verb()).collect();
         assert_eq!(
             verbs,
             [
@@ -483,7 +290,7 @@ mod tests {
             .steps
             .iter()
             .filter(|s| s.disposition == Disposition::Do)
-            .map(|s| s.action.verb())
+            .map(|s| s.effect.verb())
             .collect();
         assert_eq!(done, ["copy", "write report", "post webhook"]);
         let text = plan.to_string();
@@ -492,39 +299,58 @@ mod tests {
         ));
         assert!(text.contains("s3://final-b/X01/2024-05-02/t1/report.json"));
         assert!(!text.contains("tok-secret"));
+        assert!(!serde_json::to_string(&plan).unwrap().contains("tok-secret"));
+    }
+
+    #[test]
+    fn the_plan_says_which_step_waits_for_which() {
+        let plan = plan(&report(true), &settings(S3, false));
+        let waits = |verb: &str| -> Vec<String> {
+            step(&plan, verb)
+                .waits_for
+                .iter()
+                .map(|w| w.step.clone())
+                .collect()
+        };
+        assert_eq!(
+            waits("write report"),
+            ["copy:X01/2024-05-02/t1/a.csv", "open-issue"]
+        );
+        assert_eq!(waits("invalidate"), ["write-report"]);
+        assert!(waits("open issue").is_empty());
+        assert!(waits("email success").is_empty());
+        assert!(waits("post webhook").is_empty());
+        // A dry run prints the edges.
+        let text = super::plan(&report(true), &settings(S3, true)).to_string();
+        assert!(text.contains("write report  s3://final-b/X01/2024-05-02/t1/report.json  [would do: dry run]  (after 2, 1)"), "{text}");
+        assert!(text.contains("(after 3)"), "{text}");
     }
 
     #[test]
     fn an_invalid_upload_only_posts() {
-        let plan = plan(&report(false), &settings(S3), false);
-        let disposition = |verb: &str| {
-            plan.steps
-                .iter()
-                .find(|s| s.action.verb() == verb)
-                .unwrap()
-                .disposition
-                .clone()
-        };
+        let plan = plan(&report(false), &settings(S3, false));
         assert_eq!(
-            disposition("copy"),
+            step(&plan, "copy").disposition,
             Disposition::Skip("the upload failed its checks".into())
         );
         assert_eq!(
-            disposition("email failure"),
+            step(&plan, "email failure").disposition,
             Disposition::Skip("ERROR_REPORT_EMAIL not set".into())
         );
-        assert_eq!(disposition("post webhook"), Disposition::Do);
+        assert_eq!(step(&plan, "post webhook").disposition, Disposition::Do);
     }
 
     #[test]
     fn each_missing_setting_is_a_named_skip_and_dry_run_previews_the_rest() {
         let plan = plan(
             &report(true),
-            &settings(&[
-                ("TEMP_BUCKET_NAME", "temp-b"),
-                ("FINAL_BUCKET_NAME", "final-b"),
-            ]),
-            true,
+            &settings(
+                &[
+                    ("TEMP_BUCKET_NAME", "temp-b"),
+                    ("FINAL_BUCKET_NAME", "final-b"),
+                ],
+                true,
+            ),
         );
         assert_eq!(
             plan.steps.last().unwrap().disposition,
@@ -537,7 +363,7 @@ mod tests {
         assert!(plan.to_string().contains("[skip: GITHUB_REPO not set]"));
         let mut with_url = S3.to_vec();
         with_url.retain(|(k, _)| *k != "WDIV_API_KEY");
-        let plan2 = super::plan(&report(true), &settings(&with_url), false);
+        let plan2 = super::plan(&report(true), &settings(&with_url, false));
         assert!(plan2.to_string().contains("[skip: WDIV_API_KEY not set]"));
     }
 
@@ -545,27 +371,23 @@ mod tests {
     fn the_invalidation_covers_the_prefix_or_each_file_by_setting() {
         let mut env = S3.to_vec();
         env.push(("CLOUDFRONT_DISTRIBUTION_ID", "E2DIST"));
-        let paths = |plan: &Plan| {
-            plan.steps
-                .iter()
-                .find_map(|s| match &s.action {
-                    Action::Invalidate { paths, .. } => Some(paths.clone()),
-                    _ => None,
-                })
-                .expect("an invalidation step")
-        };
+        let data = |plan: &Plan| step(plan, "invalidate").effect.data();
+        let paths = |plan: &Plan| data(plan)["paths"].clone();
         let mut report = report(true);
         report.file_set[0].key = "X01/2024-05-02/t1/Polling Stations.csv".into();
-        let by_prefix = plan(&report, &settings(&env), false);
-        assert_eq!(paths(&by_prefix), ["/X01/2024-05-02/t1/*"]);
+        let by_prefix = plan(&report, &settings(&env, false));
+        assert_eq!(
+            paths(&by_prefix),
+            serde_json::json!(["/X01/2024-05-02/t1/*"])
+        );
         env.push(("CLOUDFRONT_PATHS", "files"));
-        let by_file = plan(&report, &settings(&env), false);
+        let by_file = plan(&report, &settings(&env, false));
         assert_eq!(
             paths(&by_file),
-            [
+            serde_json::json!([
                 "/X01/2024-05-02/t1/Polling%20Stations.csv",
                 "/X01/2024-05-02/t1/report.json"
-            ]
+            ])
         );
         // Past the cap, the one wildcard stands for every file.
         let mut many = report.clone();
@@ -577,25 +399,23 @@ mod tests {
             })
             .collect();
         assert_eq!(
-            paths(&plan(&many, &settings(&env), false)),
-            ["/X01/2024-05-02/t1/*"]
+            paths(&plan(&many, &settings(&env, false))),
+            serde_json::json!(["/X01/2024-05-02/t1/*"])
         );
         many.file_set.truncate(MAX_CDN_PATHS - 1);
         assert_eq!(
-            paths(&plan(&many, &settings(&env), false)).len(),
+            paths(&plan(&many, &settings(&env, false)))
+                .as_array()
+                .unwrap()
+                .len(),
             MAX_CDN_PATHS
         );
         // The same content gives the same caller reference: a retry cannot invalidate twice.
-        let reference = |plan: &Plan| match &plan.steps[3].action {
-            Action::Invalidate {
-                caller_reference, ..
-            } => caller_reference.clone(),
-            _ => unreachable!(),
-        };
+        let reference = |plan: &Plan| data(plan)["caller_reference"].clone();
         assert_eq!(reference(&by_prefix), reference(&by_file));
         report.file_set[0].details.etag = Some("\"other\"".into());
         assert_ne!(
-            reference(&plan(&report, &settings(&env), false)),
+            reference(&plan(&report, &settings(&env, false))),
             reference(&by_file)
         );
     }

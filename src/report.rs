@@ -181,6 +181,18 @@ impl From<WireFileReport> for FileReport {
     }
 }
 
+/// The problem code of the upload rule that waits for a partner file.
+pub const MISSING_FILES: &str = "missing-files";
+
+/// Whether staff should hear of a failure among `files`: some error other than a missing
+/// partner file.
+pub fn email_due(files: &[FileReport]) -> bool {
+    files
+        .iter()
+        .flat_map(FileReport::errors)
+        .any(|p| p.code != MISSING_FILES)
+}
+
 /// The checks' verdict on a whole upload: its files, and whether staff should be emailed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadVerdict {
@@ -214,6 +226,12 @@ pub struct UploadReport {
 impl UploadReport {
     pub fn all_valid(&self) -> bool {
         !self.file_set.is_empty() && self.file_set.iter().all(FileReport::csv_valid)
+    }
+
+    /// Whether staff should hear of a failure: not when the only errors are a missing partner
+    /// file, which is on its way. The one definition (the checks' verdict uses it too).
+    pub fn email_due(&self) -> bool {
+        email_due(&self.file_set)
     }
 
     /// The upload's prefix, `{council_id}/{election_date}/{timestamp}`, as the keys have it.

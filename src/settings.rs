@@ -143,29 +143,25 @@ pub enum StorageMode {
 pub struct Settings {
     pub temp_bucket: String,
     pub final_bucket: String,
+    pub storage: StorageMode,
+    /// What this run does: everything, everything but the external effects, or nothing.
+    pub mode: RunMode,
+    /// One optional configuration per effect: present when its settings are, else why not.
+    pub github: Optional<GitHubConfig>,
+    pub cdn: Optional<CdnConfig>,
+    pub failure_mail: Optional<MailConfig>,
+    pub success_mail: Optional<MailConfig>,
+    pub webhook: Optional<WebhookConfig>,
     pub sentry_dsn: Option<SentryDsn>,
-    pub github_repo: Option<String>,
-    pub github_api_key: Option<Secret>,
-    pub github_api_url: String,
-    pub wdiv_webhook_url: Option<String>,
-    pub wdiv_api_key: Option<Secret>,
+    /// For council names (`{WDIV_API_URL}/councils/{id}.json`), with `WDIV_API_KEY` if set.
     pub wdiv_api_url: String,
-    pub error_report_email: Option<String>,
-    pub email_from: String,
+    pub wdiv_api_key: Option<Secret>,
     pub server_environment: Option<String>,
     pub aws_region: Option<String>,
     pub aws_endpoint_url: Option<String>,
-    pub cloudfront_distribution_id: Option<String>,
-    pub cloudfront_paths: CdnPaths,
-    /// Where a confirmation goes when an upload passes (none when unset).
-    pub success_report_email: Option<String>,
     /// `LEASE_SECONDS`: how long a run holds an upload's effects (a crashed run's work is taken
     /// over after it).
     pub lease_seconds: u64,
-    /// `DRY_RUN`: `Some(true)` writes nothing anywhere; `Some(false)` performs every effect, even
-    /// on a local run; unset performs storage and previews the external effects on a local run.
-    pub dry_run: Option<bool>,
-    pub storage: StorageMode,
     pub size_floor_exempt_councils: Vec<String>,
     /// `MAX_FILES_PER_UPLOAD`: an upload with more files fails, unread.
     pub max_files_per_upload: usize,
@@ -177,11 +173,136 @@ pub struct Settings {
     pub sources: BTreeMap<String, String>,
 }
 
+/// What a run does; decided once, by [`RunMode::decide`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// Every effect.
+    Live,
+    /// The buckets are written; the external effects (GitHub, CloudFront, email, webhook) are
+    /// only previewed: a local run with `DRY_RUN` unset.
+    PreviewExternal,
+    /// Nothing is written anywhere: `--dry-run` or `DRY_RUN=true`.
+    DryRun,
+}
+
+impl RunMode {
+    /// The one place the run mode is decided: from where the buckets are, `DRY_RUN`, and the
+    /// command line's `--dry-run`.
+    pub fn decide(
+        storage: &StorageMode,
+        dry_run_setting: Option<bool>,
+        dry_run_flag: bool,
+    ) -> Self {
+        match (dry_run_flag, dry_run_setting, storage) {
+            (true, _, _) | (_, Some(true), _) => RunMode::DryRun,
+            (false, None, StorageMode::Local(_)) => RunMode::PreviewExternal,
+            _ => RunMode::Live,
+        }
+    }
+
+    pub fn is_dry_run(self) -> bool {
+        self == RunMode::DryRun
+    }
+}
+
+/// An effect's configuration, or why it is off (the plan's skip reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Optional<T> {
+    On(T),
+    /// Off, because this setting is missing.
+    Off {
+        missing: &'static str,
+    },
+}
+
+impl<T> Optional<T> {
+    pub fn get(&self) -> Option<&T> {
+        match self {
+            Optional::On(config) => Some(config),
+            Optional::Off { .. } => None,
+        }
+    }
+
+    /// Why it is off (`"GITHUB_REPO not set"`), or `None` when it is on.
+    pub fn why_off(&self) -> Option<String> {
+        match self {
+            Optional::On(_) => None,
+            Optional::Off { missing } => Some(format!("{missing} not set")),
+        }
+    }
+}
+
+/// Defines a validated text newtype: built only by the settings' checks.
+macro_rules! text_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+text_newtype!(
+    /// `owner/name` of a GitHub repository.
+    RepoName
+);
+text_newtype!(
+    /// An email address (`local@domain.tld`).
+    EmailAddress
+);
+text_newtype!(
+    /// A CloudFront distribution's id.
+    DistributionId
+);
+text_newtype!(
+    /// An http(s) URL with a host. Shown with its user-info and query masked.
+    HttpUrl
+);
+
+impl fmt::Debug for RepoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl fmt::Debug for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl fmt::Debug for DistributionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl fmt::Debug for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", crate::http::redact_url(&self.0))
+    }
+}
+
+pub use crate::effects::cdn::CdnConfig;
+pub use crate::effects::email::MailConfig;
+pub use crate::effects::issue::GitHubConfig;
+pub use crate::effects::webhook::WebhookConfig;
+
 impl Settings {
-    /// True on a local run, where external effects (webhook, GitHub, email) are only previewed
-    /// unless `DRY_RUN=false` asks for them.
-    pub fn previews_external_effects(&self) -> bool {
-        matches!(self.storage, StorageMode::Local(_)) && self.dry_run.is_none()
+    /// The command line's `--dry-run`: nothing is written, whatever `DRY_RUN` says.
+    pub fn dry_run_requested(&mut self) {
+        self.mode = RunMode::decide(&self.storage, Some(true), true);
     }
 
     /// True for the instances whose side effects are marked as tests.
@@ -195,28 +316,25 @@ impl Settings {
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Every field, named here so that a new one cannot be logged without a decision.
+        // Every field, named here so that a new one cannot be logged without a decision. The
+        // configurations' own `Debug` masks their secrets and URLs.
         let Settings {
             temp_bucket,
             final_bucket,
+            storage,
+            mode,
+            github,
+            cdn,
+            failure_mail,
+            success_mail,
+            webhook,
             sentry_dsn,
-            github_repo,
-            github_api_key,
-            github_api_url,
-            wdiv_webhook_url,
-            wdiv_api_key,
             wdiv_api_url,
-            error_report_email,
-            email_from,
+            wdiv_api_key,
             server_environment,
             aws_region,
             aws_endpoint_url,
-            cloudfront_distribution_id,
-            cloudfront_paths,
-            success_report_email,
             lease_seconds,
-            dry_run,
-            storage,
             size_floor_exempt_councils,
             max_files_per_upload,
             max_upload_bytes,
@@ -227,24 +345,20 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("temp_bucket", temp_bucket)
             .field("final_bucket", final_bucket)
+            .field("storage", storage)
+            .field("mode", mode)
+            .field("github", github)
+            .field("cdn", cdn)
+            .field("failure_mail", failure_mail)
+            .field("success_mail", success_mail)
+            .field("webhook", webhook)
             .field("sentry_dsn", sentry_dsn)
-            .field("github_repo", github_repo)
-            .field("github_api_key", github_api_key)
-            .field("github_api_url", &url(github_api_url))
-            .field("wdiv_webhook_url", &wdiv_webhook_url.as_ref().map(url))
-            .field("wdiv_api_key", wdiv_api_key)
             .field("wdiv_api_url", &url(wdiv_api_url))
-            .field("error_report_email", error_report_email)
-            .field("email_from", email_from)
+            .field("wdiv_api_key", wdiv_api_key)
             .field("server_environment", server_environment)
             .field("aws_region", aws_region)
             .field("aws_endpoint_url", &aws_endpoint_url.as_ref().map(url))
-            .field("cloudfront_distribution_id", cloudfront_distribution_id)
-            .field("cloudfront_paths", cloudfront_paths)
-            .field("success_report_email", success_report_email)
             .field("lease_seconds", lease_seconds)
-            .field("dry_run", dry_run)
-            .field("storage", storage)
             .field("size_floor_exempt_councils", size_floor_exempt_councils)
             .field("max_files_per_upload", max_files_per_upload)
             .field("max_upload_bytes", max_upload_bytes)
@@ -452,44 +566,17 @@ pub fn load(
     }
 
     let sentry_dsn = take("SENTRY_DSN").and_then(|dsn| check.sentry_dsn(&dsn));
-    let github_api_key = take("GITHUB_API_KEY").map(Secret);
-    if let Some(token) = &github_api_key {
-        check.token("GITHUB_API_KEY", token);
-    }
-    let wdiv_api_key = take("WDIV_API_KEY").map(Secret);
-    if let Some(token) = &wdiv_api_key {
-        check.token("WDIV_API_KEY", token);
-    }
 
-    let github_repo = take("GITHUB_REPO");
-    if let Some(repo) = &github_repo {
-        let parts: Vec<&str> = repo.split('/').collect();
-        if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
-            check.invalid("GITHUB_REPO", repo, "must be owner/name");
-        }
-    }
     let github_api_url = take("GITHUB_API_URL").unwrap_or_else(|| DEFAULT_GITHUB_API_URL.into());
     check.url("GITHUB_API_URL", &github_api_url);
     let wdiv_api_url = take("WDIV_API_URL").unwrap_or_else(|| DEFAULT_WDIV_API_URL.into());
     check.url("WDIV_API_URL", &wdiv_api_url);
-    let wdiv_webhook_url = take("WDIV_WEBHOOK_URL");
-    if let Some(url) = &wdiv_webhook_url {
-        check.url("WDIV_WEBHOOK_URL", url);
-    }
     let aws_endpoint_url = take("AWS_ENDPOINT_URL");
     if let Some(url) = &aws_endpoint_url {
         check.url("AWS_ENDPOINT_URL", url);
     }
     let email_from = take("EMAIL_FROM").unwrap_or_else(|| DEFAULT_EMAIL_FROM.into());
     check.email("EMAIL_FROM", &email_from);
-    let error_report_email = take("ERROR_REPORT_EMAIL");
-    if let Some(address) = &error_report_email {
-        check.email("ERROR_REPORT_EMAIL", address);
-    }
-    let success_report_email = take("SUCCESS_REPORT_EMAIL");
-    if let Some(address) = &success_report_email {
-        check.email("SUCCESS_REPORT_EMAIL", address);
-    }
     let cloudfront_paths = match take("CLOUDFRONT_PATHS").as_deref() {
         None | Some("prefix") => CdnPaths::Prefix,
         Some("files") => CdnPaths::Files,
@@ -567,38 +654,131 @@ pub fn load(
             .collect(),
     };
 
+    let configs = effect_configs(
+        &take,
+        &mut check,
+        &github_api_url,
+        &email_from,
+        cloudfront_paths,
+    );
+    let wdiv_api_key = take("WDIV_API_KEY").map(Secret);
     if !check.problems.is_empty() {
         return Err(SettingsError {
             problems: check.problems,
         });
     }
+    let mode = RunMode::decide(&storage, dry_run, false);
     Ok(Settings {
         temp_bucket,
         final_bucket,
+        storage,
+        mode,
+        github: configs.github,
+        cdn: configs.cdn,
+        failure_mail: configs.failure_mail,
+        success_mail: configs.success_mail,
+        webhook: configs.webhook,
         sentry_dsn,
-        github_repo,
-        github_api_key,
-        github_api_url,
-        wdiv_webhook_url,
-        wdiv_api_key,
         wdiv_api_url,
-        error_report_email,
-        email_from,
+        wdiv_api_key,
         server_environment: take("SERVER_ENVIRONMENT"),
         aws_region: take("AWS_REGION"),
         aws_endpoint_url,
-        cloudfront_distribution_id: take("CLOUDFRONT_DISTRIBUTION_ID"),
-        cloudfront_paths,
-        success_report_email,
         lease_seconds,
-        dry_run,
-        storage,
         size_floor_exempt_councils,
         max_files_per_upload,
         max_upload_bytes,
         council_name_timeout_seconds,
         sources,
     })
+}
+
+/// Each effect's configuration, validated: on when its settings are all there, off (naming the
+/// first missing one) when not.
+struct EffectConfigs {
+    github: Optional<GitHubConfig>,
+    cdn: Optional<CdnConfig>,
+    failure_mail: Optional<MailConfig>,
+    success_mail: Optional<MailConfig>,
+    webhook: Optional<WebhookConfig>,
+}
+
+fn effect_configs(
+    take: &impl Fn(&str) -> Option<String>,
+    check: &mut Checker<'_>,
+    github_api_url: &str,
+    email_from: &str,
+    cloudfront_paths: CdnPaths,
+) -> EffectConfigs {
+    let github_api_key = take("GITHUB_API_KEY").map(Secret);
+    if let Some(token) = &github_api_key {
+        check.token("GITHUB_API_KEY", token);
+    }
+    let wdiv_api_key = take("WDIV_API_KEY").map(Secret);
+    if let Some(token) = &wdiv_api_key {
+        check.token("WDIV_API_KEY", token);
+    }
+    let github_repo = take("GITHUB_REPO").map(|repo| {
+        let parts: Vec<&str> = repo.split('/').collect();
+        if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+            check.invalid("GITHUB_REPO", &repo, "must be owner/name");
+        }
+        RepoName(repo)
+    });
+    let webhook_url = take("WDIV_WEBHOOK_URL").map(|url| {
+        check.url("WDIV_WEBHOOK_URL", &url);
+        HttpUrl(url)
+    });
+    let mut email = |name: &'static str| {
+        take(name).map(|address| {
+            check.email(name, &address);
+            EmailAddress(address)
+        })
+    };
+    let errors_to = email("ERROR_REPORT_EMAIL");
+    let success_to = email("SUCCESS_REPORT_EMAIL");
+    let mail = |to: Option<EmailAddress>, missing| match to {
+        Some(to) => Optional::On(MailConfig {
+            from: EmailAddress(email_from.to_owned()),
+            to,
+        }),
+        None => Optional::Off { missing },
+    };
+    EffectConfigs {
+        github: match (github_repo, github_api_key) {
+            (Some(repo), Some(token)) => Optional::On(GitHubConfig {
+                api_url: HttpUrl(github_api_url.to_owned()),
+                repo,
+                token,
+            }),
+            (None, _) => Optional::Off {
+                missing: "GITHUB_REPO",
+            },
+            (_, None) => Optional::Off {
+                missing: "GITHUB_API_KEY",
+            },
+        },
+        cdn: match take("CLOUDFRONT_DISTRIBUTION_ID") {
+            Some(id) => Optional::On(CdnConfig {
+                distribution_id: DistributionId(id),
+                paths: cloudfront_paths,
+            }),
+            None => Optional::Off {
+                missing: "CLOUDFRONT_DISTRIBUTION_ID",
+            },
+        },
+        failure_mail: mail(errors_to, "ERROR_REPORT_EMAIL"),
+        success_mail: mail(success_to, "SUCCESS_REPORT_EMAIL"),
+        webhook: match (webhook_url, wdiv_api_key) {
+            (Some(url), Some(token)) => Optional::On(WebhookConfig { url, token }),
+            (None, _) => Optional::Off {
+                missing: "WDIV_WEBHOOK_URL",
+            },
+            (_, None) => Optional::Off {
+                missing: "WDIV_API_KEY",
+            },
+        },
+    }
 }
 
 /// A path as a message shows it: one line.
@@ -833,8 +1013,13 @@ mod tests {
             StorageMode::Local(PathBuf::from(DEFAULT_LOCAL_BUCKETS_DIR))
         );
         assert_eq!(s.temp_bucket, DEFAULT_LOCAL_TEMP_BUCKET);
-        assert!(s.previews_external_effects());
-        assert_eq!(s.email_from, DEFAULT_EMAIL_FROM);
+        assert_eq!(s.mode, RunMode::PreviewExternal);
+        assert_eq!(
+            s.failure_mail,
+            Optional::Off {
+                missing: "ERROR_REPORT_EMAIL"
+            }
+        );
         assert_eq!(s.size_floor_exempt_councils, vec!["IOS"]);
     }
 
@@ -890,9 +1075,14 @@ mod tests {
         assert_eq!(s.temp_bucket, "from-env");
         assert_eq!(s.final_bucket, "final-file");
         assert_eq!(s.wdiv_api_key, None);
-        assert_eq!(s.dry_run, Some(false));
+        assert_eq!(s.mode, RunMode::Live, "DRY_RUN = false");
         assert_eq!(s.size_floor_exempt_councils, vec!["IOS", "ABC"]);
-        assert_eq!(s.github_api_key.as_ref().unwrap().expose(), "0123");
+        assert_eq!(
+            s.github,
+            Optional::Off {
+                missing: "GITHUB_REPO"
+            }
+        );
         assert!(s.sources["FINAL_BUCKET_NAME"].contains("s.toml"));
     }
 
@@ -964,7 +1154,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.storage, StorageMode::S3);
-        assert!(!s.previews_external_effects());
+        assert_eq!(s.mode, RunMode::Live);
         let e = load(
             None,
             &env(&[
@@ -1042,7 +1232,6 @@ mod tests {
             Context::Cli,
         )
         .unwrap();
-        assert_eq!(s.github_api_key.unwrap().expose(), "0123");
         assert_eq!(s.wdiv_api_key.unwrap().expose(), "Ab-_.~+/=09");
     }
 
@@ -1091,6 +1280,7 @@ mod tests {
                     "https://user:hunter2@wdiv.example/hook?key=abc",
                 ),
                 ("WDIV_API_URL", "https://user:hunter2@wdiv.example/api"),
+                ("WDIV_API_KEY", "wdiv-token"),
                 ("GITHUB_API_URL", "https://api.example/?key=abc"),
                 ("AWS_ENDPOINT_URL", "http://user:hunter2@127.0.0.1:9000"),
                 ("TEMP_BUCKET_NAME", "temp-bucket"),
@@ -1101,7 +1291,7 @@ mod tests {
         .unwrap();
         // The values themselves are kept whole: the clients need them.
         assert_eq!(
-            s.wdiv_webhook_url.as_deref(),
+            s.webhook.get().map(|w| w.url.as_str()),
             Some("https://user:hunter2@wdiv.example/hook?key=abc")
         );
         let debug = format!("{s:?}");
@@ -1109,7 +1299,7 @@ mod tests {
             assert!(!debug.contains(secret), "{secret} leaked: {debug}");
         }
         assert!(
-            debug.contains("wdiv_webhook_url: Some(\"https://****@wdiv.example/hook?****\")"),
+            debug.contains("url: \"https://****@wdiv.example/hook?****\""),
             "{debug}"
         );
     }
@@ -1250,7 +1440,9 @@ mod tests {
                         let _ = dsn.expose().envelope_api_url();
                         let _ = dsn.expose().to_auth(Some("wdiv-s3-trigger")).to_string();
                     }
-                    for token in [&settings.github_api_key, &settings.wdiv_api_key]
+                    let github = settings.github.get().map(|g| &g.token);
+                    let webhook = settings.webhook.get().map(|w| &w.token);
+                    for token in [github, webhook, settings.wdiv_api_key.as_ref()]
                         .into_iter()
                         .flatten()
                     {

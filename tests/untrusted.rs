@@ -266,7 +266,12 @@ async fn a_quoted_value_cannot_forge_lines_in_the_email_or_the_webhook() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(errors.lines().count(), 1, "{}", posts[0].0);
+    assert_eq!(
+        errors.lines().count(),
+        1,
+        "{}",
+        &errors[..errors.len().min(300)]
+    );
     assert!(errors.len() <= 1024);
     assert!(!errors.contains("File: X01/forged.csv\nErrors"));
     let text = &world.sent_emails().await[0].text;

@@ -1,0 +1,106 @@
+//! Invalidate the CDN's cache for the upload's paths, once `report.json` is written (and so every
+//! file is in place). One invalidation per upload content: its `CallerReference` is the content
+//! id, so CloudFront itself refuses a repeat.
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::{not_configured, Effect, EffectError, FailureKind, Names, Planned, Planning, Run};
+use crate::cdn::{cdn_path, CdnError};
+use crate::event::REPORT_FILE;
+use crate::settings::{CdnPaths, DistributionId};
+
+/// The most paths one invalidation lists with `CLOUDFRONT_PATHS=files`; beyond, the prefix's
+/// wildcard stands for them (each path is billed).
+pub const MAX_CDN_PATHS: usize = 15;
+
+/// `CLOUDFRONT_DISTRIBUTION_ID` and `CLOUDFRONT_PATHS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdnConfig {
+    pub distribution_id: DistributionId,
+    pub paths: CdnPaths,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalidate {
+    pub distribution_id: String,
+    pub paths: Vec<String>,
+    pub caller_reference: String,
+}
+
+pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
+    let s = p.settings;
+    let files: Vec<&str> = p.report.file_set.iter().map(|f| f.key.as_str()).collect();
+    let report_key = format!("{}/{REPORT_FILE}", p.prefix);
+    let wildcard = || vec![cdn_path(&format!("{}/*", p.prefix))];
+    let by = s.cdn.get().map_or(CdnPaths::Prefix, |c| c.paths);
+    let paths = match by {
+        CdnPaths::Prefix => wildcard(),
+        CdnPaths::Files if files.len() + 1 > MAX_CDN_PATHS => wildcard(),
+        CdnPaths::Files => files
+            .iter()
+            .copied()
+            .chain([report_key.as_str()])
+            .map(cdn_path)
+            .collect(),
+    };
+    let effect = Invalidate {
+        distribution_id: s
+            .cdn
+            .get()
+            .map(|c| c.distribution_id.to_string())
+            .unwrap_or_default(),
+        paths,
+        caller_reference: format!("wdiv-s3-trigger-{}", p.content_id),
+    };
+    let skip = p.unless_valid().or_else(|| s.cdn.why_off());
+    vec![Planned::new(effect, skip)
+        .after("write report", "the files or the report were not written")]
+}
+
+#[async_trait]
+impl Effect for Invalidate {
+    fn verb(&self) -> &'static str {
+        "invalidate"
+    }
+
+    fn target(&self, _: &Names) -> String {
+        let id = if self.distribution_id.is_empty() {
+            "(not set)"
+        } else {
+            &self.distribution_id
+        };
+        format!("distribution {id}: {}", self.paths.join(" "))
+    }
+
+    fn data(&self) -> serde_json::Value {
+        json!({
+            "distribution_id": self.distribution_id, "paths": self.paths,
+            "caller_reference": self.caller_reference,
+        })
+    }
+
+    async fn perform(&self, run: &Run<'_>) -> Result<String, EffectError> {
+        let cdn = run
+            .clients
+            .cdn
+            .as_ref()
+            .ok_or_else(|| not_configured("CloudFront"))?;
+        let id = cdn
+            .invalidate(&self.distribution_id, &self.paths, &self.caller_reference)
+            .await
+            .map_err(|e| {
+                let kind = match &e {
+                    CdnError::Service { code, .. }
+                        if code.contains("Throttl") || code == "TooManyInvalidationsInProgress" =>
+                    {
+                        FailureKind::Transient
+                    }
+                    CdnError::Service { .. } => FailureKind::Permanent,
+                    CdnError::Other { .. } => FailureKind::Transient,
+                };
+                EffectError::new(kind, e)
+            })?;
+        Ok(format!("invalidation {id}"))
+    }
+}

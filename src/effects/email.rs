@@ -1,0 +1,121 @@
+//! Email staff through SES: a failure report to `ERROR_REPORT_EMAIL` when the upload fails its
+//! checks (not for a lone Democracy Counts file whose partner is on its way), or a confirmation
+//! to `SUCCESS_REPORT_EMAIL` when it passes.
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::json;
+
+use super::{not_configured, Effect, EffectError, FailureKind, Names, Planned, Planning, Run};
+use crate::mail::MailError;
+use crate::settings::EmailAddress;
+use crate::templates::{bounded_email, render, render_line};
+
+/// A sender and a recipient: `EMAIL_FROM` with `ERROR_REPORT_EMAIL`, or with
+/// `SUCCESS_REPORT_EMAIL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailConfig {
+    pub from: EmailAddress,
+    pub to: EmailAddress,
+}
+
+/// Which email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailKind {
+    /// To staff: the upload failed its checks.
+    Failure,
+    /// A confirmation: the upload passed.
+    Success,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendEmail {
+    pub kind: EmailKind,
+    pub from: String,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
+    let s = p.settings;
+    let (kind, config, skip) = if p.valid {
+        let skip = s
+            .success_mail
+            .why_off()
+            .map(|why| format!("no confirmation: {why}"));
+        (EmailKind::Success, &s.success_mail, skip)
+    } else if !p.report.email_due() {
+        let skip = Some("no email for a lone file whose partner is on its way".to_owned());
+        (EmailKind::Failure, &s.failure_mail, skip)
+    } else {
+        (
+            EmailKind::Failure,
+            &s.failure_mail,
+            s.failure_mail.why_off(),
+        )
+    };
+    let (subject, body) = match kind {
+        EmailKind::Failure => ("email_failure_subject.txt", "email_failure_body.txt"),
+        EmailKind::Success => ("email_success_subject.txt", "email_success_body.txt"),
+    };
+    let email = SendEmail {
+        kind,
+        from: config.get().map(|c| c.from.to_string()).unwrap_or_default(),
+        to: config.get().map(|c| c.to.to_string()).unwrap_or_default(),
+        subject: render_line(subject, &p.context),
+        body: bounded_email(render(body, &p.context)),
+    };
+    vec![Planned::new(email, skip)]
+}
+
+#[async_trait]
+impl Effect for SendEmail {
+    fn verb(&self) -> &'static str {
+        match self.kind {
+            EmailKind::Failure => "email failure",
+            EmailKind::Success => "email success",
+        }
+    }
+
+    fn target(&self, _: &Names) -> String {
+        let to = if self.to.is_empty() {
+            "(not set)"
+        } else {
+            &self.to
+        };
+        format!("to {to}: {:?}", self.subject)
+    }
+
+    fn data(&self) -> serde_json::Value {
+        json!({
+            "kind": self.kind, "from": self.from, "to": self.to, "subject": self.subject,
+            "body": self.body,
+        })
+    }
+
+    async fn perform(&self, run: &Run<'_>) -> Result<String, EffectError> {
+        let mailer = run
+            .clients
+            .mailer
+            .as_ref()
+            .ok_or_else(|| not_configured("SES"))?;
+        let id = mailer
+            .send(&self.from, &self.to, &self.subject, &self.body)
+            .await
+            .map_err(|e| {
+                let kind = match &e {
+                    MailError::Service { code, .. }
+                        if code.contains("Throttl") || code == "TooManyRequestsException" =>
+                    {
+                        FailureKind::Transient
+                    }
+                    MailError::Service { .. } => FailureKind::Permanent,
+                    MailError::Other { .. } => FailureKind::Transient,
+                };
+                EffectError::new(kind, e)
+            })?;
+        Ok(format!("sent (message {id})"))
+    }
+}
