@@ -149,3 +149,224 @@ pub async fn execute(
     }
     results
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::effects::{Effect, Names};
+    use crate::plan::{Step, Wait};
+    use crate::report::FileReport;
+    use crate::storage::LocalStorage;
+
+    /// An effect that records its calls and fails on demand, by its id.
+    #[derive(Debug)]
+    struct Fake {
+        id: &'static str,
+        calls: Arc<Mutex<Vec<String>>>,
+        failing: Arc<Mutex<Vec<&'static str>>>,
+        /// The output it gives, and the outputs it trusts.
+        output: &'static str,
+    }
+
+    #[async_trait]
+    impl Effect for Fake {
+        fn verb(&self) -> &'static str {
+            self.id
+        }
+        fn target(&self, _: &Names) -> String {
+            format!("target of {}", self.id)
+        }
+        fn data(&self) -> serde_json::Value {
+            serde_json::json!({})
+        }
+        async fn perform(&self, _: &Run<'_>) -> Result<String, EffectError> {
+            self.calls.lock().unwrap().push(self.id.to_owned());
+            if self.failing.lock().unwrap().contains(&self.id) {
+                return Err(EffectError::new(
+                    FailureKind::Transient,
+                    "503 from the fake",
+                ));
+            }
+            Ok(self.output.to_owned())
+        }
+        fn adopt(&self, output: &str, run: &mut Run<'_>) -> bool {
+            let trusted = !output.contains("evil");
+            if trusted && self.id == "issue" {
+                run.report.github_issue = output.to_owned();
+            }
+            trusted
+        }
+    }
+
+    struct World {
+        _dir: tempfile::TempDir,
+        storage: Arc<LocalStorage>,
+        clients: Clients,
+        calls: Arc<Mutex<Vec<String>>>,
+        failing: Arc<Mutex<Vec<&'static str>>>,
+    }
+
+    fn world() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(LocalStorage::new(dir.path()));
+        storage.create_bucket("temp").unwrap();
+        let clients = Clients {
+            storage: storage.clone(),
+            github: None,
+            cdn: None,
+            mailer: None,
+            webhook: crate::webhook::Webhook::new(reqwest::Client::new()),
+        };
+        World {
+            _dir: dir,
+            storage,
+            clients,
+            calls: Arc::default(),
+            failing: Arc::default(),
+        }
+    }
+
+    fn report() -> UploadReport {
+        let mut file = FileReport::new("X01/2024-05-02/t/a.csv");
+        file.details.etag = Some("\"e1\"".into());
+        UploadReport {
+            gss: "X01".into(),
+            council_name: "Somewhere".into(),
+            timestamp: "t".into(),
+            election_date: "2024-05-02".into(),
+            github_issue: String::new(),
+            file_set: vec![file],
+        }
+    }
+
+    /// issue; copy; report (after copy and issue); cdn (after report); webhook (after nothing).
+    fn plan(w: &World) -> Plan {
+        let step = |id: &'static str, output: &'static str, after: &[&'static str]| Step {
+            id: id.to_owned(),
+            effect: Arc::new(Fake {
+                id,
+                calls: w.calls.clone(),
+                failing: w.failing.clone(),
+                output,
+            }),
+            disposition: Disposition::Do,
+            waits_for: after
+                .iter()
+                .map(|a| Wait {
+                    step: a.to_string(),
+                    because: "it waits",
+                })
+                .collect(),
+        };
+        Plan {
+            prefix: "X01/2024-05-02/t".into(),
+            valid: true,
+            steps: vec![
+                step("issue", "https://github.example/o/r/issues/1", &[]),
+                step("copy", "copied", &[]),
+                step("report", "written", &["copy", "issue"]),
+                step("cdn", "invalidation I1", &["report"]),
+                step("webhook", "HTTP 200", &[]),
+            ],
+            names: Names::default(),
+        }
+    }
+
+    fn kinds(results: &[StepResult]) -> Vec<&'static str> {
+        results
+            .iter()
+            .map(|r| match r {
+                StepResult::Done(_) => "done",
+                StepResult::AlreadyDone(_) => "earlier",
+                StepResult::Previewed(_) => "previewed",
+                StepResult::Skipped(_) => "skipped",
+                StepResult::NotAttempted(_) => "blocked",
+                StepResult::Failed(_) => "failed",
+            })
+            .collect()
+    }
+
+    const LEASE: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn a_failed_step_blocks_what_waits_for_it_and_nothing_else() {
+        let w = world();
+        w.failing.lock().unwrap().push("copy");
+        let results = execute(&plan(&w), &report(), &w.clients, None).await;
+        assert_eq!(
+            kinds(&results),
+            ["done", "failed", "blocked", "blocked", "done"]
+        );
+        assert_eq!(results[2], StepResult::NotAttempted("it waits".into()));
+        let StepResult::Failed(failure) = &results[1] else {
+            unreachable!()
+        };
+        assert_eq!(failure.kind, FailureKind::Transient);
+        assert_eq!(failure.target, "target of copy");
+        assert_eq!(*w.calls.lock().unwrap(), ["issue", "copy", "webhook"]);
+    }
+
+    #[tokio::test]
+    async fn a_retry_does_only_what_is_left_and_finishes_the_graph() {
+        let w = world();
+        let plan = plan(&w);
+        w.failing.lock().unwrap().push("copy");
+        let mut ledger = Ledger::acquire(w.storage.as_ref(), "temp", &report(), "a", LEASE, LEASE)
+            .await
+            .unwrap();
+        execute(&plan, &report(), &w.clients, Some(&mut ledger)).await;
+        ledger.release().await.unwrap();
+        w.calls.lock().unwrap().clear();
+        w.failing.lock().unwrap().clear();
+
+        let mut ledger = Ledger::acquire(w.storage.as_ref(), "temp", &report(), "b", LEASE, LEASE)
+            .await
+            .unwrap();
+        let results = execute(&plan, &report(), &w.clients, Some(&mut ledger)).await;
+        assert_eq!(
+            kinds(&results),
+            ["earlier", "done", "done", "done", "earlier"]
+        );
+        assert_eq!(*w.calls.lock().unwrap(), ["copy", "report", "cdn"]);
+    }
+
+    #[tokio::test]
+    async fn an_earlier_output_that_cannot_be_trusted_is_done_again() {
+        let w = world();
+        let mut ledger = Ledger::acquire(w.storage.as_ref(), "temp", &report(), "a", LEASE, LEASE)
+            .await
+            .unwrap();
+        ledger
+            .mark_done("issue", "https://evil.example/phish")
+            .await
+            .unwrap();
+        ledger.mark_done("webhook", "HTTP 200").await.unwrap();
+        let results = execute(&plan(&w), &report(), &w.clients, Some(&mut ledger)).await;
+        assert_eq!(kinds(&results), ["done", "done", "done", "done", "earlier"]);
+        assert_eq!(*w.calls.lock().unwrap(), ["issue", "copy", "report", "cdn"]);
+        assert_eq!(
+            ledger.done("issue").unwrap().output,
+            "https://github.example/o/r/issues/1"
+        );
+    }
+
+    #[tokio::test]
+    async fn skipped_and_previewed_steps_are_not_performed() {
+        let w = world();
+        let mut plan = plan(&w);
+        plan.steps[0].disposition = Disposition::Skip("GITHUB_REPO not set".into());
+        plan.steps[4].disposition = Disposition::Preview("dry run".into());
+        let results = execute(&plan, &report(), &w.clients, None).await;
+        // A skipped step is not a failure: what waits for it goes ahead.
+        assert_eq!(
+            kinds(&results),
+            ["skipped", "done", "done", "done", "previewed"]
+        );
+        assert_eq!(*w.calls.lock().unwrap(), ["copy", "report", "cdn"]);
+    }
+}
