@@ -2,32 +2,36 @@
 //! on the verdict.
 //!
 //! Data flows one way: upload → file set → report → plan → execution. The modules follow it:
-//! [`event`] and [`upload`] (what arrived), [`storage`] (the buckets), [`checks`] and [`report`]
-//! (the verdict), [`plan`] (what to do, as data), [`execute`] (the only place effects happen),
-//! with [`pipeline`] tying them together for [`cli`] and [`lambda`].
+//! `event` and `upload` (what arrived), `fileset` (which objects are checked, which refused),
+//! [`storage`] (the buckets), `checks` and `report` (the verdict), `plan` (what to do, as a
+//! graph of steps), `effects` (one module per side effect) and `execute` (the only place they
+//! happen), with [`pipeline`] tying them together for [`cli`] and [`lambda`]. See
+//! `docs/architecture.md`.
+//!
+//! The public API is what the binary and the tests use; the rest is crate-private.
 
-pub mod cdn;
+pub(crate) mod cdn;
 pub mod checks;
 pub mod cli;
-pub mod councils;
-pub mod effects;
+pub(crate) mod councils;
+pub(crate) mod effects;
 pub mod event;
-pub mod execute;
-pub mod fileset;
-pub mod github;
+pub(crate) mod execute;
+pub(crate) mod fileset;
+pub(crate) mod github;
 pub mod http;
 pub mod lambda;
-pub mod ledger;
+pub(crate) mod ledger;
 pub mod logging;
-pub mod mail;
+pub(crate) mod mail;
 pub mod pipeline;
-pub mod plan;
-pub mod report;
-pub mod retry;
+pub(crate) mod plan;
+pub(crate) mod report;
+pub(crate) mod retry;
 pub mod settings;
 pub mod storage;
 pub mod telemetry;
-pub mod templates;
+pub(crate) mod templates;
 pub mod text;
-pub mod upload;
-pub mod webhook;
+pub(crate) mod upload;
+pub(crate) mod webhook;

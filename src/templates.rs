@@ -2,7 +2,7 @@
 //! they can be changed without reading Rust. They are embedded at build time.
 //!
 //! Every value a template shows is escaped for where the text goes, by the template's extension,
-//! in one place ([`format_value`]): `.md` (GitHub) as markdown that cannot open a heading, a link,
+//! in one place (`format_value`): `.md` (GitHub) as markdown that cannot open a heading, a link,
 //! a mention or code, `.txt` (email) as plain text with no line breaks inside a value. A template
 //! cannot forget to: there is no unescaped output but a key shown with the `code` filter, a code
 //! span its text cannot close.
