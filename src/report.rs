@@ -236,7 +236,7 @@ impl UploadReport {
 
     /// The upload's prefix, `{council_id}/{election_date}/{timestamp}`, as the keys have it.
     pub fn prefix(&self) -> String {
-        format!("{}/{}/{}", self.gss, self.election_date, self.timestamp)
+        crate::upload::prefix(&self.gss, &self.election_date, &self.timestamp)
     }
 
     /// The EMS of the upload, as the issue names it: the first file's that is known.

@@ -439,11 +439,23 @@ pub fn process_env() -> Vec<(String, String)> {
 }
 
 /// Reads the settings: `file` (or [`DEFAULT_SETTINGS_FILE`] when it exists), then `env` on top.
+/// Three steps, each listing every problem it finds: the sources, their raw values, then the
+/// validated settings (with one configuration per effect).
 pub fn load(
     file: Option<&Path>,
     env: &[(String, String)],
     context: Context,
 ) -> Result<Settings, SettingsError> {
+    let (figment, problems) = sources(file, env)?;
+    let raw = raw_values(&figment, problems)?;
+    validate(raw, env, context)
+}
+
+/// The settings file and the environment, merged (the environment wins).
+fn sources(
+    file: Option<&Path>,
+    env: &[(String, String)],
+) -> Result<(Figment, Vec<String>), SettingsError> {
     let mut figment = Figment::new();
     let mut problems = Vec::new();
     let file = match file {
@@ -471,7 +483,17 @@ pub fn load(
         .filter(|(k, _)| NAMES.contains(&k.as_str()))
         .cloned()
         .collect();
-    let figment = figment.merge(RawEnv { vars });
+    Ok((figment.merge(RawEnv { vars }), problems))
+}
+
+/// Every known setting's value as text, trimmed, with where it came from; empty means unset.
+struct Raw {
+    values: BTreeMap<String, String>,
+    sources: BTreeMap<String, String>,
+    problems: Vec<String>,
+}
+
+fn raw_values(figment: &Figment, mut problems: Vec<String>) -> Result<Raw, SettingsError> {
     let raw: BTreeMap<String, Value> = match figment.extract() {
         Ok(map) => map,
         Err(e) => {
@@ -505,7 +527,7 @@ pub fn load(
             problems.push(format!(
                 "{} in {} is not a known setting{hint}",
                 text::escape_control(&text::truncate_chars(key, MAX_SHOWN_CHARS)),
-                source_of(&figment, key)
+                source_of(figment, key)
             ));
             continue;
         }
@@ -513,57 +535,38 @@ pub fn load(
             Some(text) if text.trim().is_empty() => {}
             Some(text) => {
                 values.insert(key.clone(), text.trim().to_owned());
-                sources.insert(key.clone(), source_of(&figment, key));
+                sources.insert(key.clone(), source_of(figment, key));
             }
             None => problems.push(format!(
                 "{key} in {} must be text, a number or true/false",
-                source_of(&figment, key)
+                source_of(figment, key)
             )),
         }
     }
-    // The AWS SDK reads these from the environment itself; they count as "AWS settings".
-    let aws_configured = ["AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ACCESS_KEY_ID"]
-        .iter()
-        .any(|name| {
-            values.contains_key(*name) || env.iter().any(|(k, v)| k == name && !v.is_empty())
-        });
+    Ok(Raw {
+        values,
+        sources,
+        problems,
+    })
+}
 
+/// The settings, validated, from their raw values.
+fn validate(
+    raw: Raw,
+    env: &[(String, String)],
+    context: Context,
+) -> Result<Settings, SettingsError> {
+    let Raw {
+        values,
+        sources,
+        problems,
+    } = raw;
     let take = |name: &str| values.get(name).cloned();
     let mut check = Checker {
         problems,
         sources: &sources,
     };
-
-    let storage = match (take("LOCAL_BUCKETS_DIR"), context) {
-        (Some(dir), _) => StorageMode::Local(PathBuf::from(dir)),
-        (None, Context::Lambda) => StorageMode::S3,
-        (None, Context::Cli) if aws_configured => StorageMode::S3,
-        (None, Context::Cli) => StorageMode::Local(PathBuf::from(DEFAULT_LOCAL_BUCKETS_DIR)),
-    };
-    let local = matches!(storage, StorageMode::Local(_));
-    let bucket = |check: &mut Checker, name: &str, local_default: &str| -> String {
-        match take(name) {
-            Some(b) => {
-                check.bucket_name(name, &b);
-                b
-            }
-            None if local => local_default.to_owned(),
-            None => {
-                check.problems.push(format!(
-                    "{name} is not set: it is required when the buckets are in S3"
-                ));
-                String::new()
-            }
-        }
-    };
-    let temp_bucket = bucket(&mut check, "TEMP_BUCKET_NAME", DEFAULT_LOCAL_TEMP_BUCKET);
-    let final_bucket = bucket(&mut check, "FINAL_BUCKET_NAME", DEFAULT_LOCAL_FINAL_BUCKET);
-    if !temp_bucket.is_empty() && temp_bucket == final_bucket {
-        check.problems.push(format!(
-            "TEMP_BUCKET_NAME and FINAL_BUCKET_NAME are both {}: they must differ",
-            quoted(&temp_bucket)
-        ));
-    }
+    let (storage, temp_bucket, final_bucket) = buckets(&take, &mut check, env, context);
 
     let sentry_dsn = take("SENTRY_DSN").and_then(|dsn| check.sentry_dsn(&dsn));
 
@@ -691,6 +694,53 @@ pub fn load(
         council_name_timeout_seconds,
         sources,
     })
+}
+
+/// Where the buckets are, and their names: folders for a local run unless AWS settings are
+/// present, S3 in Lambda mode.
+fn buckets(
+    take: &impl Fn(&str) -> Option<String>,
+    check: &mut Checker<'_>,
+    env: &[(String, String)],
+    context: Context,
+) -> (StorageMode, String, String) {
+    // The AWS SDK reads these from the environment itself; they count as "AWS settings".
+    let aws_configured = ["AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ACCESS_KEY_ID"]
+        .iter()
+        .any(|name| take(name).is_some() || env.iter().any(|(k, v)| k == name && !v.is_empty()));
+
+    let storage = match (take("LOCAL_BUCKETS_DIR"), context) {
+        (Some(dir), _) => StorageMode::Local(PathBuf::from(dir)),
+        (None, Context::Lambda) => StorageMode::S3,
+        (None, Context::Cli) if aws_configured => StorageMode::S3,
+        (None, Context::Cli) => StorageMode::Local(PathBuf::from(DEFAULT_LOCAL_BUCKETS_DIR)),
+    };
+    let local = matches!(storage, StorageMode::Local(_));
+    let bucket = |check: &mut Checker<'_>, name: &str, local_default: &str| -> String {
+        match take(name) {
+            Some(b) => {
+                check.bucket_name(name, &b);
+                b
+            }
+            None if local => local_default.to_owned(),
+            None => {
+                check.problems.push(format!(
+                    "{name} is not set: it is required when the buckets are in S3"
+                ));
+                String::new()
+            }
+        }
+    };
+    let temp_bucket = bucket(check, "TEMP_BUCKET_NAME", DEFAULT_LOCAL_TEMP_BUCKET);
+    let final_bucket = bucket(check, "FINAL_BUCKET_NAME", DEFAULT_LOCAL_FINAL_BUCKET);
+    if !temp_bucket.is_empty() && temp_bucket == final_bucket {
+        check.problems.push(format!(
+            "TEMP_BUCKET_NAME and FINAL_BUCKET_NAME are both {}: they must differ",
+            quoted(&temp_bucket)
+        ));
+    }
+
+    (storage, temp_bucket, final_bucket)
 }
 
 /// Each effect's configuration, validated: on when its settings are all there, off (naming the

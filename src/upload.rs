@@ -16,6 +16,12 @@ pub struct Upload {
     pub prefix: String,
 }
 
+/// An upload's prefix: `{council_id}/{election_date}/{timestamp}`, without a trailing slash. The
+/// one definition: keys, reports and records all use it.
+pub fn prefix(council_id: &str, election_date: &str, timestamp: &str) -> String {
+    format!("{council_id}/{election_date}/{timestamp}")
+}
+
 /// A key of the upload and the file name it ends with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadKey {
@@ -129,7 +135,7 @@ impl UploadKey {
                 council_id: council_id.to_owned(),
                 election_date,
                 timestamp: timestamp.to_owned(),
-                prefix: format!("{council_id}/{date}/{timestamp}"),
+                prefix: prefix(council_id, date, timestamp),
             },
             key: key.to_owned(),
             file_name: file_name.to_owned(),

@@ -23,7 +23,8 @@ pub struct CdnConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalidate {
-    pub distribution_id: String,
+    /// Absent when CloudFront is not configured (the step is then skipped).
+    pub distribution_id: Option<DistributionId>,
     pub paths: Vec<String>,
     pub caller_reference: String,
 }
@@ -45,11 +46,7 @@ pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
             .collect(),
     };
     let effect = Invalidate {
-        distribution_id: s
-            .cdn
-            .get()
-            .map(|c| c.distribution_id.to_string())
-            .unwrap_or_default(),
+        distribution_id: s.cdn.get().map(|c| c.distribution_id.clone()),
         paths,
         caller_reference: format!("wdiv-s3-trigger-{}", p.content_id),
     };
@@ -65,29 +62,27 @@ impl Effect for Invalidate {
     }
 
     fn target(&self, _: &Names) -> String {
-        let id = if self.distribution_id.is_empty() {
-            "(not set)"
-        } else {
-            &self.distribution_id
-        };
+        let id = self
+            .distribution_id
+            .as_ref()
+            .map_or("(not set)", DistributionId::as_str);
         format!("distribution {id}: {}", self.paths.join(" "))
     }
 
     fn data(&self) -> serde_json::Value {
         json!({
-            "distribution_id": self.distribution_id, "paths": self.paths,
+            "distribution_id": self.distribution_id.as_ref().map(DistributionId::as_str), "paths": self.paths,
             "caller_reference": self.caller_reference,
         })
     }
 
     async fn perform(&self, run: &Run<'_>) -> Result<String, EffectError> {
-        let cdn = run
-            .clients
-            .cdn
-            .as_ref()
-            .ok_or_else(|| not_configured("CloudFront"))?;
+        let (Some(cdn), Some(distribution)) = (run.clients.cdn.as_ref(), &self.distribution_id)
+        else {
+            return Err(not_configured("CloudFront"));
+        };
         let id = cdn
-            .invalidate(&self.distribution_id, &self.paths, &self.caller_reference)
+            .invalidate(distribution.as_str(), &self.paths, &self.caller_reference)
             .await
             .map_err(|e| {
                 let kind = match &e {

@@ -32,8 +32,8 @@ pub enum EmailKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendEmail {
     pub kind: EmailKind,
-    pub from: String,
-    pub to: String,
+    /// Sender and recipient; absent when the recipient is not configured (then skipped).
+    pub mail: Option<MailConfig>,
     pub subject: String,
     pub body: String,
 }
@@ -62,8 +62,7 @@ pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
     };
     let email = SendEmail {
         kind,
-        from: config.get().map(|c| c.from.to_string()).unwrap_or_default(),
-        to: config.get().map(|c| c.to.to_string()).unwrap_or_default(),
+        mail: config.get().cloned(),
         subject: render_line(subject, &p.context),
         body: bounded_email(render(body, &p.context)),
     };
@@ -80,29 +79,31 @@ impl Effect for SendEmail {
     }
 
     fn target(&self, _: &Names) -> String {
-        let to = if self.to.is_empty() {
-            "(not set)"
-        } else {
-            &self.to
-        };
+        let to = self.mail.as_ref().map_or("(not set)", |m| m.to.as_str());
         format!("to {to}: {:?}", self.subject)
     }
 
     fn data(&self) -> serde_json::Value {
         json!({
-            "kind": self.kind, "from": self.from, "to": self.to, "subject": self.subject,
+            "kind": self.kind,
+            "from": self.mail.as_ref().map(|m| m.from.as_str()),
+            "to": self.mail.as_ref().map(|m| m.to.as_str()),
+            "subject": self.subject,
             "body": self.body,
         })
     }
 
     async fn perform(&self, run: &Run<'_>) -> Result<String, EffectError> {
-        let mailer = run
-            .clients
-            .mailer
-            .as_ref()
-            .ok_or_else(|| not_configured("SES"))?;
+        let (Some(mailer), Some(mail)) = (run.clients.mailer.as_ref(), &self.mail) else {
+            return Err(not_configured("SES"));
+        };
         let id = mailer
-            .send(&self.from, &self.to, &self.subject, &self.body)
+            .send(
+                mail.from.as_str(),
+                mail.to.as_str(),
+                &self.subject,
+                &self.body,
+            )
             .await
             .map_err(|e| {
                 let kind = match &e {

@@ -21,7 +21,8 @@ pub struct GitHubConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenIssue {
-    pub repo: String,
+    /// Absent when GitHub is not configured (the step is then skipped).
+    pub repo: Option<RepoName>,
     pub title: String,
     pub labels: Vec<String>,
     pub body: String,
@@ -41,11 +42,7 @@ pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
     );
     let skip = p.unless_valid().or_else(|| s.github.why_off());
     let effect = OpenIssue {
-        repo: s
-            .github
-            .get()
-            .map(|g| g.repo.to_string())
-            .unwrap_or_default(),
+        repo: s.github.get().map(|g| g.repo.clone()),
         title,
         labels: ISSUE_LABELS.iter().map(|l| l.to_string()).collect(),
         body: render("issue_body.md", &p.context),
@@ -62,17 +59,13 @@ impl Effect for OpenIssue {
     }
 
     fn target(&self, _: &Names) -> String {
-        let repo = if self.repo.is_empty() {
-            "(not set)"
-        } else {
-            &self.repo
-        };
+        let repo = self.repo.as_ref().map_or("(not set)", RepoName::as_str);
         format!("{repo}: {:?} [{}]", self.title, self.labels.join(", "))
     }
 
     fn data(&self) -> serde_json::Value {
         json!({
-            "repo": self.repo, "title": self.title, "labels": self.labels, "body": self.body,
+            "repo": self.repo.as_ref().map(RepoName::as_str), "title": self.title, "labels": self.labels, "body": self.body,
             "comment": self.comment, "marker": self.marker,
         })
     }
@@ -116,6 +109,8 @@ impl Effect for OpenIssue {
                 output = crate::text::escape_control(&crate::text::truncate_chars(output, 200)),
                 "not an issue of {}; not used",
                 self.repo
+                    .as_ref()
+                    .map_or("the repository", RepoName::as_str)
             );
         }
         trusted

@@ -106,10 +106,7 @@ pub struct Names {
 
 impl Names {
     pub fn object(&self, bucket: &str, key: &str) -> String {
-        match &self.local_root {
-            Some(root) => root.join(bucket).join(key).display().to_string(),
-            None => format!("s3://{bucket}/{key}"),
-        }
+        crate::storage::object_name(self.local_root.as_deref(), bucket, key)
     }
 }
 

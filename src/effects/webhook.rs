@@ -16,16 +16,14 @@ pub struct WebhookConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostWebhook {
-    pub url: String,
-    /// Sent in the `Authorization` header; never shown.
-    pub token: Option<Secret>,
+    /// The URL and the token sent in the `Authorization` header (never shown); absent when the
+    /// webhook is not configured (then skipped).
+    pub config: Option<WebhookConfig>,
 }
 
 pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
-    let config = p.settings.webhook.get();
     let post = PostWebhook {
-        url: config.map(|c| c.url.to_string()).unwrap_or_default(),
-        token: config.map(|c| c.token.clone()),
+        config: p.settings.webhook.get().cloned(),
     };
     vec![Planned::new(post, p.settings.webhook.why_off())]
 }
@@ -37,28 +35,28 @@ impl Effect for PostWebhook {
     }
 
     fn target(&self, _: &Names) -> String {
-        if self.url.is_empty() {
-            return "(no URL)".into();
+        match &self.config {
+            None => "(no URL)".into(),
+            Some(c) => format!(
+                "POST {} (Authorization: Token ****)",
+                crate::http::redact_url(c.url.as_str())
+            ),
         }
-        format!(
-            "POST {} (Authorization: Token ****)",
-            crate::http::redact_url(&self.url)
-        )
     }
 
     fn data(&self) -> serde_json::Value {
-        json!({"url": crate::http::redact_url(&self.url)})
+        json!({"url": self.config.as_ref().map(|c| crate::http::redact_url(c.url.as_str()))})
     }
 
     async fn perform(&self, run: &Run<'_>) -> Result<String, EffectError> {
-        let token = self
-            .token
+        let config = self
+            .config
             .as_ref()
-            .ok_or_else(|| super::not_configured("WDIV_API_KEY"))?;
+            .ok_or_else(|| super::not_configured("the webhook"))?;
         let status = run
             .clients
             .webhook
-            .post(&self.url, token, &run.report)
+            .post(config.url.as_str(), &config.token, &run.report)
             .await?;
         Ok(format!("HTTP {status}"))
     }

@@ -710,7 +710,7 @@ impl Body for FileBody {
 #[async_trait]
 impl Storage for LocalStorage {
     fn location(&self, bucket: &str, key: &str) -> String {
-        self.root.join(bucket).join(key).display().to_string()
+        super::object_name(Some(&self.root), bucket, key)
     }
 
     async fn list(

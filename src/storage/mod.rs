@@ -17,6 +17,15 @@ pub use local::LocalStorage;
 pub use overlay::{staged_etag, Overlay};
 pub use s3::{s3_client, sdk_config, S3Storage};
 
+/// How an object is named for people: `s3://bucket/key`, or its path under `local_root` when the
+/// buckets are folders. The one definition: storage messages and plan previews both use it.
+pub fn object_name(local_root: Option<&std::path::Path>, bucket: &str, key: &str) -> String {
+    match local_root {
+        Some(root) => root.join(bucket).join(key).display().to_string(),
+        None => format!("s3://{bucket}/{key}"),
+    }
+}
+
 /// What a listing or a read says about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {

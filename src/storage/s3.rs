@@ -164,7 +164,7 @@ impl Body for S3Body {
 #[async_trait]
 impl Storage for S3Storage {
     fn location(&self, bucket: &str, key: &str) -> String {
-        format!("s3://{bucket}/{key}")
+        super::object_name(None, bucket, key)
     }
 
     async fn list(
