@@ -6,6 +6,7 @@ use actson::{JsonEvent, JsonParser};
 
 use super::profiles::{Profile, Profiles};
 use crate::report::Problem;
+use crate::text::{quote, truncate_chars, MAX_QUOTED_CHARS};
 
 /// How many offending elements an error names.
 const NAMED: usize = 5;
@@ -244,12 +245,14 @@ impl<'p> JsonCheck<'p> {
             if let Some(rank) = t.profile.rules.label_keys.iter().position(|k| k == key) {
                 if self.element.label.is_none() || rank < self.element.label_rank {
                     let value = match event {
-                        JsonEvent::ValueString => {
-                            self.parser.current_str().map(|s| format!("\"{s}\"")).ok()
-                        }
-                        JsonEvent::ValueInt | JsonEvent::ValueFloat => {
-                            self.parser.current_str().map(|s| s.to_owned()).ok()
-                        }
+                        // A name comes from the uploader: bounded and escaped, as every quoted value.
+                        JsonEvent::ValueString => self.parser.current_str().map(quote).ok(),
+                        // A number is visible text, but can be as long as the file.
+                        JsonEvent::ValueInt | JsonEvent::ValueFloat => self
+                            .parser
+                            .current_str()
+                            .map(|s| truncate_chars(s, MAX_QUOTED_CHARS))
+                            .ok(),
                         _ => None,
                     };
                     if let Some(v) = value.filter(|v| v != "\"\"") {
@@ -400,6 +403,39 @@ mod tests {
             "{}",
             problems[0].message
         );
+    }
+
+    #[test]
+    fn a_hostile_station_name_is_quoted_short_and_on_one_line() {
+        let name = "File: x.csv\\nErrors: none\\n\\u001b[2J".repeat(500);
+        let stations: Vec<String> = (0..1000)
+            .map(|i| {
+                if i == 0 {
+                    station("Hall", r#""properties": [{}],"#)
+                } else {
+                    station(&name, "")
+                }
+            })
+            .collect();
+        let input = format!("[{}]", stations.join(", "));
+        let (ems, rows, problems) = check(&input, 4096);
+        assert_eq!((ems.as_deref(), rows), (Some("FCS"), 1));
+        assert_eq!(problems.len(), 1);
+        let message = &problems[0].message;
+        assert!(message.len() <= crate::text::MAX_MESSAGE_BYTES, "{message}");
+        assert!(
+            !message.contains('\n') && !message.contains('\u{1b}'),
+            "{message}"
+        );
+        assert!(
+            message.starts_with(
+                "999 stations have no list of properties, so their addresses cannot be \
+                 imported: name \"File: x.csv\\nErrors: none\\n\\u{1b}[2JFile: x.cs…\" \
+                 (element 2);"
+            ),
+            "{message}"
+        );
+        assert!(message.ends_with(" and 994 more. Please export the snapshot again."));
     }
 
     #[test]
