@@ -179,14 +179,17 @@ fn open_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, CliError> {
                 }
                 return Ok(Input::Stdin);
             }
+            // The name may come with the file (a download): shown escaped, as in the table.
             let read_err = |source| CliError::Read {
-                path: key.clone(),
+                path: crate::text::escape_control(&key),
                 source,
             };
             let file = File::open(path).map_err(read_err)?;
             let meta = file.metadata().map_err(read_err)?;
             if meta.is_dir() {
-                return Err(CliError::IsDirectory { path: key });
+                return Err(CliError::IsDirectory {
+                    path: crate::text::escape_control(&key),
+                });
             }
             Ok(Input::File {
                 key,
@@ -216,7 +219,7 @@ pub fn check(args: &CheckArgs) -> Result<u8, CliError> {
                         progress.inc(n)
                     })
                     .map_err(|source| CliError::Read {
-                        path: key.clone(),
+                        path: crate::text::escape_control(&key),
                         source,
                     })?;
                 progress.finish_and_clear();
@@ -272,7 +275,7 @@ fn progress_bar(name: &str, len: Option<u64>) -> indicatif::ProgressBar {
                 .expect("a valid template"),
         ),
     };
-    bar.set_message(format!("checking {name}"));
+    bar.set_message(format!("checking {}", crate::text::escape_control(name)));
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     bar
 }
@@ -283,6 +286,7 @@ pub fn write_summary(out: &mut impl Write, verdict: &UploadVerdict) -> std::io::
 }
 
 fn write_files(out: &mut impl Write, file_set: &[FileReport]) -> std::io::Result<()> {
+    use crate::text::escape_control;
     use console::style;
     for file in file_set {
         let status = if file.csv_valid() {
@@ -290,18 +294,20 @@ fn write_files(out: &mut impl Write, file_set: &[FileReport]) -> std::io::Result
         } else {
             style("FAIL").red().bold()
         };
-        writeln!(out, "{status}  {}", style(&file.key).bold())?;
+        // Every string below came from the upload (its name, its cells) or depends on it: none
+        // may reach the terminal with a control character in it (`ESC[2J`, a forged "PASS").
+        writeln!(out, "{status}  {}", style(escape_control(&file.key)).bold())?;
         let field = |out: &mut dyn Write, name: &str, value: &str| {
             writeln!(out, "      {:<9} {value}", style(name).dim())
         };
-        field(out, "EMS", &file.ems)?;
-        field(out, "Rows", &rows_text(file))?;
+        field(out, "EMS", &escape_control(&file.ems))?;
+        field(out, "Rows", &escape_control(&rows_text(file)))?;
         let encoding = if file.csv_encoding.is_empty() {
             "-"
         } else {
             &file.csv_encoding
         };
-        field(out, "Encoding", encoding)?;
+        field(out, "Encoding", &escape_control(encoding))?;
         for (label, problems, colour) in [
             (
                 "Errors",
@@ -316,7 +322,7 @@ fn write_files(out: &mut impl Write, file_set: &[FileReport]) -> std::io::Result
         ] {
             for (i, p) in problems.iter().enumerate() {
                 let name = if i == 0 { label } else { "" };
-                let text = format!("{} {}", style("•").fg(colour), p.message);
+                let text = format!("{} {}", style("•").fg(colour), message_text(&p.message));
                 field(out, name, &text)?;
             }
         }
@@ -338,6 +344,18 @@ fn write_files(out: &mut impl Write, file_set: &[FileReport]) -> std::io::Result
             style("✘").red(),
             total - failed
         )
+    }
+}
+
+/// A message as the terminal shows it. Messages are made one line, with hidden characters
+/// escaped, when they are made ([`crate::report::Problem::error`]); escaping them again would
+/// double the backslashes of those escapes, so only a hidden character that still got in is
+/// escaped here.
+fn message_text(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.chars().any(crate::text::is_hidden) {
+        crate::text::escape_control(message).into()
+    } else {
+        message.into()
     }
 }
 

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::text;
+
 /// How bad a problem is: errors fail the file, warnings never do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -28,16 +30,21 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// An error. The message leaves the program (the wire's `errors`, the staff email, the
+    /// terminal), so it is bounded here, once for every check: one line, at most
+    /// [`text::MAX_MESSAGE_BYTES`]. Values quoted inside it are bounded where they are quoted
+    /// ([`text::quote`]).
     pub fn error(code: &str, message: impl Into<String>) -> Self {
         Problem {
-            code: code.to_owned(),
+            code: text::bounded_label(code, MAX_CODE_CHARS),
             severity: Severity::Error,
             row: None,
             column: None,
-            message: message.into(),
+            message: text::bounded_line(&message.into()),
         }
     }
 
+    /// A warning, bounded as [`Problem::error`].
     pub fn warning(code: &str, message: impl Into<String>) -> Self {
         Problem {
             severity: Severity::Warning,
@@ -50,9 +57,143 @@ impl Problem {
         self
     }
 
+    /// The column the problem is in, by its header name (from the file: bounded as a quoted value).
     pub fn in_column(mut self, column: impl Into<String>) -> Self {
-        self.column = Some(column.into());
+        self.column = Some(text::bounded_label(&column.into(), text::MAX_QUOTED_CHARS));
         self
+    }
+
+    /// The same problem with every text bounded as the constructors bound it: for a problem that
+    /// did not come from them (read back from a `report.json`, which is untrusted).
+    fn bounded(self) -> Self {
+        Problem {
+            code: text::bounded_label(&self.code, MAX_CODE_CHARS),
+            column: self
+                .column
+                .map(|c| text::bounded_label(&c, text::MAX_QUOTED_CHARS)),
+            message: text::bounded_line(&self.message),
+            ..self
+        }
+    }
+
+    /// How many problems a summary (`and N more errors`) stands for, or `None` for any other problem.
+    fn summarised(&self) -> Option<u64> {
+        let code = match self.severity {
+            Severity::Error => MORE_ERRORS,
+            Severity::Warning => MORE_WARNINGS,
+        };
+        if self.code != code {
+            return None;
+        }
+        let n = self
+            .message
+            .strip_prefix("and ")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok());
+        Some(n.unwrap_or(1))
+    }
+}
+
+/// The most errors a file's report lists; the rest are counted in one last error.
+pub const MAX_ERRORS: usize = 50;
+/// The most warnings a file's report lists; the rest are counted in one last warning.
+pub const MAX_WARNINGS: usize = 50;
+/// The longest problem code (ours are short; one read back may not be).
+const MAX_CODE_CHARS: usize = 64;
+/// The codes of the last error and warning that count the ones left out.
+pub const MORE_ERRORS: &str = "more-errors";
+pub const MORE_WARNINGS: &str = "more-warnings";
+
+/// The problems of one file, bounded as they are found: the first [`MAX_ERRORS`] errors and
+/// [`MAX_WARNINGS`] warnings are kept, the others only counted, so a file with millions of bad
+/// rows costs no more memory than one with fifty. [`Problems::into_vec`] ends the list with
+/// `and N more errors` (an error, so an overflowing file still fails and the wire's `errors` says
+/// so) and `and N more warnings`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Problems {
+    kept: Vec<Problem>,
+    errors: usize,
+    warnings: usize,
+    more_errors: u64,
+    more_warnings: u64,
+}
+
+impl Problems {
+    pub fn new() -> Self {
+        Problems::default()
+    }
+
+    /// Keeps the problem, or counts it when its severity is full. A summary (`and N more …`, as
+    /// [`Problems::into_vec`] writes it) adds its count.
+    pub fn push(&mut self, problem: Problem) {
+        if let Some(n) = problem.summarised() {
+            match problem.severity {
+                Severity::Error => self.more_errors = self.more_errors.saturating_add(n),
+                Severity::Warning => self.more_warnings = self.more_warnings.saturating_add(n),
+            }
+            return;
+        }
+        let (kept, max, more) = match problem.severity {
+            Severity::Error => (&mut self.errors, MAX_ERRORS, &mut self.more_errors),
+            Severity::Warning => (&mut self.warnings, MAX_WARNINGS, &mut self.more_warnings),
+        };
+        if *kept < max {
+            *kept += 1;
+            self.kept.push(problem);
+        } else {
+            *more = more.saturating_add(1);
+        }
+    }
+
+    /// Adds the problems another collector gathered (a part of the check).
+    pub fn append(&mut self, other: Problems) {
+        self.extend(other.kept);
+        self.more_errors = self.more_errors.saturating_add(other.more_errors);
+        self.more_warnings = self.more_warnings.saturating_add(other.more_warnings);
+    }
+
+    /// Whether any error was found, kept or counted: the file fails.
+    pub fn has_errors(&self) -> bool {
+        self.errors > 0 || self.more_errors > 0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty() && self.more_errors == 0 && self.more_warnings == 0
+    }
+
+    /// The list a report holds: the kept problems in the order found, then the counts of the rest.
+    pub fn into_vec(self) -> Vec<Problem> {
+        let mut list = self.kept;
+        if self.more_errors > 0 {
+            let n = self.more_errors;
+            let what = if n == 1 { "error" } else { "errors" };
+            list.push(Problem::error(MORE_ERRORS, format!("and {n} more {what}")));
+        }
+        if self.more_warnings > 0 {
+            let n = self.more_warnings;
+            let what = if n == 1 { "warning" } else { "warnings" };
+            list.push(Problem::warning(
+                MORE_WARNINGS,
+                format!("and {n} more {what}"),
+            ));
+        }
+        list
+    }
+}
+
+impl Extend<Problem> for Problems {
+    fn extend<I: IntoIterator<Item = Problem>>(&mut self, problems: I) {
+        for problem in problems {
+            self.push(problem);
+        }
+    }
+}
+
+impl FromIterator<Problem> for Problems {
+    fn from_iter<I: IntoIterator<Item = Problem>>(problems: I) -> Self {
+        let mut bounded = Problems::new();
+        bounded.extend(problems);
+        bounded
     }
 }
 
@@ -157,9 +298,10 @@ impl From<FileReport> for WireFileReport {
 
 impl From<WireFileReport> for FileReport {
     /// Reads a report back (for example an earlier `report.json`). A report written by the original
-    /// program has no `problems`; its `errors` text becomes one problem per line.
+    /// program has no `problems`; its `errors` text becomes one problem per line. A report read
+    /// back is untrusted: its problems are bounded again, as the checks bound theirs.
     fn from(wire: WireFileReport) -> Self {
-        let problems = if wire.problems.is_empty() {
+        let problems: Problems = if wire.problems.is_empty() {
             let errors = wire
                 .errors
                 .lines()
@@ -168,14 +310,14 @@ impl From<WireFileReport> for FileReport {
             let warnings = wire.warnings.iter().map(|w| Problem::warning("legacy", w));
             errors.chain(warnings).collect()
         } else {
-            wire.problems
+            wire.problems.into_iter().map(Problem::bounded).collect()
         };
         FileReport {
             key: wire.key,
             csv_rows: wire.csv_rows,
             csv_encoding: wire.csv_encoding,
             ems: wire.ems,
-            problems,
+            problems: problems.into_vec(),
             details: wire.details,
         }
     }
@@ -294,6 +436,110 @@ mod tests {
         report
             .problems
             .push(Problem::warning("w", "careful").in_column("PostCode"));
+        let back: FileReport =
+            serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+        assert_eq!(back, report);
+    }
+
+    #[test]
+    fn messages_are_one_bounded_line_whoever_makes_them() {
+        let forged = format!("{}\nFile: x.csv\nErrors: none", "n".repeat(10_000));
+        for p in [
+            Problem::error("c", forged.as_str()),
+            Problem::warning("c", forged.as_str()).in_column(forged.as_str()),
+        ] {
+            assert!(
+                p.message.len() <= text::MAX_MESSAGE_BYTES,
+                "{}",
+                p.message.len()
+            );
+            assert!(!p.message.contains('\n'));
+            assert!(p.column.as_deref().is_none_or(|c| c.chars().count() <= 40));
+        }
+        // A message already bounded is left alone: quoted escapes are not doubled.
+        let quoted = format!("name {}", text::quote("a\\b\n"));
+        assert_eq!(Problem::error("c", quoted.as_str()).message, quoted);
+    }
+
+    #[test]
+    fn fifty_errors_and_fifty_warnings_then_a_count() {
+        let mut problems = Problems::new();
+        for i in 0..1_000_000u64 {
+            problems.push(Problem::error("e", format!("error {i}")));
+            if i < 60 {
+                problems.push(Problem::warning("w", format!("warning {i}")));
+            }
+        }
+        assert!(problems.has_errors());
+        let mut report = FileReport::new("k");
+        report.problems = problems.into_vec();
+        assert_eq!(report.problems.len(), 102);
+        assert!(!report.csv_valid());
+        let errors = report.errors_text();
+        let lines: Vec<&str> = errors.lines().collect();
+        assert_eq!(lines.len(), MAX_ERRORS + 1);
+        assert_eq!(lines[49], "error 49");
+        assert_eq!(lines[50], "and 999950 more errors");
+        let warnings: Vec<&str> = report.warnings().map(|w| w.message.as_str()).collect();
+        assert_eq!(warnings.len(), MAX_WARNINGS + 1);
+        assert_eq!(warnings[50], "and 10 more warnings");
+        // Bounding again (one more error, then a read back) keeps the count right.
+        let mut again: Problems = report.problems.clone().into_iter().collect();
+        again.push(Problem::error("missing-files", "Expected 2 files, found 1"));
+        let again = again.into_vec();
+        assert_eq!(again.len(), 102);
+        assert_eq!(again[100].message, "and 999951 more errors");
+        let one: Problems = [Problem::error("a", "x"), Problem::error("b", "y")]
+            .into_iter()
+            .chain((0..MAX_ERRORS).map(|_| Problem::error("c", "z")))
+            .collect();
+        assert_eq!(one.into_vec()[50].message, "and 2 more errors");
+    }
+
+    #[test]
+    fn an_overflow_of_warnings_alone_passes() {
+        let problems: Problems = (0..80)
+            .map(|i| Problem::warning("w", format!("{i}")))
+            .collect();
+        assert!(!problems.has_errors());
+        let mut report = FileReport::new("k");
+        report.problems = problems.into_vec();
+        assert!(report.csv_valid());
+        assert_eq!(report.errors_text(), "");
+        assert_eq!(
+            report.warnings().last().unwrap().message,
+            "and 30 more warnings"
+        );
+    }
+
+    #[test]
+    fn a_report_read_back_is_bounded_again() {
+        let long = "x\nFile: forged\n".repeat(1000);
+        let problems: Vec<serde_json::Value> = (0..500)
+            .map(|i| {
+                serde_json::json!({"code": long, "severity": "error", "column": long,
+                "message": format!("{i} {long}")})
+            })
+            .collect();
+        let wire = serde_json::json!({"key": "k", "csv_valid": false, "csv_rows": 1,
+            "csv_encoding": "utf-8", "ems": "FCS", "errors": "", "problems": problems});
+        let report: FileReport = serde_json::from_value(wire).unwrap();
+        assert_eq!(report.problems.len(), MAX_ERRORS + 1);
+        for p in &report.problems {
+            assert!(p.message.len() <= text::MAX_MESSAGE_BYTES && !p.message.contains('\n'));
+            assert!(p.code.chars().count() <= 64 && !p.code.contains('\n'));
+            assert!(p.column.as_deref().is_none_or(|c| c.chars().count() <= 40));
+        }
+        assert_eq!(report.problems[50].message, "and 450 more errors");
+        let legacy = serde_json::json!({"key": "k", "csv_valid": false, "csv_rows": 1,
+            "csv_encoding": "utf-8", "ems": "x", "errors": long.repeat(10),
+            "warnings": [long]});
+        let report: FileReport = serde_json::from_value(legacy).unwrap();
+        assert_eq!(report.errors().count(), MAX_ERRORS + 1);
+        assert!(report
+            .warnings()
+            .all(|w| w.message.len() <= text::MAX_MESSAGE_BYTES));
+        // What we write reads back the same.
         let back: FileReport =
             serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
         assert_eq!(back, report);

@@ -3,7 +3,8 @@
 use super::profiles::{Profile, Profiles};
 use super::records::{Capture, Flow, RecordEvent, RecordWalker};
 use super::rules::{Date, RowRules};
-use crate::report::Problem;
+use crate::report::{Problem, Problems};
+use crate::text::quote;
 
 /// How much of the file's start is kept to find the header line for delimiter sniffing.
 const MAX_SNIFF: usize = 64 * 1024;
@@ -32,7 +33,8 @@ pub struct Findings {
     pub ems: Option<String>,
     pub delimiter: Option<u8>,
     pub columns: Option<usize>,
-    pub problems: Vec<Problem>,
+    /// Bounded as they are found: a file with a million bad rows keeps fifty.
+    pub problems: Problems,
 }
 
 pub struct DelimitedCheck<'p> {
@@ -53,7 +55,7 @@ struct Walk<'p> {
     rules: RowRules,
     rows: u64,
     long_rows: LongRows,
-    problems: Vec<Problem>,
+    problems: Problems,
 }
 
 impl<'p> DelimitedCheck<'p> {
@@ -76,7 +78,7 @@ impl<'p> DelimitedCheck<'p> {
                 rules: RowRules::default(),
                 rows: 0,
                 long_rows: LongRows::default(),
-                problems: Vec::new(),
+                problems: Problems::new(),
             },
         }
     }
@@ -127,7 +129,9 @@ impl<'p> DelimitedCheck<'p> {
                     ems: None,
                     delimiter: None,
                     columns: None,
-                    problems: vec![Problem::error("empty", "File is empty")],
+                    problems: [Problem::error("empty", "File is empty")]
+                        .into_iter()
+                        .collect(),
                 };
             }
             self.start_walk(&head);
@@ -279,35 +283,42 @@ impl<'p> Walk<'p> {
                 "unknown-ems",
                 format!(
                     "We could not tell which EMS produced this file from its header (first column \
-                     '{first}'). It passes these checks, but staff will import it by hand; if it \
+                     {}). It passes these checks, but staff will import it by hand; if it \
                      came from Idox Eros, Xpress or Democracy Counts, upload the export exactly as \
-                     the system produced it."
+                     the system produced it.",
+                    quote(first)
                 ),
             ));
         }
+        // Each name with the columns it heads, in the order names first appear; a map finds a
+        // name again, so a header of a million columns is one pass, not a million squared.
         let mut seen: Vec<(&str, Vec<usize>)> = Vec::new();
+        let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for (i, name) in self.header.iter().enumerate() {
             let name = name.trim();
-            match seen.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, cols)) => cols.push(i + 1),
-                None => seen.push((name, vec![i + 1])),
+            match index.get(name) {
+                Some(&at) => seen[at].1.push(i + 1),
+                None => {
+                    index.insert(name, seen.len());
+                    seen.push((name, vec![i + 1]));
+                }
             }
         }
         for (name, cols) in seen.into_iter().filter(|(_, c)| c.len() > 1) {
-            let shown = if name.is_empty() { "(blank)" } else { name };
-            let positions: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
+            let name = if name.is_empty() { "(blank)" } else { name };
+            let shown = quote(name);
+            let positions = list_positions(&cols);
             self.problems.push(
                 Problem::warning(
                     "duplicate-column",
                     format!(
-                        "Duplicate column name '{shown}' appears {} times in the header (columns \
-                         {}); only one of them may be imported.",
+                        "Duplicate column name {shown} appears {} times in the header (columns \
+                         {positions}); only one of them may be imported.",
                         cols.len(),
-                        positions.join(", ")
                     ),
                 )
                 .at_row(1)
-                .in_column(shown),
+                .in_column(name),
             );
         }
         self.problems
@@ -329,6 +340,17 @@ impl<'p> Walk<'p> {
             );
         }
     }
+}
+
+/// Column positions as a message lists them: the first few, then how many more.
+fn list_positions(cols: &[usize]) -> String {
+    const LISTED: usize = 10;
+    let listed: Vec<String> = cols.iter().take(LISTED).map(|c| c.to_string()).collect();
+    let mut text = listed.join(", ");
+    if cols.len() > LISTED {
+        text.push_str(&format!(" and {} more", cols.len() - LISTED));
+    }
+    text
 }
 
 /// The delimiter of the header line: the more frequent of comma and tab outside quotes, or none
@@ -375,11 +397,13 @@ mod tests {
         c.finish()
     }
 
-    fn messages(f: &Findings) -> Vec<&str> {
+    fn messages(f: &Findings) -> Vec<String> {
         f.problems
-            .iter()
+            .clone()
+            .into_vec()
+            .into_iter()
             .filter(|p| p.severity == crate::report::Severity::Error)
-            .map(|p| p.message.as_str())
+            .map(|p| p.message)
             .collect()
     }
 
@@ -438,7 +462,8 @@ mod tests {
             5,
             b',',
         );
-        let codes: Vec<&str> = f.problems.iter().map(|p| p.code.as_str()).collect();
+        let problems = f.problems.clone().into_vec();
+        let codes: Vec<&str> = problems.iter().map(|p| p.code.as_str()).collect();
         assert_eq!(
             codes,
             vec![
@@ -448,10 +473,54 @@ mod tests {
                 "long-rows"
             ]
         );
-        assert!(f
-            .problems
+        assert!(problems
             .iter()
             .all(|p| p.severity == crate::report::Severity::Warning));
+    }
+
+    #[test]
+    fn header_names_are_quoted_and_duplicates_bounded() {
+        // 300 names each twice, the first with a line break and an escape sequence in it.
+        let mut header = String::from("\"ev\nil\u{1b}[2J\",\"ev\nil\u{1b}[2J\"");
+        for i in 0..300 {
+            header.push_str(&format!(",c{i},c{i}"));
+        }
+        header.push_str(",x\n");
+        let f = check(header.as_bytes(), 100, b',');
+        let problems = f.problems.into_vec();
+        let warnings: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            warnings.len(),
+            crate::report::MAX_WARNINGS + 1,
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[0].starts_with(
+                "We could not tell which EMS produced this file from its header (first column \
+                 \"ev\\nil\\u{1b}[2J\")."
+            ),
+            "{}",
+            warnings[0]
+        );
+        assert!(
+            warnings[1].starts_with(
+                "Duplicate column name \"ev\\nil\\u{1b}[2J\" appears 2 times in the header \
+                 (columns 1, 2)"
+            ),
+            "{}",
+            warnings[1]
+        );
+        assert_eq!(problems[1].column.as_deref(), Some("ev\\nil\\u{1b}[2J"));
+        assert_eq!(warnings[50], "and 252 more warnings");
+        let f = check(b"a,b,a,a,a,a,a,a,a,a,a,a,a,a\n", 100, b',');
+        let problems = f.problems.into_vec();
+        assert!(
+            problems[1]
+                .message
+                .contains("appears 13 times in the header (columns 1, 3, 4, 5, 6, 7, 8, 9, 10, 11 and 3 more)"),
+            "{}",
+            problems[1].message
+        );
     }
 
     #[test]

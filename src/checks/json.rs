@@ -6,9 +6,155 @@ use actson::{JsonEvent, JsonParser};
 
 use super::profiles::{Profile, Profiles};
 use crate::report::Problem;
+use crate::text::{quote, truncate_chars, MAX_QUOTED_CHARS};
 
 /// How many offending elements an error names.
 const NAMED: usize = 5;
+
+/// The most bytes of one JSON string the parser is given; the rest is checked here and skipped.
+/// Far more than any key a profile names and than the start of a name a message quotes.
+const MAX_STRING_BYTES: usize = 64 * 1024;
+
+/// What to do with the next bytes of the input, as [`LongStrings::next`] says.
+#[derive(Debug, PartialEq, Eq)]
+enum Piece {
+    /// Give them to the parser.
+    Parse,
+    /// Give the parser these bytes, held back from earlier (an escape that turned out invalid),
+    /// before the input that follows. No input is used.
+    Held(Vec<u8>),
+    /// Skip them: the inside of a long string, valid JSON string content. An escape still
+    /// incomplete at their end is held, and counted as skipped until it is given back.
+    Skip,
+}
+
+/// The parser (actson) keeps every string whole in memory, and a JSON file can be one 150 MB
+/// string, or a million 10 KB names. This reads the bytes ahead of the parser, knows where
+/// strings are, and past the first `max` bytes of a string skips what is valid inside a string
+/// (visible bytes, escapes such as `\n` and `\u00e9`). Anything else there (the closing quote, a
+/// control character, a broken escape) goes to the parser, so it still ends the string or reports
+/// the error, at the same place. A string's start is kept, so a name is shown as before; the
+/// pairing of `\u` surrogates is not checked past the first `max` bytes of a string.
+#[derive(Debug)]
+struct LongStrings {
+    max: usize,
+    in_string: bool,
+    /// Bytes of the current string so far (as written, escapes included).
+    len: usize,
+    /// Given to the parser: just after a backslash, and `\u` hex digits still to come.
+    after_backslash: bool,
+    hex_left: u8,
+    /// Skipping the rest of the current string.
+    skipping: bool,
+    /// While skipping, an escape not yet complete, held until it proves valid.
+    held: Vec<u8>,
+}
+
+impl LongStrings {
+    fn new(max: usize) -> Self {
+        LongStrings {
+            max,
+            in_string: false,
+            len: 0,
+            after_backslash: false,
+            hex_left: 0,
+            skipping: false,
+            held: Vec::with_capacity(6),
+        }
+    }
+
+    /// What to do with the start of `input`, and how many of its bytes that covers (none when
+    /// the state changed before the first byte: the next call goes on from there).
+    fn next(&mut self, input: &[u8]) -> (Piece, usize) {
+        if self.skipping {
+            return self.skip(input);
+        }
+        if !self.in_string {
+            // Outside strings only a quote matters: it opens one.
+            return match memchr::memchr(b'"', input) {
+                Some(i) => {
+                    self.in_string = true;
+                    self.len = 0;
+                    (Piece::Parse, i + 1)
+                }
+                None => (Piece::Parse, input.len()),
+            };
+        }
+        let mut i = 0;
+        while i < input.len() {
+            let b = input[i];
+            if self.after_backslash {
+                self.after_backslash = false;
+                self.hex_left = if b == b'u' { 4 } else { 0 };
+            } else if self.hex_left > 0 {
+                self.hex_left -= 1;
+            } else if b == b'"' {
+                self.in_string = false;
+                return (Piece::Parse, i + 1);
+            } else if self.len >= self.max && b & 0xC0 != 0x80 && b >= 0x20 {
+                // Past the limit, at the start of a character: skip from here.
+                self.skipping = true;
+                return (Piece::Parse, i);
+            } else if b == b'\\' {
+                self.after_backslash = true;
+            }
+            self.len += 1;
+            i += 1;
+        }
+        (Piece::Parse, input.len())
+    }
+
+    fn skip(&mut self, input: &[u8]) -> (Piece, usize) {
+        let mut i = 0;
+        while i < input.len() {
+            let b = input[i];
+            match self.held.first() {
+                None if b == b'\\' => self.held.push(b),
+                None if b == b'"' || b < 0x20 => {
+                    // The end of the string, or an error for the parser to report: skip what
+                    // came before, and the parser reads from here on.
+                    self.skipping = false;
+                    return (Piece::Skip, i);
+                }
+                None => {}
+                Some(_) if self.held.len() == 1 => {
+                    if b == b'u' {
+                        self.held.push(b);
+                    } else if matches!(b, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') {
+                        self.held.clear();
+                    } else {
+                        return self.give_back_held(i, 0);
+                    }
+                }
+                Some(_) => {
+                    if !b.is_ascii_hexdigit() {
+                        let left = 6 - self.held.len() as u8;
+                        return self.give_back_held(i, left);
+                    }
+                    self.held.push(b);
+                    if self.held.len() == 6 {
+                        self.held.clear();
+                    }
+                }
+            }
+            i += 1;
+        }
+        (Piece::Skip, input.len())
+    }
+
+    /// A broken escape at `i`: skip what came before it, then give the parser the escape's start,
+    /// so that it reports the error itself, where it is.
+    fn give_back_held(&mut self, i: usize, hex_left: u8) -> (Piece, usize) {
+        if i > 0 {
+            // Skip first; the held bytes come back on the next call, at `i`.
+            return (Piece::Skip, i);
+        }
+        self.skipping = false;
+        self.after_backslash = self.held.len() == 1;
+        self.hex_left = hex_left;
+        (Piece::Held(std::mem::take(&mut self.held)), 0)
+    }
+}
 
 /// Per JSON profile: its row count and the elements lacking the row list, gathered for every
 /// profile until the first element says which one (if any) the file is.
@@ -46,7 +192,10 @@ pub struct JsonCheck<'p> {
     tallies: Vec<Tally<'p>>,
     depth: usize,
     top_is_list: bool,
+    /// The keys of the first element that some profile requires (each once).
     first_keys: Vec<String>,
+    /// The longest key any profile names: longer keys are never copied.
+    longest_key: usize,
     element: Element,
     bytes: u64,
     /// Newlines before the current chunk, and where the last line began, to place an error.
@@ -54,10 +203,31 @@ pub struct JsonCheck<'p> {
     line_start: u64,
     error: Option<Problem>,
     ended: bool,
+    /// Long strings are cut before the parser, which would otherwise hold each string whole.
+    strings: LongStrings,
+    /// Bytes of long strings the parser was not given, to place an error in the file.
+    skipped: u64,
 }
 
 impl<'p> JsonCheck<'p> {
     pub fn new(profiles: &'p Profiles) -> Self {
+        Self::with_max_string(profiles, MAX_STRING_BYTES)
+    }
+
+    /// A check that gives the parser at most `max_string` bytes of each string.
+    fn with_max_string(profiles: &'p Profiles, max_string: usize) -> Self {
+        let longest_key = profiles
+            .json_profiles()
+            .flat_map(|p| {
+                p.detect
+                    .required_keys
+                    .iter()
+                    .chain(&p.rules.label_keys)
+                    .chain(&p.rules.row_list)
+            })
+            .map(String::len)
+            .max()
+            .unwrap_or(0);
         JsonCheck {
             parser: JsonParser::new(PushJsonFeeder::new()),
             tallies: profiles
@@ -72,12 +242,15 @@ impl<'p> JsonCheck<'p> {
             depth: 0,
             top_is_list: false,
             first_keys: Vec::new(),
+            longest_key,
             element: Element::default(),
             bytes: 0,
             lines: 0,
             line_start: 0,
             error: None,
             ended: false,
+            strings: LongStrings::new(max_string),
+            skipped: 0,
         }
     }
 
@@ -89,29 +262,50 @@ impl<'p> JsonCheck<'p> {
         if self.error.is_some() {
             return;
         }
+        let mut at = 0;
+        while at < chunk.len() {
+            let (piece, used) = self.strings.next(&chunk[at..]);
+            let parsed = match piece {
+                Piece::Parse => self.parse(&chunk[at..at + used]),
+                Piece::Held(held) => {
+                    // They were counted as skipped when they were read.
+                    self.skipped -= held.len() as u64;
+                    self.parse(&held)
+                }
+                Piece::Skip => {
+                    self.skipped += used as u64;
+                    Ok(())
+                }
+            };
+            if let Err(e) = parsed {
+                self.fail(&e, chunk);
+                return;
+            }
+            at += used;
+        }
+        self.count_lines(chunk);
+    }
+
+    /// Gives bytes to the parser and handles every event they complete.
+    fn parse(&mut self, bytes: &[u8]) -> Result<(), actson::parser::ParserError> {
         let mut pushed = 0;
         loop {
-            match self.parser.next_event() {
-                Ok(Some(JsonEvent::NeedMoreInput)) => {
-                    if pushed == chunk.len() {
-                        break;
+            match self.parser.next_event()? {
+                Some(JsonEvent::NeedMoreInput) => {
+                    if pushed == bytes.len() {
+                        return Ok(());
                     }
-                    pushed += self.parser.feeder.push_bytes(&chunk[pushed..]);
+                    pushed += self.parser.feeder.push_bytes(&bytes[pushed..]);
                 }
-                Ok(Some(event)) => self.on_event(event),
-                Ok(None) => {
+                Some(event) => self.on_event(event),
+                None => {
                     self.ended = true;
-                    if pushed == chunk.len() {
-                        break;
+                    if pushed == bytes.len() {
+                        return Ok(());
                     }
-                }
-                Err(e) => {
-                    self.fail(&e, chunk);
-                    return;
                 }
             }
         }
-        self.count_lines(chunk);
     }
 
     fn count_lines(&mut self, chunk: &[u8]) {
@@ -124,7 +318,8 @@ impl<'p> JsonCheck<'p> {
 
     /// Places a parse error at a line and column, as people count them.
     fn fail(&mut self, error: &actson::parser::ParserError, chunk: &[u8]) {
-        let at = self.parser.parsed_bytes() as u64;
+        // Where the parser is in the file: what it read, and what was skipped before that.
+        let at = self.parser.parsed_bytes() as u64 + self.skipped;
         let within = at.saturating_sub(self.bytes).min(chunk.len() as u64) as usize;
         let (mut line, mut line_start) = (self.lines + 1, self.line_start);
         for nl in memchr::memchr_iter(b'\n', &chunk[..within.saturating_sub(1)]) {
@@ -167,11 +362,23 @@ impl<'p> JsonCheck<'p> {
             }
             JsonEvent::FieldName => {
                 if depth == 2 && self.top_is_list {
-                    let name = self.parser.current_str().unwrap_or_default().to_owned();
-                    if self.element.index == 0 {
-                        self.first_keys.push(name.clone());
+                    let name = self.parser.current_str().unwrap_or_default();
+                    // Only keys a profile names are kept: an element of a million keys, or one
+                    // key as long as the file, costs nothing. The longest key a profile names
+                    // bounds what is worth copying.
+                    let key = (name.len() <= self.longest_key).then(|| name.to_owned());
+                    if let Some(k) = &key {
+                        if self.element.index == 0
+                            && !self.first_keys.contains(k)
+                            && self
+                                .tallies
+                                .iter()
+                                .any(|t| t.profile.detect.required_keys.contains(k))
+                        {
+                            self.first_keys.push(k.clone());
+                        }
                     }
-                    self.element.key = Some(name);
+                    self.element.key = key;
                 }
             }
             JsonEvent::ValueString
@@ -244,12 +451,14 @@ impl<'p> JsonCheck<'p> {
             if let Some(rank) = t.profile.rules.label_keys.iter().position(|k| k == key) {
                 if self.element.label.is_none() || rank < self.element.label_rank {
                     let value = match event {
-                        JsonEvent::ValueString => {
-                            self.parser.current_str().map(|s| format!("\"{s}\"")).ok()
-                        }
-                        JsonEvent::ValueInt | JsonEvent::ValueFloat => {
-                            self.parser.current_str().map(|s| s.to_owned()).ok()
-                        }
+                        // A name comes from the uploader: bounded and escaped, as every quoted value.
+                        JsonEvent::ValueString => self.parser.current_str().map(quote).ok(),
+                        // A number is visible text, but can be as long as the file.
+                        JsonEvent::ValueInt | JsonEvent::ValueFloat => self
+                            .parser
+                            .current_str()
+                            .map(|s| truncate_chars(s, MAX_QUOTED_CHARS))
+                            .ok(),
                         _ => None,
                     };
                     if let Some(v) = value.filter(|v| v != "\"\"") {
@@ -349,6 +558,7 @@ impl<'p> JsonCheck<'p> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn station(name: &str, properties: &str) -> String {
         format!(
@@ -400,6 +610,144 @@ mod tests {
             "{}",
             problems[0].message
         );
+    }
+
+    #[test]
+    fn a_hostile_station_name_is_quoted_short_and_on_one_line() {
+        let name = "File: x.csv\\nErrors: none\\n\\u001b[2J".repeat(500);
+        let stations: Vec<String> = (0..1000)
+            .map(|i| {
+                if i == 0 {
+                    station("Hall", r#""properties": [{}],"#)
+                } else {
+                    station(&name, "")
+                }
+            })
+            .collect();
+        let input = format!("[{}]", stations.join(", "));
+        let (ems, rows, problems) = check(&input, 4096);
+        assert_eq!((ems.as_deref(), rows), (Some("FCS"), 1));
+        assert_eq!(problems.len(), 1);
+        let message = &problems[0].message;
+        assert!(message.len() <= crate::text::MAX_MESSAGE_BYTES, "{message}");
+        assert!(
+            !message.contains('\n') && !message.contains('\u{1b}'),
+            "{message}"
+        );
+        assert!(
+            message.starts_with(
+                "999 stations have no list of properties, so their addresses cannot be \
+                 imported: name \"File: x.csv\\nErrors: none\\n\\u{1b}[2JFile: x.cs…\" \
+                 (element 2);"
+            ),
+            "{message}"
+        );
+        assert!(message.ends_with(" and 994 more. Please export the snapshot again."));
+    }
+
+    /// Checks `input` giving the parser at most `max_string` bytes of a string.
+    fn check_cut(
+        input: &[u8],
+        chunk: usize,
+        max_string: usize,
+    ) -> (Option<String>, u64, Vec<Problem>) {
+        let mut c = JsonCheck::with_max_string(Profiles::embedded(), max_string);
+        for piece in input.chunks(chunk) {
+            c.feed(piece);
+        }
+        c.finish()
+    }
+
+    #[test]
+    fn long_strings_are_cut_with_the_same_verdict_and_error_places() {
+        let long = "é\\n\\u00e9\\\"\\\\\\/x ".repeat(2000);
+        let cases: Vec<String> = vec![
+            format!("[{}]", station(&long, r#""properties": [{"a": 1}],"#)),
+            format!("[\"{long}\", \"{long}\"]"),
+            format!("[\"{long}\\uD83D\\uDE00{long}\"]"),
+            format!("[\"{long}\u{1}{long}\"]"),
+            format!("[\n\"{long}\n{long}\"]"),
+            format!("[\"{long}\\x{long}\"]"),
+            format!("[\"{long}\\u12G4\"]"),
+            format!("[\"{long}\\u123\"]"),
+            format!("[\"{long}\\u12"),
+            format!("[\"{long}"),
+            format!("[\"{long}\" {long}]"),
+            format!("[\"{long}\"] \"x\""),
+        ];
+        for input in &cases {
+            let whole = check_cut(input.as_bytes(), 1 << 20, usize::MAX);
+            // A station's keys and the start of its name are read whole when the cut is far
+            // enough (as MAX_STRING_BYTES is); other strings can be cut anywhere.
+            let maxes: &[usize] = if input.starts_with("[{") {
+                &[200, 1000]
+            } else {
+                &[0, 5, 1000]
+            };
+            for chunk in [1, 7, 4096, 1 << 20] {
+                for &max in maxes {
+                    let cut = check_cut(input.as_bytes(), chunk, max);
+                    assert_eq!(
+                        (&cut.0, cut.1, &cut.2),
+                        (&whole.0, whole.1, &whole.2),
+                        "chunk {chunk}, max {max}, input {}",
+                        &input[..80]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_string_as_long_as_the_file_is_not_held() {
+        let mut c = JsonCheck::new(Profiles::embedded());
+        c.feed(b"[\"");
+        for _ in 0..100 {
+            c.feed(&[b'a'; 100_000]);
+        }
+        c.feed(b"\"]");
+        assert!(c.skipped >= 10_000_000 - MAX_STRING_BYTES as u64);
+        assert!(c.parser.current_str().unwrap().len() <= MAX_STRING_BYTES);
+        assert_eq!(c.finish(), (None, 0, vec![]));
+    }
+
+    fn token() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            4 => Just("a"),
+            1 => Just("é"),
+            1 => Just("\\n"),
+            1 => Just("\\u00e9"),
+            1 => Just("\\u00"),
+            1 => Just("\\\""),
+            1 => Just("\\"),
+            1 => Just("\""),
+            1 => Just("\n"),
+            1 => Just("\u{1}"),
+            1 => Just("u"),
+            1 => Just("0"),
+            1 => Just("G"),
+            1 => Just(", "),
+            1 => Just("]"),
+            1 => Just("["),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Whatever the bytes (but surrogates), cutting strings changes neither the verdict nor
+        /// where an error is reported.
+        #[test]
+        fn cutting_strings_changes_nothing_visible(
+            tokens in proptest::collection::vec(token(), 0..200),
+            chunk in prop_oneof![1usize..9, Just(1 << 20)],
+            max in 0usize..12,
+        ) {
+            let input = format!("[\"{}\"]", tokens.concat());
+            let whole = check_cut(input.as_bytes(), 1 << 20, usize::MAX);
+            let cut = check_cut(input.as_bytes(), chunk, max);
+            prop_assert_eq!(cut, whole, "{:?}", input);
+        }
     }
 
     #[test]

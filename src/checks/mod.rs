@@ -20,7 +20,7 @@ pub use profiles::Profiles;
 pub use records::Flow;
 pub use rules::Date;
 
-use crate::report::{FileReport, Problem, UploadVerdict};
+use crate::report::{FileReport, Problem, Problems, UploadVerdict};
 
 /// The EMS name for a file no profile recognises.
 pub const UNKNOWN_EMS: &str = "unknown";
@@ -306,18 +306,20 @@ impl<'p> FileChecker<'p> {
             report.problems = vec![problem];
             return report;
         }
+        // Every problem of the body goes through one bounded collector.
+        let mut problems = Problems::new();
         match self.body {
             Body::Head(_) => unreachable!("started above"),
-            Body::Refused(problem) => report.problems.push(problem),
+            Body::Refused(problem) => problems.push(problem),
             Body::Json { tracker, check } => {
-                let (ems, rows, problems) = check.finish();
+                let (ems, rows, found) = check.finish();
                 let encoding = tracker.finish();
                 report.csv_encoding = encoding.name().to_owned();
                 report.ems = ems.unwrap_or_else(|| UNKNOWN_EMS.to_owned());
                 report.csv_rows = rows;
-                report.problems.extend(problems);
-                if encoding != Encoding::Utf8 && report.csv_valid() {
-                    report.problems.push(json_not_utf8(encoding));
+                problems.extend(found);
+                if encoding != Encoding::Utf8 && !problems.has_errors() {
+                    problems.push(json_not_utf8(encoding));
                 }
             }
             Body::Delimited { text, mut check } => {
@@ -343,7 +345,7 @@ impl<'p> FileChecker<'p> {
                             );
                         }
                         if let Some(at) = malformed_at {
-                            report.problems.push(Problem::error(
+                            problems.push(Problem::error(
                                 "invalid-utf16",
                                 format!(
                                     "The file is {encoding} text but has invalid data near byte \
@@ -368,9 +370,10 @@ impl<'p> FileChecker<'p> {
                     }
                 });
                 report.details.columns = findings.columns.map(|c| c as u64);
-                report.problems.extend(findings.problems);
+                problems.append(findings.problems);
             }
         }
+        report.problems = problems.into_vec();
         report
     }
 
@@ -515,10 +518,13 @@ pub fn check_upload(mut file_set: Vec<FileReport>, profiles: &Profiles) -> Uploa
             .by_name(&file.ems)
             .map_or(1, |p| p.files_per_upload);
         if found < expected {
-            file.problems.push(Problem::error(
+            // Through the collector, so a file already at its limit of errors stays there.
+            let mut problems: Problems = std::mem::take(&mut file.problems).into_iter().collect();
+            problems.push(Problem::error(
                 "missing-files",
                 missing_files(expected, found),
             ));
+            file.problems = problems.into_vec();
         }
     }
     let all_valid = file_set.iter().all(FileReport::csv_valid);

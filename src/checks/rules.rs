@@ -2,6 +2,7 @@
 //! (an old export, garbled postcodes) but that the import can still cope with.
 
 use crate::report::Problem;
+use crate::text::quote;
 
 /// How many example rows a warning names.
 const EXAMPLES: usize = 5;
@@ -108,8 +109,11 @@ pub fn is_uk_postcode(value: &[u8]) -> bool {
 /// Counts the rows where a column's value breaks a rule, keeping the first few as examples.
 #[derive(Debug)]
 struct Tally {
+    /// The header's name for the column. Safe to show as it is: it equals one of the profile's
+    /// column names but for ASCII case (see [`RowRules::bind`]), so it is short and visible.
     column: String,
     count: u64,
+    /// The row and the value as a message quotes it ([`quote`]: bounded, hidden characters escaped).
     examples: Vec<(u64, String)>,
 }
 
@@ -125,15 +129,14 @@ impl Tally {
     fn add(&mut self, row: u64, value: &str) {
         self.count += 1;
         if self.examples.len() < EXAMPLES {
-            let shown: String = value.chars().take(40).collect();
-            self.examples.push((row, shown));
+            self.examples.push((row, quote(value)));
         }
     }
 
     fn examples(&self) -> String {
         self.examples
             .iter()
-            .map(|(row, v)| format!("row {row}: '{v}'"))
+            .map(|(row, v)| format!("row {row}: {v}"))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -346,7 +349,7 @@ mod tests {
         assert_eq!(warnings.len(), 2);
         assert!(
             warnings[0].message.starts_with(
-                "1 row has a malformed postcode in column Post_Code (first: row 3: 'HA8')"
+                "1 row has a malformed postcode in column Post_Code (first: row 3: \"HA8\")"
             ),
             "{}",
             warnings[0].message
