@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::http;
-use crate::settings::{Secret, Settings};
+use crate::settings::Settings;
+use crate::vocab::Secret;
 
 /// The most of the API's answer that is read: a council is a few hundred bytes.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;

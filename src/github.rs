@@ -8,7 +8,7 @@ use octocrab::{Octocrab, Page};
 use serde::{Deserialize, Serialize};
 
 use crate::retry::with_backoff;
-use crate::settings::Secret;
+use crate::vocab::Secret;
 
 /// The label staff filter import issues on.
 pub const IMPORT_LABEL: &str = "Data Import";

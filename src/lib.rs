@@ -34,4 +34,5 @@ pub mod telemetry;
 pub(crate) mod templates;
 pub mod text;
 pub(crate) mod upload;
+pub(crate) mod vocab;
 pub(crate) mod webhook;

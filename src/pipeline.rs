@@ -12,7 +12,7 @@ use crate::checks::{self, Begin, CheckOptions, FileChecker, Flow, Profiles};
 use crate::councils::CouncilNames;
 use aws_lambda_events::event::s3::S3Event;
 
-use crate::effects::Clients;
+use crate::effects::{self, email::EmailKind, Clients};
 use crate::event::{self, Created};
 use crate::execute::{self, StepResult};
 use crate::fileset::{self, Entry, Limits};
@@ -39,10 +39,11 @@ pub struct Services {
 impl Services {
     pub async fn new(settings: Settings) -> Result<Services, GitHubError> {
         let s = &settings;
-        let needs_aws = s.storage == StorageMode::S3
-            || s.cdn.get().is_some()
-            || s.failure_mail.get().is_some()
-            || s.success_mail.get().is_some();
+        let cdn = effects::cdn::config(s);
+        let mail = [EmailKind::Failure, EmailKind::Success]
+            .iter()
+            .any(|kind| effects::email::config(s, *kind).get().is_some());
+        let needs_aws = s.storage == StorageMode::S3 || cdn.get().is_some() || mail;
         let sdk = match needs_aws {
             true => Some(sdk_config(s).await),
             false => None,
@@ -52,7 +53,7 @@ impl Services {
             (StorageMode::S3, Some(sdk)) => Arc::new(S3Storage::new(sdk)),
             (StorageMode::S3, None) => unreachable!("S3 storage loads the AWS configuration"),
         };
-        let github = match s.github.get() {
+        let github = match effects::issue::config(s).get() {
             Some(g) => Some(GitHub::new(g.api_url.as_str(), &g.token, g.repo.as_str())?),
             None => None,
         };
@@ -60,8 +61,8 @@ impl Services {
         let clients = Clients {
             storage,
             github,
-            cdn: sdk.as_ref().filter(|_| s.cdn.get().is_some()).map(Cdn::new),
-            mailer: sdk.as_ref().map(Mailer::new),
+            cdn: sdk.as_ref().filter(|_| cdn.get().is_some()).map(Cdn::new),
+            mailer: sdk.as_ref().filter(|_| mail).map(Mailer::new),
             webhook: Webhook::new(http.clone()),
         };
         Ok(Services {

@@ -233,7 +233,7 @@ impl FileReport {
             key: key.into(),
             csv_rows: 0,
             csv_encoding: String::new(),
-            ems: crate::checks::UNKNOWN_EMS.to_owned(),
+            ems: crate::vocab::UNKNOWN_EMS.to_owned(),
             problems: Vec::new(),
             details: FileDetails::default(),
         }
@@ -323,8 +323,7 @@ impl From<WireFileReport> for FileReport {
     }
 }
 
-/// The problem code of the upload rule that waits for a partner file.
-pub const MISSING_FILES: &str = "missing-files";
+pub use crate::vocab::MISSING_FILES;
 
 /// Whether staff should hear of a failure among `files`: some error other than a missing
 /// partner file.
@@ -386,8 +385,8 @@ impl UploadReport {
         self.file_set
             .iter()
             .map(|f| f.ems.as_str())
-            .find(|e| *e != crate::checks::UNKNOWN_EMS)
-            .unwrap_or(crate::checks::UNKNOWN_EMS)
+            .find(|e| *e != crate::vocab::UNKNOWN_EMS)
+            .unwrap_or(crate::vocab::UNKNOWN_EMS)
     }
 }
 

@@ -18,6 +18,7 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 
 use crate::text;
+pub use crate::vocab::{DistributionId, EmailAddress, HttpUrl, RepoName, Secret};
 
 /// Every setting, by the name it has in the environment and in TOML files.
 pub const NAMES: &[&str] = &[
@@ -78,32 +79,6 @@ pub const DEFAULT_COUNCIL_NAME_TIMEOUT_SECONDS: u64 = 10;
 /// The settings file read when `--settings` is not given, if it exists.
 pub const DEFAULT_SETTINGS_FILE: &str = "settings/local.toml";
 
-/// A value that must never be shown: `Debug` and `Display` print a mask.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    /// The value itself, for the one place that sends it (a header, a client).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(****)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("****")
-    }
-}
-
 /// A Sentry DSN that parses, so that Sentry starts with it without panicking. A secret: its key
 /// lets anyone send events to the project, so `Debug` and `Display` print a mask.
 #[derive(Clone, PartialEq, Eq)]
@@ -146,12 +121,17 @@ pub struct Settings {
     pub storage: StorageMode,
     /// What this run does: everything, everything but the external effects, or nothing.
     pub mode: RunMode,
-    /// One optional configuration per effect: present when its settings are, else why not.
-    pub github: Optional<GitHubConfig>,
-    pub cdn: Optional<CdnConfig>,
-    pub failure_mail: Optional<MailConfig>,
-    pub success_mail: Optional<MailConfig>,
-    pub webhook: Optional<WebhookConfig>,
+    /// The effects' settings, validated; each effect module makes its one optional
+    /// configuration from them (`effects::issue::config` and so on).
+    pub github_repo: Option<RepoName>,
+    pub github_api_key: Option<Secret>,
+    pub github_api_url: HttpUrl,
+    pub cloudfront_distribution_id: Option<DistributionId>,
+    pub cloudfront_paths: CdnPaths,
+    pub email_from: EmailAddress,
+    pub error_report_email: Option<EmailAddress>,
+    pub success_report_email: Option<EmailAddress>,
+    pub wdiv_webhook_url: Option<HttpUrl>,
     pub sentry_dsn: Option<SentryDsn>,
     /// For council names (`{WDIV_API_URL}/councils/{id}.json`), with `WDIV_API_KEY` if set.
     pub wdiv_api_url: String,
@@ -205,100 +185,6 @@ impl RunMode {
     }
 }
 
-/// An effect's configuration, or why it is off (the plan's skip reason).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Optional<T> {
-    On(T),
-    /// Off, because this setting is missing.
-    Off {
-        missing: &'static str,
-    },
-}
-
-impl<T> Optional<T> {
-    pub fn get(&self) -> Option<&T> {
-        match self {
-            Optional::On(config) => Some(config),
-            Optional::Off { .. } => None,
-        }
-    }
-
-    /// Why it is off (`"GITHUB_REPO not set"`), or `None` when it is on.
-    pub fn why_off(&self) -> Option<String> {
-        match self {
-            Optional::On(_) => None,
-            Optional::Off { missing } => Some(format!("{missing} not set")),
-        }
-    }
-}
-
-/// Defines a validated text newtype: built only by the settings' checks.
-macro_rules! text_newtype {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq)]
-        pub struct $name(String);
-
-        impl $name {
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
-text_newtype!(
-    /// `owner/name` of a GitHub repository.
-    RepoName
-);
-text_newtype!(
-    /// An email address (`local@domain.tld`).
-    EmailAddress
-);
-text_newtype!(
-    /// A CloudFront distribution's id.
-    DistributionId
-);
-text_newtype!(
-    /// An http(s) URL with a host. Shown with its user-info and query masked.
-    HttpUrl
-);
-
-impl fmt::Debug for RepoName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0)
-    }
-}
-
-impl fmt::Debug for EmailAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0)
-    }
-}
-
-impl fmt::Debug for DistributionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0)
-    }
-}
-
-impl fmt::Debug for HttpUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", crate::http::redact_url(&self.0))
-    }
-}
-
-pub use crate::effects::cdn::CdnConfig;
-pub use crate::effects::email::MailConfig;
-pub use crate::effects::issue::GitHubConfig;
-pub use crate::effects::webhook::WebhookConfig;
-
 impl Settings {
     /// The command line's `--dry-run`: nothing is written, whatever `DRY_RUN` says.
     pub fn dry_run_requested(&mut self) {
@@ -316,18 +202,22 @@ impl Settings {
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Every field, named here so that a new one cannot be logged without a decision. The
-        // configurations' own `Debug` masks their secrets and URLs.
+        // Every field, named here so that a new one cannot be logged without a decision. Secrets
+        // and URLs mask themselves in their own `Debug`.
         let Settings {
             temp_bucket,
             final_bucket,
             storage,
             mode,
-            github,
-            cdn,
-            failure_mail,
-            success_mail,
-            webhook,
+            github_repo,
+            github_api_key,
+            github_api_url,
+            cloudfront_distribution_id,
+            cloudfront_paths,
+            email_from,
+            error_report_email,
+            success_report_email,
+            wdiv_webhook_url,
             sentry_dsn,
             wdiv_api_url,
             wdiv_api_key,
@@ -347,11 +237,15 @@ impl fmt::Debug for Settings {
             .field("final_bucket", final_bucket)
             .field("storage", storage)
             .field("mode", mode)
-            .field("github", github)
-            .field("cdn", cdn)
-            .field("failure_mail", failure_mail)
-            .field("success_mail", success_mail)
-            .field("webhook", webhook)
+            .field("github_repo", github_repo)
+            .field("github_api_key", github_api_key)
+            .field("github_api_url", github_api_url)
+            .field("cloudfront_distribution_id", cloudfront_distribution_id)
+            .field("cloudfront_paths", cloudfront_paths)
+            .field("email_from", email_from)
+            .field("error_report_email", error_report_email)
+            .field("success_report_email", success_report_email)
+            .field("wdiv_webhook_url", wdiv_webhook_url)
             .field("sentry_dsn", sentry_dsn)
             .field("wdiv_api_url", &url(wdiv_api_url))
             .field("wdiv_api_key", wdiv_api_key)
@@ -657,14 +551,7 @@ fn validate(
             .collect(),
     };
 
-    let configs = effect_configs(
-        &take,
-        &mut check,
-        &github_api_url,
-        &email_from,
-        cloudfront_paths,
-    );
-    let wdiv_api_key = take("WDIV_API_KEY").map(Secret);
+    let effects = effect_settings(&take, &mut check);
     if !check.problems.is_empty() {
         return Err(SettingsError {
             problems: check.problems,
@@ -676,14 +563,18 @@ fn validate(
         final_bucket,
         storage,
         mode,
-        github: configs.github,
-        cdn: configs.cdn,
-        failure_mail: configs.failure_mail,
-        success_mail: configs.success_mail,
-        webhook: configs.webhook,
+        github_repo: effects.github_repo,
+        github_api_key: effects.github_api_key,
+        github_api_url: HttpUrl::new(github_api_url),
+        cloudfront_distribution_id: effects.cloudfront_distribution_id,
+        cloudfront_paths,
+        email_from: EmailAddress::new(email_from),
+        error_report_email: effects.error_report_email,
+        success_report_email: effects.success_report_email,
+        wdiv_webhook_url: effects.wdiv_webhook_url,
         sentry_dsn,
         wdiv_api_url,
-        wdiv_api_key,
+        wdiv_api_key: effects.wdiv_api_key,
         server_environment: take("SERVER_ENVIRONMENT"),
         aws_region: take("AWS_REGION"),
         aws_endpoint_url,
@@ -743,91 +634,55 @@ fn buckets(
     (storage, temp_bucket, final_bucket)
 }
 
-/// Each effect's configuration, validated: on when its settings are all there, off (naming the
-/// first missing one) when not.
-struct EffectConfigs {
-    github: Optional<GitHubConfig>,
-    cdn: Optional<CdnConfig>,
-    failure_mail: Optional<MailConfig>,
-    success_mail: Optional<MailConfig>,
-    webhook: Optional<WebhookConfig>,
+/// The effects' settings, validated.
+struct EffectSettings {
+    github_repo: Option<RepoName>,
+    github_api_key: Option<Secret>,
+    cloudfront_distribution_id: Option<DistributionId>,
+    error_report_email: Option<EmailAddress>,
+    success_report_email: Option<EmailAddress>,
+    wdiv_webhook_url: Option<HttpUrl>,
+    wdiv_api_key: Option<Secret>,
 }
 
-fn effect_configs(
+fn effect_settings(
     take: &impl Fn(&str) -> Option<String>,
     check: &mut Checker<'_>,
-    github_api_url: &str,
-    email_from: &str,
-    cloudfront_paths: CdnPaths,
-) -> EffectConfigs {
-    let github_api_key = take("GITHUB_API_KEY").map(Secret);
-    if let Some(token) = &github_api_key {
-        check.token("GITHUB_API_KEY", token);
-    }
-    let wdiv_api_key = take("WDIV_API_KEY").map(Secret);
-    if let Some(token) = &wdiv_api_key {
-        check.token("WDIV_API_KEY", token);
-    }
+) -> EffectSettings {
+    let mut token = |name: &str| {
+        take(name).map(|token| {
+            let token = Secret::new(token);
+            check.token(name, &token);
+            token
+        })
+    };
+    let github_api_key = token("GITHUB_API_KEY");
+    let wdiv_api_key = token("WDIV_API_KEY");
     let github_repo = take("GITHUB_REPO").map(|repo| {
         let parts: Vec<&str> = repo.split('/').collect();
         if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
             check.invalid("GITHUB_REPO", &repo, "must be owner/name");
         }
-        RepoName(repo)
+        RepoName::new(repo)
     });
-    let webhook_url = take("WDIV_WEBHOOK_URL").map(|url| {
+    let wdiv_webhook_url = take("WDIV_WEBHOOK_URL").map(|url| {
         check.url("WDIV_WEBHOOK_URL", &url);
-        HttpUrl(url)
+        HttpUrl::new(url)
     });
     let mut email = |name: &'static str| {
         take(name).map(|address| {
             check.email(name, &address);
-            EmailAddress(address)
+            EmailAddress::new(address)
         })
     };
-    let errors_to = email("ERROR_REPORT_EMAIL");
-    let success_to = email("SUCCESS_REPORT_EMAIL");
-    let mail = |to: Option<EmailAddress>, missing| match to {
-        Some(to) => Optional::On(MailConfig {
-            from: EmailAddress(email_from.to_owned()),
-            to,
-        }),
-        None => Optional::Off { missing },
-    };
-    EffectConfigs {
-        github: match (github_repo, github_api_key) {
-            (Some(repo), Some(token)) => Optional::On(GitHubConfig {
-                api_url: HttpUrl(github_api_url.to_owned()),
-                repo,
-                token,
-            }),
-            (None, _) => Optional::Off {
-                missing: "GITHUB_REPO",
-            },
-            (_, None) => Optional::Off {
-                missing: "GITHUB_API_KEY",
-            },
-        },
-        cdn: match take("CLOUDFRONT_DISTRIBUTION_ID") {
-            Some(id) => Optional::On(CdnConfig {
-                distribution_id: DistributionId(id),
-                paths: cloudfront_paths,
-            }),
-            None => Optional::Off {
-                missing: "CLOUDFRONT_DISTRIBUTION_ID",
-            },
-        },
-        failure_mail: mail(errors_to, "ERROR_REPORT_EMAIL"),
-        success_mail: mail(success_to, "SUCCESS_REPORT_EMAIL"),
-        webhook: match (webhook_url, wdiv_api_key) {
-            (Some(url), Some(token)) => Optional::On(WebhookConfig { url, token }),
-            (None, _) => Optional::Off {
-                missing: "WDIV_WEBHOOK_URL",
-            },
-            (_, None) => Optional::Off {
-                missing: "WDIV_API_KEY",
-            },
-        },
+    EffectSettings {
+        github_repo,
+        github_api_key,
+        cloudfront_distribution_id: take("CLOUDFRONT_DISTRIBUTION_ID").map(DistributionId::new),
+        error_report_email: email("ERROR_REPORT_EMAIL"),
+        success_report_email: email("SUCCESS_REPORT_EMAIL"),
+        wdiv_webhook_url,
+        wdiv_api_key,
     }
 }
 
@@ -1064,12 +919,8 @@ mod tests {
         );
         assert_eq!(s.temp_bucket, DEFAULT_LOCAL_TEMP_BUCKET);
         assert_eq!(s.mode, RunMode::PreviewExternal);
-        assert_eq!(
-            s.failure_mail,
-            Optional::Off {
-                missing: "ERROR_REPORT_EMAIL"
-            }
-        );
+        assert_eq!(s.email_from.as_str(), DEFAULT_EMAIL_FROM);
+        assert_eq!(s.error_report_email, None);
         assert_eq!(s.size_floor_exempt_councils, vec!["IOS"]);
     }
 
@@ -1127,12 +978,7 @@ mod tests {
         assert_eq!(s.wdiv_api_key, None);
         assert_eq!(s.mode, RunMode::Live, "DRY_RUN = false");
         assert_eq!(s.size_floor_exempt_councils, vec!["IOS", "ABC"]);
-        assert_eq!(
-            s.github,
-            Optional::Off {
-                missing: "GITHUB_REPO"
-            }
-        );
+        assert_eq!(s.github_api_key.as_ref().unwrap().expose(), "0123");
         assert!(s.sources["FINAL_BUCKET_NAME"].contains("s.toml"));
     }
 
@@ -1341,7 +1187,7 @@ mod tests {
         .unwrap();
         // The values themselves are kept whole: the clients need them.
         assert_eq!(
-            s.webhook.get().map(|w| w.url.as_str()),
+            s.wdiv_webhook_url.as_ref().map(|u| u.as_str()),
             Some("https://user:hunter2@wdiv.example/hook?key=abc")
         );
         let debug = format!("{s:?}");
@@ -1349,7 +1195,7 @@ mod tests {
             assert!(!debug.contains(secret), "{secret} leaked: {debug}");
         }
         assert!(
-            debug.contains("url: \"https://****@wdiv.example/hook?****\""),
+            debug.contains("wdiv_webhook_url: Some(\"https://****@wdiv.example/hook?****\")"),
             "{debug}"
         );
     }
@@ -1490,9 +1336,7 @@ mod tests {
                         let _ = dsn.expose().envelope_api_url();
                         let _ = dsn.expose().to_auth(Some("wdiv-s3-trigger")).to_string();
                     }
-                    let github = settings.github.get().map(|g| &g.token);
-                    let webhook = settings.webhook.get().map(|w| &w.token);
-                    for token in [github, webhook, settings.wdiv_api_key.as_ref()]
+                    for token in [&settings.github_api_key, &settings.wdiv_api_key]
                         .into_iter()
                         .flatten()
                     {

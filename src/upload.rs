@@ -4,7 +4,7 @@
 //! before any work is done: a key is attacker-influenced text (it holds a council's file name),
 //! and it becomes paths in other buckets and on disk.
 
-use crate::checks::Date;
+use crate::vocab::Date;
 
 /// One upload: the prefix that all its files share.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::http::{self, HttpError};
 use crate::report::UploadReport;
-use crate::settings::Secret;
+use crate::vocab::Secret;
 
 /// The most a webhook body holds.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;

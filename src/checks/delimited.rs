@@ -2,9 +2,10 @@
 
 use super::profiles::{Profile, Profiles};
 use super::records::{Capture, Flow, RecordEvent, RecordWalker};
-use super::rules::{Date, RowRules};
+use super::rules::RowRules;
 use crate::report::{Problem, Problems};
 use crate::text::quote;
+use crate::vocab::Date;
 
 /// How much of the file's start is kept to find the header line for delimiter sniffing.
 const MAX_SNIFF: usize = 64 * 1024;

@@ -13,17 +13,15 @@ pub mod profiles;
 pub mod records;
 pub mod rules;
 
+pub use crate::vocab::{Date, UNKNOWN_EMS};
 use delimited::DelimitedCheck;
 use encoding::{EightBitTracker, Encoding};
 use json::JsonCheck;
 pub use profiles::Profiles;
 pub use records::Flow;
-pub use rules::Date;
 
 use crate::report::{FileReport, Problem, Problems, UploadVerdict};
 
-/// The EMS name for a file no profile recognises.
-pub const UNKNOWN_EMS: &str = "unknown";
 /// Smallest file the original accepted, in bytes.
 pub const MIN_BYTES: u64 = 1024;
 /// Largest file the original accepted, in bytes.

@@ -3,84 +3,10 @@
 
 use crate::report::Problem;
 use crate::text::quote;
+use crate::vocab::Date;
 
 /// How many example rows a warning names.
 const EXAMPLES: usize = 5;
-
-/// A calendar date, as the upload's key and the Xpress DC `ElectionDate` column carry it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Date {
-    pub year: u16,
-    pub month: u8,
-    pub day: u8,
-}
-
-impl std::fmt::Display for Date {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
-    }
-}
-
-impl std::str::FromStr for Date {
-    type Err = String;
-
-    /// Strict `YYYY-MM-DD`, the form the upload's key uses.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("'{s}' is not a date of the form YYYY-MM-DD");
-        let parts: Vec<&str> = s.split('-').collect();
-        if parts.len() != 3 || parts[0].len() != 4 || parts[1].len() != 2 || parts[2].len() != 2 {
-            return Err(bad());
-        }
-        let date = Date {
-            year: parts[0].parse().map_err(|_| bad())?,
-            month: parts[1].parse().map_err(|_| bad())?,
-            day: parts[2].parse().map_err(|_| bad())?,
-        };
-        date.is_valid().then_some(date).ok_or_else(bad)
-    }
-}
-
-impl Date {
-    fn is_valid(&self) -> bool {
-        let leap = (self.year % 4 == 0 && self.year % 100 != 0) || self.year % 400 == 0;
-        let days = match self.month {
-            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-            4 | 6 | 9 | 11 => 30,
-            2 if leap => 29,
-            2 => 28,
-            _ => return false,
-        };
-        (1..=days).contains(&self.day)
-    }
-
-    /// Reads the date forms EMS exports use: `DD/MM/YYYY`, `DD-MM-YYYY`, `YYYY-MM-DD`, each maybe
-    /// followed by a time.
-    pub fn parse_loose(value: &str) -> Option<Date> {
-        let value = value.trim();
-        let date_part = value.split([' ', 'T']).next()?;
-        let parts: Vec<&str> = date_part.split(['/', '-', '.']).collect();
-        if parts.len() != 3 || parts.iter().any(|p| p.is_empty() || p.len() > 4) {
-            return None;
-        }
-        let nums: Vec<u16> = parts
-            .iter()
-            .map(|p| p.parse().ok())
-            .collect::<Option<_>>()?;
-        let (year, month, day) = if parts[0].len() == 4 {
-            (nums[0], nums[1], nums[2])
-        } else if parts[2].len() == 4 {
-            (nums[2], nums[1], nums[0])
-        } else {
-            return None;
-        };
-        let date = Date {
-            year,
-            month: u8::try_from(month).ok()?,
-            day: u8::try_from(day).ok()?,
-        };
-        date.is_valid().then_some(date)
-    }
-}
 
 /// Whether a value is a well-formed UK postcode (`SW1A 1AA`, `M1 1AE`, `GIR 0AA`), with or
 /// without the one space, in any case. Raw bytes, no allocation: it runs on every row.

@@ -5,10 +5,13 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{not_configured, Effect, EffectError, FailureKind, Names, Planned, Planning, Run};
+use super::{
+    not_configured, Effect, EffectError, FailureKind, Names, Optional, Planned, Planning, Run,
+};
 use crate::cdn::{cdn_path, CdnError};
 use crate::event::REPORT_FILE;
-use crate::settings::{CdnPaths, DistributionId};
+use crate::settings::{CdnPaths, Settings};
+use crate::vocab::DistributionId;
 
 /// The most paths one invalidation lists with `CLOUDFRONT_PATHS=files`; beyond, the prefix's
 /// wildcard stands for them (each path is billed).
@@ -21,6 +24,19 @@ pub struct CdnConfig {
     pub paths: CdnPaths,
 }
 
+/// The one place that decides whether CloudFront is configured: a distribution.
+pub fn config(s: &Settings) -> Optional<CdnConfig> {
+    match &s.cloudfront_distribution_id {
+        Some(id) => Optional::On(CdnConfig {
+            distribution_id: id.clone(),
+            paths: s.cloudfront_paths,
+        }),
+        None => Optional::Off {
+            missing: "CLOUDFRONT_DISTRIBUTION_ID",
+        },
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalidate {
     /// Absent when CloudFront is not configured (the step is then skipped).
@@ -30,11 +46,11 @@ pub struct Invalidate {
 }
 
 pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
-    let s = p.settings;
+    let cdn = config(p.settings);
     let files: Vec<&str> = p.report.file_set.iter().map(|f| f.key.as_str()).collect();
     let report_key = format!("{}/{REPORT_FILE}", p.prefix);
     let wildcard = || vec![cdn_path(&format!("{}/*", p.prefix))];
-    let by = s.cdn.get().map_or(CdnPaths::Prefix, |c| c.paths);
+    let by = cdn.get().map_or(CdnPaths::Prefix, |c| c.paths);
     let paths = match by {
         CdnPaths::Prefix => wildcard(),
         CdnPaths::Files if files.len() + 1 > MAX_CDN_PATHS => wildcard(),
@@ -46,11 +62,11 @@ pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
             .collect(),
     };
     let effect = Invalidate {
-        distribution_id: s.cdn.get().map(|c| c.distribution_id.clone()),
+        distribution_id: cdn.get().map(|c| c.distribution_id.clone()),
         paths,
         caller_reference: format!("wdiv-s3-trigger-{}", p.content_id),
     };
-    let skip = p.unless_valid().or_else(|| s.cdn.why_off());
+    let skip = p.unless_valid().or_else(|| cdn.why_off());
     vec![Planned::new(effect, skip)
         .after("write report", "the files or the report were not written")]
 }

@@ -6,10 +6,13 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{not_configured, Effect, EffectError, FailureKind, Names, Planned, Planning, Run};
+use super::{
+    not_configured, Effect, EffectError, FailureKind, Names, Optional, Planned, Planning, Run,
+};
 use crate::mail::MailError;
-use crate::settings::EmailAddress;
+use crate::settings::Settings;
 use crate::templates::{bounded_email, render, render_line};
+use crate::vocab::EmailAddress;
 
 /// A sender and a recipient: `EMAIL_FROM` with `ERROR_REPORT_EMAIL`, or with
 /// `SUCCESS_REPORT_EMAIL`.
@@ -38,23 +41,36 @@ pub struct SendEmail {
     pub body: String,
 }
 
+/// The one place that decides whether an email of `kind` is configured: its recipient (the
+/// sender has a default).
+pub fn config(s: &Settings, kind: EmailKind) -> Optional<MailConfig> {
+    let (to, missing) = match kind {
+        EmailKind::Failure => (&s.error_report_email, "ERROR_REPORT_EMAIL"),
+        EmailKind::Success => (&s.success_report_email, "SUCCESS_REPORT_EMAIL"),
+    };
+    match to {
+        Some(to) => Optional::On(MailConfig {
+            from: s.email_from.clone(),
+            to: to.clone(),
+        }),
+        None => Optional::Off { missing },
+    }
+}
+
 pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
-    let s = p.settings;
-    let (kind, config, skip) = if p.valid {
-        let skip = s
-            .success_mail
+    let kind = match p.valid {
+        true => EmailKind::Success,
+        false => EmailKind::Failure,
+    };
+    let config = config(p.settings, kind);
+    let skip = if p.valid {
+        config
             .why_off()
-            .map(|why| format!("no confirmation: {why}"));
-        (EmailKind::Success, &s.success_mail, skip)
+            .map(|why| format!("no confirmation: {why}"))
     } else if !p.report.email_due() {
-        let skip = Some("no email for a lone file whose partner is on its way".to_owned());
-        (EmailKind::Failure, &s.failure_mail, skip)
+        Some("no email for a lone file whose partner is on its way".to_owned())
     } else {
-        (
-            EmailKind::Failure,
-            &s.failure_mail,
-            s.failure_mail.why_off(),
-        )
+        config.why_off()
     };
     let (subject, body) = match kind {
         EmailKind::Failure => ("email_failure_subject.txt", "email_failure_body.txt"),

@@ -4,9 +4,12 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{not_configured, Effect, EffectError, FailureKind, Names, Planned, Planning, Run};
-use crate::settings::{RepoName, Secret};
+use super::{
+    not_configured, Effect, EffectError, FailureKind, Names, Optional, Planned, Planning, Run,
+};
+use crate::settings::Settings;
 use crate::templates::render;
+use crate::vocab::{RepoName, Secret};
 
 /// The label staff filter import issues on, and the one that says it is ready to import.
 pub const ISSUE_LABELS: [&str; 2] = [crate::github::IMPORT_LABEL, "ready"];
@@ -14,9 +17,26 @@ pub const ISSUE_LABELS: [&str; 2] = [crate::github::IMPORT_LABEL, "ready"];
 /// `GITHUB_REPO`, `GITHUB_API_KEY` and `GITHUB_API_URL`: where issues go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GitHubConfig {
-    pub api_url: crate::settings::HttpUrl,
+    pub api_url: crate::vocab::HttpUrl,
     pub repo: RepoName,
     pub token: Secret,
+}
+
+/// The one place that decides whether GitHub is configured: the repository and a token.
+pub fn config(s: &Settings) -> Optional<GitHubConfig> {
+    match (&s.github_repo, &s.github_api_key) {
+        (Some(repo), Some(token)) => Optional::On(GitHubConfig {
+            api_url: s.github_api_url.clone(),
+            repo: repo.clone(),
+            token: token.clone(),
+        }),
+        (None, _) => Optional::Off {
+            missing: "GITHUB_REPO",
+        },
+        (_, None) => Optional::Off {
+            missing: "GITHUB_API_KEY",
+        },
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,9 +60,10 @@ pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
         crate::text::clean_name(&p.report.council_name, crate::councils::MAX_NAME_CHARS),
         p.report.election_date
     );
-    let skip = p.unless_valid().or_else(|| s.github.why_off());
+    let github = config(s);
+    let skip = p.unless_valid().or_else(|| github.why_off());
     let effect = OpenIssue {
-        repo: s.github.get().map(|g| g.repo.clone()),
+        repo: github.get().map(|g| g.repo.clone()),
         title,
         labels: ISSUE_LABELS.iter().map(|l| l.to_string()).collect(),
         body: render("issue_body.md", &p.context),

@@ -33,6 +33,33 @@ pub const PLANNERS: &[fn(&Planning<'_>) -> Vec<Planned>] = &[
     webhook::plan,
 ];
 
+/// An effect's configuration, or why it is off (the plan's skip reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Optional<T> {
+    On(T),
+    /// Off, because this setting is missing.
+    Off {
+        missing: &'static str,
+    },
+}
+
+impl<T> Optional<T> {
+    pub fn get(&self) -> Option<&T> {
+        match self {
+            Optional::On(config) => Some(config),
+            Optional::Off { .. } => None,
+        }
+    }
+
+    /// Why it is off (`"GITHUB_REPO not set"`), or `None` when it is on.
+    pub fn why_off(&self) -> Option<String> {
+        match self {
+            Optional::On(_) => None,
+            Optional::Off { missing } => Some(format!("{missing} not set")),
+        }
+    }
+}
+
 /// What a planner reads: the report, the settings, and what every effect shares.
 #[derive(Debug)]
 pub struct Planning<'a> {

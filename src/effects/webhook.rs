@@ -4,14 +4,31 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{Effect, EffectError, Names, Planned, Planning, Run};
-use crate::settings::{HttpUrl, Secret};
+use super::{Effect, EffectError, Names, Optional, Planned, Planning, Run};
+use crate::settings::Settings;
+use crate::vocab::{HttpUrl, Secret};
 
 /// `WDIV_WEBHOOK_URL` and `WDIV_API_KEY`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookConfig {
     pub url: HttpUrl,
     pub token: Secret,
+}
+
+/// The one place that decides whether the webhook is configured: its URL and a token.
+pub fn config(s: &Settings) -> Optional<WebhookConfig> {
+    match (&s.wdiv_webhook_url, &s.wdiv_api_key) {
+        (Some(url), Some(token)) => Optional::On(WebhookConfig {
+            url: url.clone(),
+            token: token.clone(),
+        }),
+        (None, _) => Optional::Off {
+            missing: "WDIV_WEBHOOK_URL",
+        },
+        (_, None) => Optional::Off {
+            missing: "WDIV_API_KEY",
+        },
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,10 +39,11 @@ pub struct PostWebhook {
 }
 
 pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
+    let webhook = config(p.settings);
     let post = PostWebhook {
-        config: p.settings.webhook.get().cloned(),
+        config: webhook.get().cloned(),
     };
-    vec![Planned::new(post, p.settings.webhook.why_off())]
+    vec![Planned::new(post, webhook.why_off())]
 }
 
 #[async_trait]
