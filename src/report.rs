@@ -334,6 +334,11 @@ pub fn email_due(files: &[FileReport]) -> bool {
         .any(|p| p.code != MISSING_FILES)
 }
 
+/// Whether an upload of `files` passes: it has files, and every one passes. The one definition.
+pub fn all_valid(files: &[FileReport]) -> bool {
+    !files.is_empty() && files.iter().all(FileReport::csv_valid)
+}
+
 /// The checks' verdict on a whole upload: its files, and whether staff should be emailed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadVerdict {
@@ -345,7 +350,7 @@ pub struct UploadVerdict {
 
 impl UploadVerdict {
     pub fn all_valid(&self) -> bool {
-        self.file_set.iter().all(FileReport::csv_valid)
+        all_valid(&self.file_set)
     }
 }
 
@@ -366,7 +371,7 @@ pub struct UploadReport {
 
 impl UploadReport {
     pub fn all_valid(&self) -> bool {
-        !self.file_set.is_empty() && self.file_set.iter().all(FileReport::csv_valid)
+        all_valid(&self.file_set)
     }
 
     /// Whether staff should hear of a failure: not when the only errors are a missing partner

@@ -508,10 +508,7 @@ pub fn missing_files(expected: usize, found: usize) -> String {
 /// Applies the rules about an upload's files together, and decides whether staff need an email.
 pub fn check_upload(mut file_set: Vec<FileReport>, profiles: &Profiles) -> UploadVerdict {
     let found = file_set.len();
-    // Whether every failure is a missing partner file, which is on its way: no email for that.
-    let mut only_missing_files = true;
     for file in &mut file_set {
-        only_missing_files &= file.csv_valid();
         let expected = profiles
             .by_name(&file.ems)
             .map_or(1, |p| p.files_per_upload);
@@ -519,15 +516,14 @@ pub fn check_upload(mut file_set: Vec<FileReport>, profiles: &Profiles) -> Uploa
             // Through the collector, so a file already at its limit of errors stays there.
             let mut problems: Problems = std::mem::take(&mut file.problems).into_iter().collect();
             problems.push(Problem::error(
-                "missing-files",
+                crate::vocab::MISSING_FILES,
                 missing_files(expected, found),
             ));
             file.problems = problems.into_vec();
         }
     }
-    let all_valid = file_set.iter().all(FileReport::csv_valid);
     UploadVerdict {
-        email_due: !all_valid && !only_missing_files,
+        email_due: crate::report::email_due(&file_set),
         file_set,
     }
 }
