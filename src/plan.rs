@@ -143,7 +143,7 @@ pub fn plan(report: &UploadReport, settings: &Settings) -> Plan {
 }
 
 /// What the issue and email templates are rendered with.
-fn template_context(report: &UploadReport, settings: &Settings) -> serde_json::Value {
+pub(crate) fn template_context(report: &UploadReport, settings: &Settings) -> serde_json::Value {
     let files: Vec<&str> = report.file_set.iter().map(|f| f.key.as_str()).collect();
     json!({
         "gss": report.gss,

@@ -71,6 +71,19 @@ pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
         .after("write report", "the files or the report were not written")]
 }
 
+/// Throttling and a busy distribution pass; a refused request does not.
+fn kind_of(e: &CdnError) -> FailureKind {
+    match e {
+        CdnError::Service { code, .. }
+            if code.contains("Throttl") || code == "TooManyInvalidationsInProgress" =>
+        {
+            FailureKind::Transient
+        }
+        CdnError::Service { .. } => FailureKind::Permanent,
+        CdnError::Other { .. } => FailureKind::Transient,
+    }
+}
+
 #[async_trait]
 impl Effect for Invalidate {
     fn verb(&self) -> &'static str {
@@ -100,18 +113,51 @@ impl Effect for Invalidate {
         let id = cdn
             .invalidate(distribution.as_str(), &self.paths, &self.caller_reference)
             .await
-            .map_err(|e| {
-                let kind = match &e {
-                    CdnError::Service { code, .. }
-                        if code.contains("Throttl") || code == "TooManyInvalidationsInProgress" =>
-                    {
-                        FailureKind::Transient
-                    }
-                    CdnError::Service { .. } => FailureKind::Permanent,
-                    CdnError::Other { .. } => FailureKind::Transient,
-                };
-                EffectError::new(kind, e)
-            })?;
+            .map_err(|e| EffectError::new(kind_of(&e), e))?;
         Ok(format!("invalidation {id}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::effects::tests_support::{planning, report, settings};
+
+    #[test]
+    fn it_waits_for_the_report_and_is_skipped_without_a_distribution() {
+        let r = report(true);
+        let off = plan(&planning(&r, &settings(&[])));
+        assert_eq!(
+            off[0].skip.as_deref(),
+            Some("CLOUDFRONT_DISTRIBUTION_ID not set")
+        );
+        assert_eq!(
+            off[0].after,
+            [("write report", "the files or the report were not written")]
+        );
+        let on = plan(&planning(
+            &r,
+            &settings(&[("CLOUDFRONT_DISTRIBUTION_ID", "E2DIST")]),
+        ));
+        assert_eq!(on[0].skip, None);
+        assert_eq!(
+            on[0].effect.target(&Names::default()),
+            "distribution E2DIST: /X01/2024-05-02/t/*"
+        );
+    }
+
+    #[test]
+    fn a_busy_or_throttled_distribution_is_transient_a_refusal_is_not() {
+        let service = |code: &str| CdnError::Service {
+            distribution: "E2DIST".into(),
+            code: code.into(),
+            message: "m".into(),
+        };
+        assert_eq!(
+            kind_of(&service("TooManyInvalidationsInProgress")),
+            FailureKind::Transient
+        );
+        assert_eq!(kind_of(&service("Throttling")), FailureKind::Transient);
+        assert_eq!(kind_of(&service("AccessDenied")), FailureKind::Permanent);
     }
 }

@@ -79,3 +79,66 @@ impl Effect for CopyFile {
         Ok("copied".to_owned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::effects::tests_support::{clients, planning, report, settings};
+    use crate::effects::{Planning, PLANNERS};
+    use bytes::Bytes;
+
+    #[test]
+    fn each_file_is_copied_only_from_a_valid_upload_with_a_type_from_its_name() {
+        assert!(PLANNERS.contains(&(plan as fn(&Planning<'_>) -> Vec<Planned>)));
+        let s = settings(&[]);
+        let valid = report(true);
+        let steps = plan(&planning(&valid, &s));
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].skip, None);
+        assert_eq!(steps[0].effect.id(), "copy:X01/2024-05-02/t/a.csv");
+        assert_eq!(steps[0].effect.data()["content_type"], "text/csv");
+        assert!(!steps[0].effect.external());
+        let invalid = report(false);
+        let steps = plan(&planning(&invalid, &s));
+        assert_eq!(
+            steps[0].skip.as_deref(),
+            Some("the upload failed its checks")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_is_copied_only_while_it_is_the_bytes_that_were_checked() {
+        let (_dir, clients) = clients();
+        let key = "X01/2024-05-02/t/a.csv";
+        let etag = clients
+            .storage
+            .put(
+                "temp",
+                key,
+                Bytes::from_static(b"a,b,c\n"),
+                "text/csv",
+                crate::storage::PutCondition::Always,
+            )
+            .await
+            .unwrap();
+        let run = Run {
+            clients: &clients,
+            report: report(true),
+        };
+        let copy = |etag: &str| CopyFile {
+            from_bucket: "temp".into(),
+            to_bucket: "final".into(),
+            key: key.into(),
+            etag: etag.into(),
+            content_type: "text/csv".into(),
+        };
+        let stale = copy("\"not-the-checked-bytes\"")
+            .perform(&run)
+            .await
+            .unwrap_err();
+        assert_eq!(stale.kind, crate::effects::FailureKind::Refused);
+        assert!(clients.storage.head("final", key).await.unwrap().is_none());
+        assert_eq!(copy(&etag).perform(&run).await.unwrap(), "copied");
+        assert!(clients.storage.head("final", key).await.unwrap().is_some());
+    }
+}

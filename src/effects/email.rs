@@ -85,6 +85,19 @@ pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
     vec![Planned::new(email, skip)]
 }
 
+/// Throttling passes; a refused sender or recipient does not.
+fn kind_of(e: &MailError) -> FailureKind {
+    match e {
+        MailError::Service { code, .. }
+            if code.contains("Throttl") || code == "TooManyRequestsException" =>
+        {
+            FailureKind::Transient
+        }
+        MailError::Service { .. } => FailureKind::Permanent,
+        MailError::Other { .. } => FailureKind::Transient,
+    }
+}
+
 #[async_trait]
 impl Effect for SendEmail {
     fn verb(&self) -> &'static str {
@@ -121,18 +134,63 @@ impl Effect for SendEmail {
                 &self.body,
             )
             .await
-            .map_err(|e| {
-                let kind = match &e {
-                    MailError::Service { code, .. }
-                        if code.contains("Throttl") || code == "TooManyRequestsException" =>
-                    {
-                        FailureKind::Transient
-                    }
-                    MailError::Service { .. } => FailureKind::Permanent,
-                    MailError::Other { .. } => FailureKind::Transient,
-                };
-                EffectError::new(kind, e)
-            })?;
+            .map_err(|e| EffectError::new(kind_of(&e), e))?;
         Ok(format!("sent (message {id})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::effects::tests_support::{planning, report, settings};
+    use crate::report::Problem;
+
+    #[test]
+    fn staff_hear_of_a_failure_and_a_confirmation_only_when_asked_for() {
+        let staff = settings(&[("ERROR_REPORT_EMAIL", "staff@example.org")]);
+        let failed = report(false);
+        let steps = plan(&planning(&failed, &staff));
+        assert_eq!(steps[0].effect.verb(), "email failure");
+        assert_eq!(steps[0].skip, None);
+        assert_eq!(
+            steps[0].effect.target(&Names::default()),
+            "to staff@example.org: \"Error with data for council X01-Somewhere\""
+        );
+        let passed = report(true);
+        let steps = plan(&planning(&passed, &staff));
+        assert_eq!(steps[0].effect.verb(), "email success");
+        assert_eq!(
+            steps[0].skip.as_deref(),
+            Some("no confirmation: SUCCESS_REPORT_EMAIL not set")
+        );
+    }
+
+    #[test]
+    fn no_email_for_a_lone_file_whose_partner_is_on_its_way() {
+        let staff = settings(&[("ERROR_REPORT_EMAIL", "staff@example.org")]);
+        let mut lone = report(true);
+        lone.file_set[0].problems.push(Problem::error(
+            crate::vocab::MISSING_FILES,
+            "Expected 2 files, found 1",
+        ));
+        let steps = plan(&planning(&lone, &staff));
+        assert_eq!(
+            steps[0].skip.as_deref(),
+            Some("no email for a lone file whose partner is on its way")
+        );
+    }
+
+    #[test]
+    fn throttling_is_transient_a_refused_address_is_not() {
+        let service = |code: &str| MailError::Service {
+            to: "staff@example.org".into(),
+            code: code.into(),
+            message: "m".into(),
+        };
+        assert_eq!(
+            kind_of(&service("TooManyRequestsException")),
+            FailureKind::Transient
+        );
+        assert_eq!(kind_of(&service("MessageRejected")), FailureKind::Permanent);
     }
 }

@@ -137,3 +137,69 @@ impl Effect for OpenIssue {
         trusted
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::effects::tests_support::{clients, planning, report, settings};
+
+    const GITHUB: &[(&str, &str)] = &[
+        ("GITHUB_REPO", "DemocracyClub/UK-Polling-Stations"),
+        ("GITHUB_API_KEY", "ghp_token"),
+    ];
+
+    #[test]
+    fn the_issue_is_planned_for_a_valid_upload_with_the_contract_title() {
+        let mut env = GITHUB.to_vec();
+        env.push(("SERVER_ENVIRONMENT", "staging"));
+        let mut r = report(true);
+        r.council_name = "Some\nwhere \u{202e}Council".into();
+        let steps = plan(&planning(&r, &settings(&env)));
+        assert_eq!(steps[0].skip, None);
+        assert_eq!(
+            steps[0].effect.data()["title"],
+            "TEST Import X01-Some where Council for 2024-05-02"
+        );
+        assert_eq!(
+            steps[0].effect.data()["body"],
+            "EMS: unknown\nFiles:\n- `X01/2024-05-02/t/a.csv`\n"
+        );
+        assert!(steps[0].after.is_empty());
+        let unset = plan(&planning(&r, &settings(&GITHUB[..1])));
+        assert_eq!(unset[0].skip.as_deref(), Some("GITHUB_API_KEY not set"));
+        let failed = report(false);
+        let invalid = plan(&planning(&failed, &settings(GITHUB)));
+        assert_eq!(
+            invalid[0].skip.as_deref(),
+            Some("the upload failed its checks")
+        );
+    }
+
+    #[tokio::test]
+    async fn only_an_issue_of_the_configured_repository_is_taken_into_the_report() {
+        let s = settings(GITHUB);
+        let g = config(&s).get().cloned().unwrap();
+        let (_dir, mut clients) = clients();
+        clients.github = Some(
+            crate::github::GitHub::new(g.api_url.as_str(), &g.token, g.repo.as_str()).unwrap(),
+        );
+        let mut run = Run {
+            clients: &clients,
+            report: report(true),
+        };
+        let r = report(true);
+        let issue = plan(&planning(&r, &s)).remove(0).effect;
+        for forged in [
+            "https://evil.example/phish",
+            "https://github.com/DemocracyClub/Other/issues/1",
+            "https://github.com/DemocracyClub/UK-Polling-Stations/issues/1/../../x",
+            "https://github.com/DemocracyClub/UK-Polling-Stations/issues/1?x=y",
+        ] {
+            assert!(!issue.adopt(forged, &mut run), "{forged}");
+        }
+        assert_eq!(run.report.github_issue, "");
+        let real = "https://github.com/DemocracyClub/UK-Polling-Stations/issues/42";
+        assert!(issue.adopt(real, &mut run));
+        assert_eq!(run.report.github_issue, real);
+    }
+}

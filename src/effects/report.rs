@@ -168,3 +168,81 @@ async fn keep_existing(
     }
     Ok(Ok(listed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::effects::tests_support::{clients, planning, report, settings};
+
+    #[test]
+    fn the_report_waits_for_every_copy_and_the_issue() {
+        let r = report(true);
+        let steps = plan(&planning(&r, &settings(&[])));
+        let after: Vec<&str> = steps[0].after.iter().map(|(verb, _)| *verb).collect();
+        assert_eq!(after, ["copy", "open issue"]);
+        assert_eq!(
+            steps[0].effect.data()["key"],
+            "X01/2024-05-02/t/report.json"
+        );
+        assert!(!steps[0].effect.external());
+    }
+
+    #[tokio::test]
+    async fn a_report_listing_more_files_of_this_upload_is_kept_a_forged_one_is_not() {
+        let (_dir, clients) = clients();
+        let storage = clients.storage.as_ref();
+        let key = "X01/2024-05-02/t/report.json";
+        let mut two = report(true);
+        let mut second = two.file_set[0].clone();
+        second.key = "X01/2024-05-02/t/b.csv".into();
+        two.file_set.push(second);
+        async fn write(storage: &dyn Storage, r: &UploadReport) -> Result<String, StorageError> {
+            write_report(storage, "final", "X01/2024-05-02/t/report.json", r, 10).await
+        }
+        // The two-file report, then a late one-file run: kept only once both files are there.
+        write(storage, &two).await.unwrap();
+        let one = report(true);
+        let replaced = write(storage, &one).await.unwrap();
+        assert_eq!(
+            replaced, "written (1 files)",
+            "its files are not in the bucket"
+        );
+        write(storage, &two).await.unwrap();
+        for f in &two.file_set {
+            storage
+                .put(
+                    "final",
+                    &f.key,
+                    Bytes::from_static(b"x"),
+                    "text/csv",
+                    PutCondition::Always,
+                )
+                .await
+                .unwrap();
+        }
+        let kept = write(storage, &one).await.unwrap();
+        assert!(
+            kept.starts_with("kept the existing report, which lists 2 files"),
+            "{kept}"
+        );
+        // Another upload's report, or one over the file limit, is not kept.
+        let mut other = two.clone();
+        other.timestamp = "other".into();
+        storage
+            .put(
+                "final",
+                key,
+                Bytes::from(serde_json::to_vec(&other).unwrap()),
+                "application/json",
+                PutCondition::Always,
+            )
+            .await
+            .unwrap();
+        assert_eq!(write(storage, &one).await.unwrap(), "written (1 files)");
+        write(storage, &two).await.unwrap();
+        assert_eq!(
+            write_report(storage, "final", key, &one, 1).await.unwrap(),
+            "written (1 files)"
+        );
+    }
+}

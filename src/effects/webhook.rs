@@ -79,3 +79,71 @@ impl Effect for PostWebhook {
         Ok(format!("HTTP {status}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::effects::tests_support::{clients, report, settings};
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    #[test]
+    fn without_a_url_or_a_token_it_is_skipped_naming_the_missing_setting() {
+        let none = settings(&[]);
+        assert_eq!(config(&none).why_off().unwrap(), "WDIV_WEBHOOK_URL not set");
+        let url_only = settings(&[("WDIV_WEBHOOK_URL", "https://wdiv.example/hook")]);
+        assert_eq!(config(&url_only).why_off().unwrap(), "WDIV_API_KEY not set");
+    }
+
+    #[test]
+    fn the_preview_masks_the_token_and_the_url_credentials() {
+        let s = settings(&[
+            ("WDIV_WEBHOOK_URL", "https://user:pw@wdiv.example/hook?k=v"),
+            ("WDIV_API_KEY", "tok-secret"),
+        ]);
+        let post = PostWebhook {
+            config: config(&s).get().cloned(),
+        };
+        let shown = format!(
+            "{} {} {:?}",
+            post.target(&Names::default()),
+            post.data(),
+            post
+        );
+        assert!(
+            shown.contains("POST https://****@wdiv.example/hook?****"),
+            "{shown}"
+        );
+        for secret in ["tok-secret", "pw@", "k=v"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
+
+    #[tokio::test]
+    async fn it_posts_the_report_with_the_token_and_says_the_status() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/hook"))
+            .and(header("authorization", "Token tok-secret"))
+            .respond_with(ResponseTemplate::new(201))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let s = settings(&[
+            ("WDIV_WEBHOOK_URL", &format!("{}/hook", server.uri())),
+            ("WDIV_API_KEY", "tok-secret"),
+        ]);
+        let post = PostWebhook {
+            config: config(&s).get().cloned(),
+        };
+        let (_dir, clients) = clients();
+        let run = Run {
+            clients: &clients,
+            report: report(true),
+        };
+        assert_eq!(post.perform(&run).await.unwrap(), "HTTP 201");
+        let body: serde_json::Value =
+            serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
+        assert_eq!(body["gss"], "X01");
+    }
+}
