@@ -15,19 +15,11 @@ const PREFIX: &str = "E07000223/2024-05-02/2024-04-01T10:11:12.123456";
 const TITLE: &str = "TEST Import E07000223-Testshire District Council for 2024-05-02";
 
 async fn world() -> World {
-    let mut world = World::new().await;
-    world.enable_effects().await;
-    world
+    World::with_effects().await
 }
 
 async fn valid_upload(world: &World) -> String {
-    world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/ems/xpress-dc.csv"),
-        )
-        .await
+    world.upload_xpress(PREFIX).await
 }
 
 #[tokio::test]

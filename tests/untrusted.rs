@@ -17,19 +17,11 @@ const PREFIX: &str = "E07000223/2024-05-02/2024-04-01T10:11:12.123456";
 const HOSTILE: &str = "b`x\n## Injected heading\n@octocat.csv";
 
 async fn world() -> World {
-    let mut world = World::new().await;
-    world.enable_effects().await;
-    world
+    World::with_effects().await
 }
 
 async fn valid_upload(world: &World) -> String {
-    world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/ems/xpress-dc.csv"),
-        )
-        .await
+    world.upload_xpress(PREFIX).await
 }
 
 /// Every text that leaves the program for people: the webhook bodies, the emails, the issues.

@@ -132,6 +132,23 @@ impl World {
         }
     }
 
+    /// A world with every effect turned on (see [`World::enable_effects`]).
+    pub async fn with_effects() -> World {
+        let mut world = World::new().await;
+        world.enable_effects().await;
+        world
+    }
+
+    /// Uploads the Xpress DC fixture as `stations.csv` under `prefix`: a valid upload.
+    pub async fn upload_xpress(&self, prefix: &str) -> String {
+        self.upload(
+            prefix,
+            "stations.csv",
+            &fixture("uploads/ems/xpress-dc.csv"),
+        )
+        .await
+    }
+
     pub fn fake(&self) -> Option<&s3::FakeS3> {
         match &self.backend {
             Backend::Fake(fake) => Some(fake),
