@@ -160,7 +160,6 @@ mod tests {
     use super::*;
     use crate::effects::{Effect, Names};
     use crate::plan::{Step, Wait};
-    use crate::report::FileReport;
     use crate::storage::LocalStorage;
 
     /// An effect that records its calls and fails on demand, by its id.
@@ -232,16 +231,7 @@ mod tests {
     }
 
     fn report() -> UploadReport {
-        let mut file = FileReport::new("X01/2024-05-02/t/a.csv");
-        file.details.etag = Some("\"e1\"".into());
-        UploadReport {
-            gss: "X01".into(),
-            council_name: "Somewhere".into(),
-            timestamp: "t".into(),
-            election_date: "2024-05-02".into(),
-            github_issue: String::new(),
-            file_set: vec![file],
-        }
+        crate::effects::tests_support::report(true)
     }
 
     /// issue; copy; report (after copy and issue); cdn (after report); webhook (after nothing).
