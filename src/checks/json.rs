@@ -8,6 +8,9 @@ use super::profiles::{Profile, Profiles};
 use crate::report::Problem;
 use crate::text::{quote, truncate_chars, MAX_QUOTED_CHARS};
 
+/// How deep the JSON parser (actson) lets lists and objects nest.
+const MAX_DEPTH: usize = 2048;
+
 /// How many offending elements an error names.
 const NAMED: usize = 5;
 
@@ -316,7 +319,7 @@ impl<'p> JsonCheck<'p> {
         self.bytes += chunk.len() as u64;
     }
 
-    /// Places a parse error at a line and column, as people count them.
+    /// Places a parse error at a line and column, as people count them, saying why when it can.
     fn fail(&mut self, error: &actson::parser::ParserError, chunk: &[u8]) {
         // Where the parser is in the file: what it read, and what was skipped before that.
         let at = self.parser.parsed_bytes() as u64 + self.skipped;
@@ -331,6 +334,11 @@ impl<'p> JsonCheck<'p> {
         let what = match error {
             E::NoMoreInput => "the file ends before the JSON is complete".to_owned(),
             E::IllegalInput(b) => format!("unexpected byte 0x{b:02X}"),
+            // The parser refuses to go deeper than its limit, with a plain syntax error.
+            E::SyntaxError if self.depth + 1 >= MAX_DEPTH => format!(
+                "lists or objects nested too deeply (more than {} levels)",
+                MAX_DEPTH - 1
+            ),
             E::SyntaxError => "syntax error".to_owned(),
         };
         self.error = Some(
@@ -799,6 +807,18 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = "[".repeat(100_000);
+        let (_, _, problems) = check(&deep, 64 * 1024);
+        assert!(
+            problems[0].message.contains("nested too deeply"),
+            "{}",
+            problems[0].message
+        );
+        let (_, _, fine) = check(&format!("{}{}", "[".repeat(1000), "]".repeat(1000)), 7);
+        assert!(
+            fine.iter().all(|p| !p.message.contains("nested")),
+            "{fine:?}"
+        );
         let input = "[".repeat(100_000);
         let (_, _, problems) = check(&input, 4096);
         assert_eq!(problems.len(), 1);
