@@ -453,3 +453,26 @@ fn the_check_table_prints_no_control_character() {
         .lines()
         .all(|l| !l.starts_with("File:") && !l.starts_with("Errors:")));
 }
+
+#[test]
+fn a_header_of_a_million_columns_is_counted_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wide.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let columns = 1_000_000;
+    let header: Vec<String> = (0..columns).map(|i| format!("c{i}")).collect();
+    writeln!(out, "{}", header.join(",")).unwrap();
+    writeln!(out, "{}", vec!["1"; columns].join(",")).unwrap();
+    drop(out);
+    let started = std::time::Instant::now();
+    let (output, json, rss) = check_json(&path, &[]);
+    eprintln!(
+        "check --json of a {columns}-column header: {:.2} s, peak RSS {rss} KB",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let file = &json["file_set"][0];
+    assert_eq!(file["details"]["columns"], columns);
+    assert_eq!(file["csv_valid"], true);
+    assert!(rss <= MAX_PEAK_RSS_KB, "peak RSS {rss} KB");
+}

@@ -21,6 +21,10 @@ pub enum Flow {
 
 /// Longest prefix of a captured field that is kept; rules only read short values.
 pub const MAX_CAPTURED_FIELD: usize = 4096;
+/// How many of the header's columns are captured (by name): an EMS header has a few dozen. The
+/// columns past these are still counted, so a header of a million columns costs no more memory
+/// than one of a thousand.
+pub const MAX_HEADER_COLUMNS: usize = 1024;
 
 /// Something found while walking the records.
 #[derive(Debug)]
@@ -323,7 +327,7 @@ impl RecordWalker {
             row: 1,
             fields: 0,
             capture: Capture::All,
-            capture_until: usize::MAX,
+            capture_until: MAX_HEADER_COLUMNS,
             capture_mask: !0,
             field_start: None,
             buf: Vec::new(),
