@@ -476,3 +476,112 @@ fn a_header_of_a_million_columns_is_counted_not_kept() {
     assert_eq!(file["csv_valid"], true);
     assert!(rss <= MAX_PEAK_RSS_KB, "peak RSS {rss} KB");
 }
+
+/// Hostile CSV shapes (issue 12's list), generated: each ends in a verdict within 10 s, and the
+/// whole process stays within 64 MB.
+#[test]
+fn hostile_csv_shapes_end_in_a_verdict_fast_and_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, parts: &[(&[u8], usize)]| -> PathBuf {
+        let path = dir.path().join(name);
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        for (bytes, times) in parts {
+            for _ in 0..*times {
+                out.write_all(bytes).unwrap();
+            }
+        }
+        path
+    };
+    let mut noise = Vec::with_capacity(4 << 20);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while noise.len() < 4 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.extend_from_slice(&x.to_le_bytes());
+    }
+    let mb = 1_000_000;
+    let cases: Vec<(&str, PathBuf, Option<i32>)> = vec![
+        (
+            "140 MB with no line break",
+            write(
+                "noline.csv",
+                &[(b"a,b,c", 1), (&[b'x'; 1000], 140 * mb / 1000)],
+            ),
+            None,
+        ),
+        (
+            "a 50 MB quoted field",
+            write(
+                "quoted.csv",
+                &[
+                    (b"a,b,c\n1,\"", 1),
+                    (&[b'y'; 1000], 50 * mb / 1000),
+                    (b"\",3\n", 1),
+                ],
+            ),
+            Some(0),
+        ),
+        (
+            "a quote never closed",
+            write(
+                "unclosed.csv",
+                &[(b"a,b,c\n1,\"2,3\n", 1), (b"4,5,6\n", 2000)],
+            ),
+            Some(1),
+        ),
+        (
+            "only line breaks",
+            write("newlines.csv", &[(b"\n", 5 * mb)]),
+            Some(1),
+        ),
+        (
+            "random bytes named .csv",
+            write("random.csv", &[(&noise, 5)]),
+            Some(1),
+        ),
+        (
+            "one row of 80 million commas",
+            write(
+                "commas.csv",
+                &[(b"a,b,c\n", 1), (&[b','; 1000], 80 * mb / 1000), (b"\n", 1)],
+            ),
+            Some(0),
+        ),
+        (
+            "invalid UTF-8 in the middle of a UTF-8 file",
+            write(
+                "badutf8.csv",
+                &[
+                    (b"a,b,c\n", 1),
+                    ("1,é,3\n".as_bytes(), 100_000),
+                    (b"\xff\xfe,\x80,3\n", 1),
+                    ("1,é,3\n".as_bytes(), 100_000),
+                ],
+            ),
+            Some(0),
+        ),
+    ];
+    for (what, path, expected) in cases {
+        let started = std::time::Instant::now();
+        let (output, json, rss) = check_json(&path, &[]);
+        let took = started.elapsed();
+        eprintln!("{what}: {:.2} s, peak RSS {rss} KB", took.as_secs_f64());
+        let code = output.status.code();
+        assert!(matches!(code, Some(0 | 1)), "{what}: exit {code:?}");
+        if let Some(expected) = expected {
+            assert_eq!(
+                code,
+                Some(expected),
+                "{what}: {}",
+                json["file_set"][0]["errors"]
+            );
+        }
+        assert!(
+            took < std::time::Duration::from_secs(10),
+            "{what}: took {took:?}"
+        );
+        assert!(rss <= MAX_PEAK_RSS_KB, "{what}: peak RSS {rss} KB");
+        assert_bounded(&json["file_set"][0]);
+    }
+}
