@@ -621,3 +621,37 @@ async fn log_lines_show_control_and_format_characters_escaped() {
     );
     assert!(!run.stderr.contains("\nforged line"), "{}", run.stderr);
 }
+
+#[tokio::test]
+async fn an_event_of_a_thousand_records_is_one_upload_handled_once() {
+    let world = world().await;
+    let key = world
+        .upload(
+            PREFIX,
+            "Polling Stations+100% café.csv",
+            &fixture("uploads/ems/xpress-dc.csv"),
+        )
+        .await;
+    let one = world.event_for(&[&key]).await;
+    let records: Vec<Value> = (0..1000).map(|_| one["Records"][0].clone()).collect();
+    let event = serde_json::json!({ "Records": records });
+    let started = Instant::now();
+    let run = world.run_event(&event, &["--json"]).await;
+    run.assert_code(0);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let outcome: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(outcome[0]["uploads"].as_array().unwrap().len(), 1);
+    assert_eq!(world.webhook_posts().await.len(), 1);
+    assert_eq!(world.github.issues().len(), 1);
+    assert_eq!(
+        world.keys(&world.final_bucket).await,
+        [
+            format!("{PREFIX}/Polling Stations+100% café.csv"),
+            format!("{PREFIX}/report.json")
+        ]
+    );
+}
