@@ -23,7 +23,7 @@ use crate::mail::Mailer;
 use crate::plan::{self, Disposition, Plan};
 use crate::report::{FileReport, UploadReport};
 use crate::settings::{Settings, StorageMode};
-use crate::storage::{sdk_config, LocalStorage, S3Storage, Storage, StorageError};
+use crate::storage::{sdk_config, LocalStorage, ObjectInfo, S3Storage, Storage, StorageError};
 use crate::upload::Upload;
 use crate::webhook::Webhook;
 
@@ -287,7 +287,7 @@ pub async fn build_report(
     let mut reports = Vec::with_capacity(listing.len());
     for entry in fileset::admit(upload, listing, limits) {
         reports.push(match entry {
-            Entry::Check(file) => check_object(storage, bucket, &file.key, options.clone()).await?,
+            Entry::Check(file) => check_object(storage, bucket, &file, options.clone()).await?,
             Entry::Refused(report) => {
                 tracing::warn!(key = report.key, "refused unread: {}", report.errors_text());
                 report
@@ -307,12 +307,19 @@ pub async fn build_report(
 }
 
 /// Streams one object into the checks. The ETag read with the body is the one the copy requires.
+/// A size the checks refuse as it is (over the 150 MB ceiling) is refused from the listing,
+/// before a byte is downloaded.
 async fn check_object(
     storage: &dyn Storage,
     bucket: &str,
-    key: &str,
+    listed: &ObjectInfo,
     options: CheckOptions<'_>,
 ) -> Result<FileReport, StorageError> {
+    let key = listed.key.as_str();
+    if let Begin::Done(mut report) = FileChecker::begin(key, Some(listed.size), options.clone()) {
+        report.details.etag = Some(listed.etag.clone());
+        return Ok(report);
+    }
     let (info, mut body) = storage.get(bucket, key).await?;
     let mut report = match FileChecker::begin(key, Some(info.size), options) {
         Begin::Done(report) => report,

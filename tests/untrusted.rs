@@ -655,3 +655,29 @@ async fn an_event_of_a_thousand_records_is_one_upload_handled_once() {
         ]
     );
 }
+
+#[tokio::test]
+async fn an_object_over_the_ceiling_is_refused_from_its_listed_size_unread() {
+    let world = world().await;
+    let Some(fake) = world.fake() else {
+        eprintln!("skipped: needs the in-process fake to count GetObject requests");
+        return;
+    };
+    let big = vec![b'a'; 150_000_001];
+    let key = world.upload(PREFIX, "stations.csv", &big).await;
+    drop(big);
+    let run = world.run_for(&[&key]).await;
+    run.assert_code(0);
+    let posts = world.webhook_posts().await;
+    assert_eq!(
+        posts[0].0["file_set"][0]["errors"],
+        "Expected file to be under 150MB"
+    );
+    let gets = fake
+        .requests()
+        .iter()
+        .filter(|r| r.op == "GetObject" && r.key.as_deref() == Some(key.as_str()))
+        .count();
+    assert_eq!(gets, 0, "the object was not downloaded");
+    assert!(world.keys(&world.final_bucket).await.is_empty());
+}
