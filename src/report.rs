@@ -40,7 +40,7 @@ impl Problem {
             severity: Severity::Error,
             row: None,
             column: None,
-            message: text::bounded_line(&message.into()),
+            message: text::one_line(&message.into()),
         }
     }
 
@@ -71,7 +71,7 @@ impl Problem {
             column: self
                 .column
                 .map(|c| text::bounded_label(&c, text::MAX_QUOTED_CHARS)),
-            message: text::bounded_line(&self.message),
+            message: text::one_line(&self.message),
             ..self
         }
     }

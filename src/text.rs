@@ -81,31 +81,17 @@ pub fn quote(value: &str) -> String {
 }
 
 /// A message as it may leave the program: one line (hidden characters escaped) of at most
-/// [`MAX_MESSAGE_BYTES`].
+/// [`MAX_MESSAGE_BYTES`]. Bounding twice (a message when it is made, then again when its report
+/// is read back) changes nothing: escaping leaves backslashes alone, and a bounded line has no
+/// hidden character left to escape.
 pub fn one_line(message: &str) -> String {
     truncate_bytes(&escape_control(message), MAX_MESSAGE_BYTES)
 }
 
-/// [`one_line`] for text that may have been bounded before: text that is already one line (no
-/// hidden character) of at most [`MAX_MESSAGE_BYTES`] is kept as it is. So bounding twice (a
-/// message when it is made, then again when its report is read back) changes nothing, and the
-/// backslashes [`quote`] put in a message are not doubled again.
-pub fn bounded_line(message: &str) -> String {
-    if message.len() <= MAX_MESSAGE_BYTES && !message.chars().any(is_hidden) {
-        message.to_owned()
-    } else {
-        one_line(message)
-    }
-}
-
-/// A short label from outside (a column name): hidden characters escaped, at most `max`
-/// characters. Like [`bounded_line`], a label that is already short and visible is kept as it is.
+/// A short label from outside (a column name, a problem code): hidden characters escaped, at most
+/// `max` characters. Like [`one_line`], bounding twice changes nothing.
 pub fn bounded_label(label: &str, max: usize) -> String {
-    if !label.chars().any(is_hidden) && label.chars().nth(max).is_none() {
-        label.to_owned()
-    } else {
-        truncate_chars(&escape_control(label), max)
-    }
+    truncate_chars(&escape_control(label), max)
 }
 
 /// A short name from outside (a council name): hidden characters removed, whitespace collapsed,
@@ -193,11 +179,11 @@ mod tests {
             "y".repeat(3000),
             quote("a\\b\u{1b}")
         );
-        let once = bounded_line(&hostile);
+        let once = one_line(&hostile);
         assert!(once.len() <= MAX_MESSAGE_BYTES && !once.contains('\n'));
-        assert_eq!(bounded_line(&once), once);
+        assert_eq!(one_line(&once), once);
         let quoted = format!("value {}", quote("C:\\dir\nx"));
-        assert_eq!(bounded_line(&quoted), quoted);
+        assert_eq!(one_line(&quoted), quoted);
         let label = bounded_label(&format!("{}\u{1b}[2J", "c".repeat(60)), 40);
         assert_eq!(label.chars().count(), 40);
         assert_eq!(bounded_label(&label, 40), label);
