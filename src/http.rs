@@ -52,6 +52,16 @@ fn transient(status: StatusCode) -> bool {
     status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
 }
 
+impl HttpError {
+    /// Whether another try later may succeed: a 5xx, throttling, or the server not reached.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HttpError::Status { status, .. } => StatusCode::from_u16(*status).is_ok_and(transient),
+            HttpError::Transport { .. } => true,
+        }
+    }
+}
+
 /// A URL as messages and logs may show it: user-info masked (`https://****@host/…`), the query
 /// masked (`?****`), the fragment dropped. Settings hold URLs such as
 /// `https://user:pass@host/hook?token=…`, whose credentials must not reach a log.

@@ -168,17 +168,8 @@ impl<'s> Ledger<'s> {
                                 location,
                                 "ignoring the effects record: {why}; starting afresh"
                             );
-                            let condition = PutCondition::IfMatch(info.etag);
-                            let body = Bytes::from(
-                                serde_json::to_vec_pretty(&fresh()).expect("a record serializes"),
-                            );
-                            match storage
-                                .put(bucket, &key, body, "application/json", condition)
-                                .await
-                            {
-                                Ok(_) | Err(StorageError::ConditionFailed { .. }) => continue,
-                                Err(e) => return Err(e.into()),
-                            }
+                            // Replaced like an oversized one, by the write below.
+                            fresh()
                         }
                     };
                     if let Some(held) = &record.lease {

@@ -214,12 +214,9 @@ impl From<crate::storage::StorageError> for EffectError {
 
 impl From<crate::http::HttpError> for EffectError {
     fn from(e: crate::http::HttpError) -> Self {
-        let kind = match &e {
-            crate::http::HttpError::Status { status, .. } if *status >= 500 || *status == 429 => {
-                FailureKind::Transient
-            }
-            crate::http::HttpError::Status { .. } => FailureKind::Permanent,
-            crate::http::HttpError::Transport { .. } => FailureKind::Transient,
+        let kind = match e.is_transient() {
+            true => FailureKind::Transient,
+            false => FailureKind::Permanent,
         };
         EffectError::new(kind, e)
     }
