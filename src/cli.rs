@@ -61,6 +61,9 @@ pub struct RunArgs {
     /// Print the outcome as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Print the metrics as CloudWatch EMF lines on stderr, as Lambda mode does on stdout.
+    #[arg(long)]
+    pub metrics: bool,
     /// The S3 event, as JSON; `-` reads it from stdin.
     #[arg(value_name = "EVENT.json|-")]
     pub event: PathBuf,
@@ -74,6 +77,9 @@ pub struct SimulateArgs {
     /// Print the outcome as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Print the metrics as CloudWatch EMF lines on stderr, as Lambda mode does on stdout.
+    #[arg(long)]
+    pub metrics: bool,
     /// The council the upload is for, as its id (the first part of the key).
     #[arg(long, value_name = "ID")]
     pub council: String,
@@ -406,6 +412,14 @@ async fn start(
     Ok((Services::new(settings).await?, dry_run, sentry))
 }
 
+/// `--metrics`: EMF lines on stderr, so that stdout keeps the command's output.
+fn metrics_sink(on: bool) -> crate::metrics::Sink {
+    match on {
+        true => crate::metrics::Sink::Stderr,
+        false => crate::metrics::Sink::Off,
+    }
+}
+
 /// `run`: one invocation, from an event file or stdin.
 pub async fn run(settings_file: Option<&std::path::Path>, args: &RunArgs) -> Result<u8, CliError> {
     let settings = load_settings(settings_file)?;
@@ -425,7 +439,8 @@ pub async fn run(settings_file: Option<&std::path::Path>, args: &RunArgs) -> Res
         })?
     };
     let event = event::parse(&raw)?;
-    let (services, dry_run, _sentry) = start(settings, args.dry_run).await?;
+    let (mut services, dry_run, _sentry) = start(settings, args.dry_run).await?;
+    services.metrics.sink = metrics_sink(args.metrics);
     let outcome = pipeline::handle_event(&services, &event).await;
     report_outcome(&[outcome], dry_run, args.json)
 }
@@ -458,6 +473,7 @@ pub async fn simulate(
     }
     let temp_bucket = settings.temp_bucket.clone();
     let (mut services, dry_run, _sentry) = start(settings, args.dry_run).await?;
+    services.metrics.sink = metrics_sink(args.metrics);
     if let StorageMode::Local(root) = &services.settings.storage {
         if !dry_run {
             let local = LocalStorage::new(root);

@@ -25,8 +25,10 @@ impl From<InvocationError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// Serves invocations until the runtime stops.
-pub async fn serve(services: Services) -> Result<(), lambda_runtime::Error> {
+/// Serves invocations until the runtime stops. Each invocation's metrics go to stdout as EMF
+/// lines, where CloudWatch Logs extracts them.
+pub async fn serve(mut services: Services) -> Result<(), lambda_runtime::Error> {
+    services.metrics.sink = crate::metrics::Sink::Stdout;
     let services = Arc::new(services);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let services = Arc::clone(&services);
@@ -37,7 +39,9 @@ pub async fn serve(services: Services) -> Result<(), lambda_runtime::Error> {
 
 async fn invoke(services: &Services, event: LambdaEvent<Value>) -> Result<Value, InvocationError> {
     let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
-    let result = handle(services, event.payload).instrument(span).await;
+    let request_id = event.context.request_id.clone();
+    let work = handle(services, event.payload).instrument(span);
+    let result = crate::metrics::with_request_id(request_id, work).await;
     crate::telemetry::flush();
     result
 }

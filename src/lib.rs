@@ -24,6 +24,7 @@ pub mod lambda;
 pub(crate) mod ledger;
 pub mod logging;
 pub(crate) mod mail;
+pub mod metrics;
 pub mod pipeline;
 pub(crate) mod plan;
 pub(crate) mod report;

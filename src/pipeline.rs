@@ -1,7 +1,7 @@
 //! One invocation, end to end: S3 event → uploads → file sets → reports → plans → execution.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sentry::SentryFutureExt;
 use serde::Serialize;
@@ -34,6 +34,8 @@ pub struct Services {
     pub settings: Settings,
     pub councils: CouncilNames,
     pub clients: Clients,
+    /// Metrics of each event handled (EMF lines); off until an entry point turns them on.
+    pub metrics: crate::metrics::Emitter,
 }
 
 impl Services {
@@ -68,6 +70,7 @@ impl Services {
         Ok(Services {
             councils: CouncilNames::new(http, s),
             clients,
+            metrics: crate::metrics::Emitter::new(s),
             settings,
         })
     }
@@ -99,6 +102,9 @@ pub struct UploadOutcome {
     pub results: Vec<StepResult>,
     /// Why the upload could not be checked at all.
     pub error: Option<String>,
+    /// How long its stages took (for the metrics; not printed).
+    #[serde(skip)]
+    pub timings: crate::metrics::Timings,
 }
 
 impl UploadOutcome {
@@ -164,12 +170,15 @@ pub async fn handle_event(services: &Services, event: &S3Event) -> EventOutcome 
             scope.set_tag("council", &upload.council_id);
             scope.set_extra("upload", upload.prefix.clone().into());
         });
-        let handled = handle_upload(services, upload, created)
+        let started = Instant::now();
+        let mut handled = handle_upload(services, upload, created)
             .instrument(span)
             .bind_hub(hub)
             .await;
+        handled.timings.total = started.elapsed();
         outcome.uploads.push(handled);
     }
+    services.metrics.emit_event(&outcome);
     outcome
 }
 
@@ -180,8 +189,12 @@ async fn handle_upload(services: &Services, upload: &Upload, created: &[Created]
         plan: None,
         results: Vec::new(),
         error: None,
+        timings: Default::default(),
     };
-    let report = match build_report(services, upload, created).await {
+    let started = Instant::now();
+    let report = build_report(services, upload, created).await;
+    outcome.timings.check = Some(started.elapsed());
+    let report = match report {
         Ok(report) => report,
         Err(e) => {
             tracing::error!("cannot check the upload: {e}");
@@ -196,7 +209,10 @@ async fn handle_upload(services: &Services, upload: &Upload, created: &[Created]
         "checked the upload"
     );
     if !services.settings.mode.is_dry_run() {
-        match carry_out(services, &plan, &report).await {
+        let started = Instant::now();
+        let carried_out = carry_out(services, &plan, &report).await;
+        outcome.timings.effects = Some(started.elapsed());
+        match carried_out {
             Ok(results) => outcome.results = results,
             Err(e) => {
                 tracing::error!("{e}");
