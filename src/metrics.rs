@@ -295,8 +295,13 @@ fn document(
     for (name, value) in dimensions {
         root.insert((*name).into(), dimension_value(value).into());
     }
-    for (name, _, value) in metrics {
-        root.insert((*name).into(), json!(value));
+    for (name, unit, value) in metrics {
+        // Counts print as integers; durations keep their fraction of a millisecond.
+        let value = match unit {
+            Unit::Count => json!(*value as u64),
+            Unit::Milliseconds => json!(value),
+        };
+        root.insert((*name).into(), value);
     }
     let definitions: Vec<Value> = metrics
         .iter()
