@@ -349,3 +349,51 @@ async fn the_command_line_prints_metrics_only_when_asked() {
     assert_eq!(effect_counts(effect_doc(&docs, "post webhook")), PREVIEWED);
     assert!(world.webhook_posts().await.is_empty());
 }
+
+/// GitHub down for longer than the retries: the issue fails, what waits for it is blocked, the
+/// upload counts as failed; Lambda's retry does only what is left, and its metrics say so.
+#[tokio::test]
+async fn a_failed_effect_and_its_retry_are_counted() {
+    let mut world = World::with_effects().await;
+    world.set("SENTRY_DSN", "");
+    let key = world.upload_xpress(PREFIX).await;
+    world.github.fail_next("ListIssues", 503, 3);
+    let failed = world
+        .run_event(&world.event_for(&[&key]).await, &["--metrics"])
+        .await;
+    failed.assert_code(1);
+    let docs = emf_documents(&failed.stderr);
+    let upload = upload_doc(&docs, PREFIX);
+    assert_eq!(upload["Verdict"], "valid");
+    assert_eq!(upload["UploadsFailed"], 1.0);
+    assert_eq!(
+        effect_counts(effect_doc(&docs, "open issue")),
+        [0, 0, 0, 0, 1, 0]
+    );
+    assert_eq!(effect_counts(effect_doc(&docs, "copy")), DONE);
+    assert_eq!(
+        effect_counts(effect_doc(&docs, "write report")),
+        [0, 0, 0, 0, 0, 1]
+    );
+    assert_eq!(
+        effect_counts(effect_doc(&docs, "invalidate")),
+        [0, 0, 0, 0, 0, 1]
+    );
+    assert_eq!(effect_counts(effect_doc(&docs, "post webhook")), DONE);
+
+    let retry = world
+        .run_event(&world.event_for(&[&key]).await, &["--metrics"])
+        .await;
+    retry.assert_code(0);
+    let docs = emf_documents(&retry.stderr);
+    assert_eq!(upload_doc(&docs, PREFIX)["UploadsFailed"], 0.0);
+    for (effect, counts) in [
+        ("open issue", DONE),
+        ("copy", DONE_EARLIER),
+        ("write report", DONE),
+        ("invalidate", DONE),
+        ("post webhook", DONE_EARLIER),
+    ] {
+        assert_eq!(effect_counts(effect_doc(&docs, effect)), counts, "{effect}");
+    }
+}
