@@ -487,6 +487,73 @@ mod tests {
         assert_eq!(problem_code(""), "other");
     }
 
+    fn outcome(files: Vec<crate::report::FileReport>) -> UploadOutcome {
+        UploadOutcome {
+            prefix: "X01/2024-05-02/2024-04-01T10:11:12".into(),
+            report: Some(crate::report::UploadReport {
+                gss: "X01".into(),
+                council_name: "Somewhere".into(),
+                timestamp: "2024-04-01T10:11:12".into(),
+                election_date: "2024-05-02".into(),
+                github_issue: String::new(),
+                file_set: files,
+            }),
+            plan: None,
+            results: Vec::new(),
+            error: None,
+            timings: Timings::default(),
+        }
+    }
+
+    #[test]
+    fn problem_codes_are_bounded_per_upload() {
+        use crate::report::{FileReport, Problem};
+        let files = (0..30)
+            .map(|n| {
+                let mut file = FileReport::new(format!("f{n}.csv"));
+                file.problems
+                    .push(Problem::error(&format!("code-{n:02}"), "bad"));
+                file.problems
+                    .push(Problem::error(&format!("code-{n:02}"), "bad again"));
+                file
+            })
+            .collect();
+        let metrics = UploadMetrics::from_outcome(&outcome(files));
+        assert_eq!(metrics.verdict, Verdict::Invalid);
+        assert_eq!(metrics.failures.len(), MAX_PROBLEM_CODES + 1);
+        assert_eq!(
+            metrics.failures["code-00"], 1,
+            "a file counts once per code"
+        );
+        assert_eq!(metrics.failures["other"], 10);
+    }
+
+    #[test]
+    fn another_upload_count_joins_the_upload_document() {
+        let mut metrics = UploadMetrics::from_outcome(&outcome(vec![]));
+        metrics.count("Overrides", 1);
+        let context = Context {
+            environment: "test".into(),
+            request_id: Some("req-1".into()),
+        };
+        let docs = metrics.documents(&context, 1_700_000_000_000);
+        let upload = &docs[0];
+        assert_eq!(upload["Overrides"], 1);
+        assert_eq!(upload["request_id"], "req-1");
+        assert_eq!(upload["council"], "X01");
+        let names: Vec<&str> = upload["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"Overrides"), "{names:?}");
+        assert!(
+            !names.contains(&EFFECTS_TIME),
+            "no effects were carried out"
+        );
+    }
+
     #[test]
     fn a_document_names_every_metric_it_holds() {
         let doc = document(
