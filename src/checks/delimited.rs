@@ -305,8 +305,11 @@ impl<'p> Walk<'p> {
                 }
             }
         }
-        for (name, cols) in seen.into_iter().filter(|(_, c)| c.len() > 1) {
-            let name = if name.is_empty() { "(blank)" } else { name };
+        // Blank names are warned about below, each with its position.
+        for (name, cols) in seen
+            .into_iter()
+            .filter(|(name, c)| c.len() > 1 && !name.is_empty())
+        {
             let shown = quote(name);
             let positions = list_positions(&cols);
             self.problems.push(
@@ -321,6 +324,9 @@ impl<'p> Walk<'p> {
                 .at_row(1)
                 .in_column(name),
             );
+        }
+        if let Some(blank) = blank_names(&self.header) {
+            self.problems.push(blank);
         }
         self.problems
             .extend(std::mem::take(&mut self.rules).finish());
@@ -341,6 +347,50 @@ impl<'p> Walk<'p> {
             );
         }
     }
+}
+
+/// The warning for header columns with an empty or blank name, each by its 1-based position and
+/// its nearest named neighbours. Real exports end the header with a delimiter (one blank column
+/// at the end), so this only ever warns; the import needs every column named.
+fn blank_names(header: &[String]) -> Option<Problem> {
+    const LISTED: usize = 5;
+    let blank = |i: &usize| header[*i].trim().is_empty();
+    let positions: Vec<usize> = (0..header.len()).filter(blank).collect();
+    positions.first()?;
+    let named = |i: Option<usize>| i.map(|i| quote(header[i].trim()));
+    let described: Vec<String> = positions
+        .iter()
+        .take(LISTED)
+        .map(|&i| {
+            let before = named((0..i).rev().find(|j| !blank(j)));
+            let after = named((i + 1..header.len()).find(|j| !blank(j)));
+            let place = match (before, after) {
+                (Some(b), Some(a)) => format!("between {b} and {a}"),
+                (Some(b), None) => format!("after {b}, at the end"),
+                (None, Some(a)) => format!("before {a}, at the start"),
+                (None, None) => "no column has a name".to_owned(),
+            };
+            format!("column {} ({place})", i + 1)
+        })
+        .collect();
+    let mut listed = described.join(", ");
+    if positions.len() > LISTED {
+        listed.push_str(&format!(" and {} more", positions.len() - LISTED));
+    }
+    let n = positions.len();
+    Some(
+        Problem::warning(
+            "header-blank-name",
+            format!(
+                "The header has {n} {} with no name: {listed}. The import needs every column \
+                 named; a delimiter at the end of the header line is the usual cause. Staff may \
+                 have to remove {} before importing.",
+                if n == 1 { "column" } else { "columns" },
+                if n == 1 { "it" } else { "them" },
+            ),
+        )
+        .at_row(1),
+    )
 }
 
 /// Column positions as a message lists them: the first few, then how many more.
