@@ -585,3 +585,42 @@ fn hostile_csv_shapes_end_in_a_verdict_fast_and_in_bounded_memory() {
         assert_bounded(&json["file_set"][0]);
     }
 }
+
+/// 44 MB of UPRNs in a column the profile marks unique, more than the 2,000,000 kept: repeats are
+/// looked for among the values kept, a warning says the rest were not, and the whole process stays
+/// within its memory budget (a 150 MB file of such rows needs no more: nothing past the limit is
+/// kept).
+#[test]
+fn millions_of_distinct_uprns_are_kept_only_up_to_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("uprns.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    writeln!(out, "AuthorityCode,UPRN,Town").unwrap();
+    // 17 bytes a row; every value repeats once, 1,500,000 rows later.
+    let rows: u64 = 2_600_000;
+    for i in 0..rows {
+        writeln!(out, "A,{:012},T", 100_000_000_001 + i % 1_500_000).unwrap();
+    }
+    drop(out);
+    let started = std::time::Instant::now();
+    let (output, json, rss) = check_json(&path, &[]);
+    eprintln!(
+        "check --json of {rows} UPRNs: {:.2} s, peak RSS {rss} KB",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let file = &json["file_set"][0];
+    assert_eq!(file["ems"], "Xpress WebLookup");
+    assert_eq!(
+        file["warnings"],
+        serde_json::json!([
+            "500000 rows repeat a UPRN already given on an earlier row in column UPRN (500000 \
+             UPRNs appear more than once; for example 100000000001, 100000000002, 100000000003, \
+             100000000004, 100000000005). Each property should appear once: check the export.",
+            "Column UPRN has more than 2000000 UPRNs: repeats were looked for only before row \
+             2000002."
+        ])
+    );
+    assert!(rss <= MAX_PEAK_RSS_KB, "peak RSS {rss} KB");
+    assert_bounded(file);
+}
