@@ -106,6 +106,16 @@ fn run_cases(cases_json: &Path, files_dir: &Path) -> (usize, Vec<String>) {
                             }
                         }
                     }
+                    "codes" => {
+                        // The problems' codes, errors and warnings, in the report's order.
+                        let codes: Vec<Value> = got["problems"]
+                            .as_array()
+                            .map(|ps| ps.iter().map(|p| p["code"].clone()).collect())
+                            .unwrap_or_default();
+                        if Value::Array(codes.clone()) != *want {
+                            fail(format!("{file}: codes are {codes:?}, expected {want}"));
+                        }
+                    }
                     _ => {
                         if have != want {
                             fail(format!("{file}: {field} is {have}, expected {want}"));

@@ -585,3 +585,91 @@ fn hostile_csv_shapes_end_in_a_verdict_fast_and_in_bounded_memory() {
         assert_bounded(&json["file_set"][0]);
     }
 }
+
+/// 44 MB of UPRNs in a column the profile marks unique, more than the 2,000,000 kept: repeats are
+/// looked for among the values kept, a warning says the rest were not, and the whole process stays
+/// within its memory budget (a 150 MB file of such rows needs no more: nothing past the limit is
+/// kept).
+#[test]
+fn millions_of_distinct_uprns_are_kept_only_up_to_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("uprns.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    writeln!(out, "AuthorityCode,UPRN,Town").unwrap();
+    // 17 bytes a row; every value repeats once, 1,500,000 rows later.
+    let rows: u64 = 2_600_000;
+    for i in 0..rows {
+        writeln!(out, "A,{:012},T", 100_000_000_001 + i % 1_500_000).unwrap();
+    }
+    drop(out);
+    let started = std::time::Instant::now();
+    let (output, json, rss) = check_json(&path, &[]);
+    eprintln!(
+        "check --json of {rows} UPRNs: {:.2} s, peak RSS {rss} KB",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let file = &json["file_set"][0];
+    assert_eq!(file["ems"], "Xpress WebLookup");
+    assert_eq!(
+        file["warnings"],
+        serde_json::json!([
+            "500000 rows repeat a UPRN already given on an earlier row in column UPRN (500000 \
+             UPRNs appear more than once; for example 100000000001, 100000000002, 100000000003, \
+             100000000004, 100000000005). Each property should appear once: check the export.",
+            "Column UPRN has more than 2000000 UPRNs: repeats were looked for only before row \
+             2000002."
+        ])
+    );
+    assert!(rss <= MAX_PEAK_RSS_KB, "peak RSS {rss} KB");
+    assert_bounded(file);
+}
+
+/// UPRN cells holding line breaks, terminal escapes, a 10 KB value and a 1,000-digit number in
+/// scientific notation: the messages quote each at most 40 characters, on one line.
+#[test]
+fn hostile_uprn_cells_are_quoted_short_on_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("uprns.csv");
+    let mut text = String::from("ElectionDate,Property_URN,Polling_Place_UPRN\r\n");
+    text.push_str("23/05/2019,\"1\r\nErrors: none\",800200000101\r\n");
+    text.push_str("23/05/2019,\"\u{1b}[2J\u{1b}]0;forged\u{7}\",800200000101\r\n");
+    text.push_str(&format!(
+        "23/05/2019,{},800200000101\r\n",
+        "9".repeat(10 * 1024)
+    ));
+    text.push_str(&format!(
+        "23/05/2019,{}E+11,800200000101\r\n",
+        "1".repeat(1000)
+    ));
+    for i in 0..50 {
+        text.push_str(&format!(
+            "23/05/2019,{},800200000101\r\n",
+            100_021_243_352u64 + i
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    let (out, report, _) = check_json(&path, &[]);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let file = &report["file_set"][0];
+    assert_bounded(file);
+    let errors = file["errors"].as_str().unwrap();
+    assert!(
+        errors.starts_with(&format!(
+            "1 row has a UPRN in scientific notation in column Property_URN (first: row 5: \"{}…\")",
+            "1".repeat(39)
+        )),
+        "{errors}"
+    );
+    let warnings = file["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(
+        warnings[0],
+        format!(
+            "3 rows have a UPRN in column Property_URN that is not 1 to 12 digits (first: row 2: \
+             \"1\\r\\nErrors: none\", row 3: \"\\u{{1b}}[2J\\u{{1b}}]0;forged\\u{{7}}\", row 4: \"{}…\"). \
+             Those addresses may not be matched to their property.",
+            "9".repeat(39)
+        )
+    );
+}

@@ -305,8 +305,11 @@ impl<'p> Walk<'p> {
                 }
             }
         }
-        for (name, cols) in seen.into_iter().filter(|(_, c)| c.len() > 1) {
-            let name = if name.is_empty() { "(blank)" } else { name };
+        // Blank names are warned about below, each with its position.
+        for (name, cols) in seen
+            .into_iter()
+            .filter(|(name, c)| c.len() > 1 && !name.is_empty())
+        {
             let shown = quote(name);
             let positions = list_positions(&cols);
             self.problems.push(
@@ -321,6 +324,9 @@ impl<'p> Walk<'p> {
                 .at_row(1)
                 .in_column(name),
             );
+        }
+        if let Some(blank) = blank_names(&self.header) {
+            self.problems.push(blank);
         }
         self.problems
             .extend(std::mem::take(&mut self.rules).finish());
@@ -341,6 +347,50 @@ impl<'p> Walk<'p> {
             );
         }
     }
+}
+
+/// The warning for header columns with an empty or blank name, each by its 1-based position and
+/// its nearest named neighbours. Real exports end the header with a delimiter (one blank column
+/// at the end), so this only ever warns; the import needs every column named.
+fn blank_names(header: &[String]) -> Option<Problem> {
+    const LISTED: usize = 5;
+    let blank = |i: &usize| header[*i].trim().is_empty();
+    let positions: Vec<usize> = (0..header.len()).filter(blank).collect();
+    positions.first()?;
+    let named = |i: Option<usize>| i.map(|i| quote(header[i].trim()));
+    let described: Vec<String> = positions
+        .iter()
+        .take(LISTED)
+        .map(|&i| {
+            let before = named((0..i).rev().find(|j| !blank(j)));
+            let after = named((i + 1..header.len()).find(|j| !blank(j)));
+            let place = match (before, after) {
+                (Some(b), Some(a)) => format!("between {b} and {a}"),
+                (Some(b), None) => format!("after {b}, at the end"),
+                (None, Some(a)) => format!("before {a}, at the start"),
+                (None, None) => "no column has a name".to_owned(),
+            };
+            format!("column {} ({place})", i + 1)
+        })
+        .collect();
+    let mut listed = described.join(", ");
+    if positions.len() > LISTED {
+        listed.push_str(&format!(" and {} more", positions.len() - LISTED));
+    }
+    let n = positions.len();
+    Some(
+        Problem::warning(
+            "header-blank-name",
+            format!(
+                "The header has {n} {} with no name: {listed}. The import needs every column \
+                 named; a delimiter at the end of the header line is the usual cause. Staff may \
+                 have to remove {} before importing.",
+                if n == 1 { "column" } else { "columns" },
+                if n == 1 { "it" } else { "them" },
+            ),
+        )
+        .at_row(1),
+    )
 }
 
 /// Column positions as a message lists them: the first few, then how many more.
@@ -522,6 +572,230 @@ mod tests {
             "{}",
             problems[1].message
         );
+    }
+
+    fn warnings(f: &Findings) -> Vec<(String, String)> {
+        f.problems
+            .clone()
+            .into_vec()
+            .into_iter()
+            .filter(|p| p.severity == crate::report::Severity::Warning)
+            .map(|p| (p.code, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn a_blank_header_name_warns_with_its_position_and_neighbours() {
+        // A trailing delimiter, as real exports have: the file still passes.
+        let f = check(
+            b"HouseID,UPRN,Town,
+1,100021243352,Wexley,
+",
+            3,
+            b',',
+        );
+        assert!(messages(&f).is_empty(), "{:?}", messages(&f));
+        assert_eq!(
+            warnings(&f),
+            vec![(
+                "header-blank-name".to_owned(),
+                "The header has 1 column with no name: column 4 (after \"Town\", at the end). The \
+                 import needs every column named; a delimiter at the end of the header line is the \
+                 usual cause. Staff may have to remove it before importing."
+                    .to_owned()
+            )]
+        );
+        // Blank and spaces-only names anywhere, the neighbours being the nearest named columns;
+        // no duplicate-name warning for the blanks as well.
+        let f = check(b" ,HouseID,\"\",\"  \",Town,,x,,,,,,\n", 100, b',');
+        let w = warnings(&f);
+        // The first column is blank, so the EMS is unknown too.
+        let codes: Vec<&str> = w.iter().map(|w| w.0.as_str()).collect();
+        assert_eq!(codes, vec!["unknown-ems", "header-blank-name"]);
+        assert_eq!(
+            w[1].1,
+            "The header has 10 columns with no name: column 1 (before \"HouseID\", at the start), \
+             column 3 (between \"HouseID\" and \"Town\"), column 4 (between \"HouseID\" and \
+             \"Town\"), column 6 (between \"Town\" and \"x\"), column 8 (after \"x\", at the end) \
+             and 5 more. The import needs every column named; a delimiter at the end of the \
+             header line is the usual cause. Staff may have to remove them before importing."
+        );
+        assert_eq!(f.problems.clone().into_vec()[1].row, Some(1));
+        // Two columns of the same name are still a duplicate.
+        let f = check(b"HouseID,Town,Town,\n", 100, b',');
+        let codes: Vec<String> = warnings(&f).into_iter().map(|w| w.0).collect();
+        assert_eq!(codes, vec!["duplicate-column", "header-blank-name"]);
+    }
+
+    #[test]
+    fn uprn_checks_read_the_profiles_columns_whatever_the_quoting() {
+        let input = b"ElectionDate,Property_URN,Polling_Place_UPRN\r\n\
+            23/05/2019,\"1.00021E+11\",800200000101\r\n\
+            23/05/2019, 100021243352 ,800200000101\r\n\
+            23/05/2019,100021243352,1E+11\r\n";
+        for chunk in [1, 5, 1000] {
+            let f = check(input, chunk, b',');
+            let problems = f.problems.clone().into_vec();
+            let found: Vec<(&str, Option<u64>, Option<&str>)> = problems
+                .iter()
+                .map(|p| (p.code.as_str(), p.row, p.column.as_deref()))
+                .collect();
+            assert_eq!(
+                found,
+                vec![
+                    ("uprn-scientific-notation", Some(2), Some("Property_URN")),
+                    ("uprn-duplicate", None, Some("Property_URN")),
+                    (
+                        "uprn-scientific-notation",
+                        Some(4),
+                        Some("Polling_Place_UPRN")
+                    ),
+                ],
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    mod uprn_model {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A UPRN cell of a known kind, as a file would hold it.
+        #[derive(Debug, Clone)]
+        enum Cell {
+            Empty,
+            Number { n: u64, padded: bool },
+            Scientific(&'static str),
+            Bad(&'static str),
+        }
+
+        fn cell() -> impl Strategy<Value = Cell> {
+            prop_oneof![
+                2 => Just(Cell::Empty),
+                6 => (1u64..40, any::<bool>()).prop_map(|(n, padded)| Cell::Number { n, padded }),
+                2 => (1u64..4).prop_map(|n| Cell::Number { n: n * 100_000_000, padded: false }),
+                3 => (1u64..1_000_000_000_000).prop_map(|n| Cell::Number { n, padded: true }),
+                1 => proptest::sample::select(vec!["1.00021E+11", "1E+11", "1.0E11", "-2e5", "3,5E+11"])
+                    .prop_map(Cell::Scientific),
+                1 => proptest::sample::select(vec!["N/A", "1234567890123", "12.0", "E11"])
+                    .prop_map(Cell::Bad),
+            ]
+        }
+
+        fn text(c: &Cell) -> String {
+            match c {
+                Cell::Empty => String::new(),
+                Cell::Number { n, padded: true } => format!("{n:012}"),
+                Cell::Number { n, .. } => n.to_string(),
+                Cell::Scientific(s) | Cell::Bad(s) => s.to_string(),
+            }
+        }
+
+        /// What the UPRN rules must say about one column, derived from the cells' kinds.
+        fn expected(column: &str, cells: &[Cell], unique: bool) -> Vec<(String, String)> {
+            let rows = |pred: &dyn Fn(&Cell) -> bool| -> Vec<u64> {
+                (0..cells.len())
+                    .filter(|&i| pred(&cells[i]))
+                    .map(|i| i as u64 + 2)
+                    .collect()
+            };
+            let plural = |n: usize| if n == 1 { "row has" } else { "rows have" };
+            let mut out = Vec::new();
+            let sci = rows(&|c| matches!(c, Cell::Scientific(_)));
+            if !sci.is_empty() {
+                out.push((
+                    "uprn-scientific-notation".to_owned(),
+                    format!(
+                        "{} {} a UPRN in scientific notation in column {column}",
+                        sci.len(),
+                        plural(sci.len())
+                    ),
+                ));
+            }
+            let non_empty = rows(&|c| !matches!(c, Cell::Empty)).len();
+            let rounded = rows(&|c| matches!(c, Cell::Number { n, .. } if n % 100_000 == 0));
+            if rounded.len() * 100 > 20 * non_empty {
+                out.push((
+                    "uprn-rounded".to_owned(),
+                    format!(
+                        "{} of the {non_empty} UPRNs in column {column}",
+                        rounded.len()
+                    ),
+                ));
+            }
+            let bad = rows(&|c| matches!(c, Cell::Bad(_)));
+            if !bad.is_empty() {
+                out.push((
+                    "uprn-not-digits".to_owned(),
+                    format!(
+                        "{} {} a UPRN in column {column}",
+                        bad.len(),
+                        plural(bad.len())
+                    ),
+                ));
+            }
+            if unique {
+                let mut seen = std::collections::HashSet::new();
+                let extra = cells
+                    .iter()
+                    .filter_map(|c| match c {
+                        Cell::Number { n, .. } => Some(*n),
+                        _ => None,
+                    })
+                    .filter(|n| !seen.insert(*n))
+                    .count();
+                if extra > 0 {
+                    out.push((
+                        "uprn-duplicate".to_owned(),
+                        format!(
+                            "{extra} {} a UPRN already given on an earlier row in column {column}",
+                            if extra == 1 {
+                                "row repeats"
+                            } else {
+                                "rows repeat"
+                            }
+                        ),
+                    ));
+                }
+            }
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+
+            /// Every chunking gives the report the cells' kinds call for.
+            #[test]
+            fn uprn_findings_match_the_model_for_any_chunking(
+                rows in proptest::collection::vec((cell(), cell(), any::<bool>()), 0..60),
+                chunk in prop_oneof![1usize..9, 30usize..200, Just(1 << 20)],
+            ) {
+                let mut input = String::from("ElectionDate,Property_URN,Polling_Place_UPRN\r\n");
+                for (property, station, quoted) in &rows {
+                    let (p, s) = (text(property), text(station));
+                    if *quoted {
+                        input.push_str(&format!("23/05/2019,\"{p}\",\"{s}\"\r\n"));
+                    } else {
+                        // Unquoted but where a comma needs quotes (a European spreadsheet's).
+                        let q = |v: String| if v.contains(',') { format!("\"{v}\"") } else { v };
+                        input.push_str(&format!("23/05/2019,{},{}\n", q(p), q(s)));
+                    }
+                }
+                let property: Vec<Cell> = rows.iter().map(|r| r.0.clone()).collect();
+                let station: Vec<Cell> = rows.iter().map(|r| r.1.clone()).collect();
+                let mut want = expected("Property_URN", &property, true);
+                want.extend(expected("Polling_Place_UPRN", &station, false));
+                let f = check(input.as_bytes(), chunk, b',');
+                prop_assert_eq!(f.rows, rows.len() as u64 + 1);
+                let got: Vec<(String, String)> = f.problems.into_vec().into_iter()
+                    .map(|p| (p.code, p.message)).collect();
+                prop_assert_eq!(got.len(), want.len(), "{:?} vs {:?}", got, want);
+                for ((code, message), (want_code, want_start)) in got.iter().zip(&want) {
+                    prop_assert_eq!(code, want_code);
+                    prop_assert!(message.starts_with(want_start.as_str()), "{} vs {}", message, want_start);
+                }
+            }
+        }
     }
 
     #[test]

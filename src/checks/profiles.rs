@@ -17,6 +17,10 @@ pub enum ProfileError {
     NoDetection { file: String },
     #[error("EMS profile {file}: files_per_upload must be at least 1")]
     NoFiles { file: String },
+    #[error("EMS profile {file}: unique_uprn_columns names {column}, which is not in uprn_columns; add it there too")]
+    UniqueNotUprn { file: String, column: String },
+    #[error("EMS profile {file}: rounded_uprn_percent is {percent}; it must be from 0 to 100")]
+    RoundedPercent { file: String, percent: u8 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -64,12 +68,27 @@ pub struct Rules {
     pub postcode_columns: Vec<String>,
     /// A column holding the election date on every row.
     pub election_date_column: Option<String>,
+    /// Columns holding UPRNs (Unique Property Reference Numbers, 1 to 12 digits): values in
+    /// scientific notation fail the file; rounded-looking and malformed values are warned about.
+    #[serde(default)]
+    pub uprn_columns: Vec<String>,
+    /// Of `uprn_columns`, those in which a UPRN should appear once (a property's own UPRN, not its
+    /// polling station's, which repeats for every address voting there): repeats are warned about.
+    #[serde(default)]
+    pub unique_uprn_columns: Vec<String>,
+    /// Warn when more than this percentage of a UPRN column's non-empty values end in five or
+    /// more zeros (a spreadsheet's rounding); [`DEFAULT_ROUNDED_UPRN_PERCENT`] when unset.
+    pub rounded_uprn_percent: Option<u8>,
     /// JSON: the list in each element whose items are the file's rows.
     pub row_list: Option<String>,
     /// JSON: keys that name an element in messages, first present wins.
     #[serde(default)]
     pub label_keys: Vec<String>,
 }
+
+/// The share of rounded-looking UPRNs (in percent of a column's non-empty values) above which
+/// a warning is given, unless a profile sets `rounded_uprn_percent`.
+pub const DEFAULT_ROUNDED_UPRN_PERCENT: u8 = 20;
 
 /// All known profiles, in the order detection tries them.
 #[derive(Debug, Clone)]
@@ -106,6 +125,23 @@ impl Profiles {
             if profile.files_per_upload == 0 {
                 return Err(ProfileError::NoFiles {
                     file: file.to_owned(),
+                });
+            }
+            let rules = &profile.rules;
+            if let Some(column) = rules
+                .unique_uprn_columns
+                .iter()
+                .find(|u| !rules.uprn_columns.iter().any(|c| c.eq_ignore_ascii_case(u)))
+            {
+                return Err(ProfileError::UniqueNotUprn {
+                    file: file.to_owned(),
+                    column: column.clone(),
+                });
+            }
+            if let Some(percent) = rules.rounded_uprn_percent.filter(|p| *p > 100) {
+                return Err(ProfileError::RoundedPercent {
+                    file: file.to_owned(),
+                    percent,
                 });
             }
             profiles.push(profile);
@@ -193,6 +229,51 @@ mod tests {
     fn a_profile_without_detection_is_refused() {
         let err = Profiles::parse([("bad.toml", "name = \"X\"\n[detect]\n")]).unwrap_err();
         assert!(err.to_string().contains("bad.toml"));
+    }
+
+    #[test]
+    fn uprn_columns_per_profile() {
+        let p = Profiles::embedded();
+        let uprns = |name: &str| {
+            let r = &p.by_name(name).unwrap().rules;
+            (r.uprn_columns.clone(), r.unique_uprn_columns.clone())
+        };
+        let s = |v: &[&str]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            uprns("Xpress DC"),
+            (
+                s(&["Property_URN", "Polling_Place_UPRN"]),
+                s(&["Property_URN"])
+            )
+        );
+        for name in [
+            "Xpress WebLookup",
+            "Idox Eros (Halarose)",
+            "Democracy Counts",
+        ] {
+            assert_eq!(uprns(name), (s(&["UPRN"]), s(&["UPRN"])), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_unique_uprn_column_must_be_a_uprn_column_and_the_share_a_percentage() {
+        let err = Profiles::parse([(
+            "u.toml",
+            "name = \"X\"\n[detect]\nfirst_column = \"a\"\n[rules]\nuprn_columns = [\"UPRN\"]\n\
+             unique_uprn_columns = [\"Property_URN\"]\n",
+        )])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "EMS profile u.toml: unique_uprn_columns names Property_URN, which is not in \
+             uprn_columns; add it there too"
+        );
+        let err = Profiles::parse([(
+            "p.toml",
+            "name = \"X\"\n[detect]\nfirst_column = \"a\"\n[rules]\nrounded_uprn_percent = 120\n",
+        )])
+        .unwrap_err();
+        assert!(err.to_string().contains("from 0 to 100"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Domain rules that warn without failing a file: they catch the smells a person would notice
-//! (an old export, garbled postcodes) but that the import can still cope with.
+//! Domain rules, read from the columns a profile names: they catch the smells a person would
+//! notice (an old export, garbled postcodes, UPRNs a spreadsheet has damaged). All warn without
+//! failing a file, but for UPRNs in scientific notation: those cannot be imported.
 
 use crate::report::Problem;
 use crate::text::quote;
@@ -81,6 +82,7 @@ impl Tally {
 enum Bound {
     Postcode(Tally),
     ElectionDate { expected: Date, tally: Tally },
+    Uprn(Box<UprnColumn>),
 }
 
 /// The domain rules of one file, bound to its header's column positions.
@@ -106,6 +108,21 @@ impl RowRules {
         for col in &rules.postcode_columns {
             if let Some(i) = find(col) {
                 bound.push((i, Bound::Postcode(Tally::new(header[i].trim()))));
+            }
+        }
+        let percent = rules
+            .rounded_uprn_percent
+            .unwrap_or(crate::checks::profiles::DEFAULT_ROUNDED_UPRN_PERCENT);
+        for col in &rules.uprn_columns {
+            if let Some(i) = find(col) {
+                let unique = rules
+                    .unique_uprn_columns
+                    .iter()
+                    .any(|u| u.eq_ignore_ascii_case(col));
+                bound.push((
+                    i,
+                    Bound::Uprn(Box::new(UprnColumn::new(header[i].trim(), unique, percent))),
+                ));
             }
         }
         if let (Some(col), Some(expected)) = (&rules.election_date_column, election_date) {
@@ -142,14 +159,17 @@ impl RowRules {
                 continue;
             };
             let value = value.trim_ascii();
-            let broken = match rule {
-                Bound::Postcode(_) => !value.is_empty() && !is_uk_postcode(value),
-                Bound::ElectionDate { expected, .. } => {
-                    std::str::from_utf8(value).ok().and_then(Date::parse_loose) != Some(*expected)
+            let tally = match rule {
+                Bound::Postcode(tally) => {
+                    (!value.is_empty() && !is_uk_postcode(value)).then_some(tally)
                 }
+                Bound::ElectionDate { expected, tally } => {
+                    (std::str::from_utf8(value).ok().and_then(Date::parse_loose) != Some(*expected))
+                        .then_some(tally)
+                }
+                Bound::Uprn(uprns) => uprns.check(row, value),
             };
-            if broken {
-                let (Bound::Postcode(tally) | Bound::ElectionDate { tally, .. }) = rule;
+            if let Some(tally) = tally {
                 tally.add(row, &String::from_utf8_lossy(value));
             }
         }
@@ -159,41 +179,303 @@ impl RowRules {
     pub fn finish(self) -> Vec<Problem> {
         self.bound
             .into_iter()
-            .filter_map(|(_, rule)| match rule {
-                Bound::Postcode(t) if t.count > 0 => Some(
-                    Problem::warning(
-                        "malformed-postcode",
-                        format!(
-                            "{} {} a malformed postcode in column {} (first: {}). Check the \
-                             export; addresses with a bad postcode may not be found by voters.",
-                            t.count,
-                            t.rows(),
-                            t.column,
-                            t.examples()
-                        ),
-                    )
-                    .at_row(t.examples[0].0)
-                    .in_column(t.column),
-                ),
-                Bound::ElectionDate { expected, tally: t } if t.count > 0 => Some(
-                    Problem::warning(
-                        "election-date-mismatch",
-                        format!(
-                            "{} {} an {} other than the upload's election date {} (first: {}). \
-                             This file may be an export for another election.",
-                            t.count,
-                            t.rows(),
-                            t.column,
-                            expected,
-                            t.examples()
-                        ),
-                    )
-                    .at_row(t.examples[0].0)
-                    .in_column(t.column),
-                ),
-                _ => None,
+            .flat_map(|(_, rule)| match rule {
+                Bound::Uprn(uprns) => uprns.finish(),
+                other => other.finish().into_iter().collect(),
             })
             .collect()
+    }
+}
+
+impl Bound {
+    /// The warning of a postcode or election-date rule, when some row broke it.
+    fn finish(self) -> Option<Problem> {
+        match self {
+            Bound::Postcode(t) if t.count > 0 => Some(
+                Problem::warning(
+                    "malformed-postcode",
+                    format!(
+                        "{} {} a malformed postcode in column {} (first: {}). Check the \
+                             export; addresses with a bad postcode may not be found by voters.",
+                        t.count,
+                        t.rows(),
+                        t.column,
+                        t.examples()
+                    ),
+                )
+                .at_row(t.examples[0].0)
+                .in_column(t.column),
+            ),
+            Bound::ElectionDate { expected, tally: t } if t.count > 0 => Some(
+                Problem::warning(
+                    "election-date-mismatch",
+                    format!(
+                        "{} {} an {} other than the upload's election date {} (first: {}). \
+                             This file may be an export for another election.",
+                        t.count,
+                        t.rows(),
+                        t.column,
+                        expected,
+                        t.examples()
+                    ),
+                )
+                .at_row(t.examples[0].0)
+                .in_column(t.column),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// The most UPRNs of one column kept to find repeats: 8 bytes each, so at most 16 MB (a Vec
+/// grows by doubling, to 2,097,152). The largest council has about half a million properties;
+/// past this a hostile file's values are no longer kept, and a warning says so.
+pub const MAX_TRACKED_UPRNS: usize = 2_000_000;
+
+/// What a UPRN cell holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uprn {
+    Empty,
+    /// 1 to 12 digits once leading zeros are set aside (WebLookup pads to 12 with zeros).
+    Number(u64),
+    /// `1.00021E+11`, `1E+11`, `-1.0e11`: what a spreadsheet writes for a long number.
+    Scientific,
+    /// Anything else: letters, a decimal point, more than 12 digits.
+    Malformed,
+}
+
+impl Uprn {
+    /// Reads a cell (surrounding spaces already trimmed). Raw bytes, no allocation.
+    pub fn parse(value: &[u8]) -> Uprn {
+        if value.is_empty() {
+            return Uprn::Empty;
+        }
+        if value.iter().all(u8::is_ascii_digit) {
+            let start = value.iter().position(|&b| b != b'0').unwrap_or(value.len());
+            let digits = &value[start..];
+            if digits.len() > 12 {
+                return Uprn::Malformed;
+            }
+            let n = digits
+                .iter()
+                .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+            return Uprn::Number(n);
+        }
+        if is_scientific(value) {
+            Uprn::Scientific
+        } else {
+            Uprn::Malformed
+        }
+    }
+}
+
+/// `[+-]? mantissa [eE] [+-]? digits`, the mantissa digits with at most one decimal point or
+/// comma (a spreadsheet in a European locale), and at least one digit on each side of the `e`.
+fn is_scientific(value: &[u8]) -> bool {
+    let sign = |v: &[u8]| -> usize { usize::from(matches!(v.first(), Some(b'+' | b'-'))) };
+    let Some(e) = value.iter().position(|b| b.eq_ignore_ascii_case(&b'e')) else {
+        return false;
+    };
+    let (mantissa, exponent) = (&value[..e], &value[e + 1..]);
+    let mantissa = &mantissa[sign(mantissa)..];
+    let exponent = &exponent[sign(exponent)..];
+    let mut points = 0;
+    let mut digits = 0;
+    for &b in mantissa {
+        match b {
+            b'0'..=b'9' => digits += 1,
+            b'.' | b',' => points += 1,
+            _ => return false,
+        }
+    }
+    digits > 0 && points <= 1 && !exponent.is_empty() && exponent.iter().all(u8::is_ascii_digit)
+}
+
+/// The UPRNs seen in a column whose UPRNs should be unique, to count repeats at the end.
+///
+/// A sorted vector rather than a hash set: 8 bytes a UPRN instead of about 18 (a set's spare
+/// room and control bytes), and pushing is sequential; one sort at the end finds the repeats.
+#[derive(Debug, Default)]
+struct UprnSet {
+    values: Vec<u64>,
+    /// The row whose UPRN was the first not kept, once [`MAX_TRACKED_UPRNS`] were.
+    full_at: Option<u64>,
+}
+
+impl UprnSet {
+    fn add(&mut self, row: u64, n: u64) {
+        if self.values.len() < MAX_TRACKED_UPRNS {
+            self.values.push(n);
+        } else if self.full_at.is_none() {
+            self.full_at = Some(row);
+        }
+    }
+
+    /// How many values repeat an earlier one, how many distinct values repeat, and the first
+    /// few (smallest) of those.
+    fn repeats(mut self) -> (u64, u64, Vec<u64>) {
+        self.values.sort_unstable();
+        let (mut extra, mut distinct, mut examples) = (0u64, 0u64, Vec::new());
+        for (i, pair) in self.values.windows(2).enumerate() {
+            if pair[0] == pair[1] {
+                extra += 1;
+                if i == 0 || self.values[i - 1] != pair[0] {
+                    distinct += 1;
+                    if examples.len() < EXAMPLES {
+                        examples.push(pair[0]);
+                    }
+                }
+            }
+        }
+        (extra, distinct, examples)
+    }
+}
+
+/// The UPRN checks of one column.
+#[derive(Debug)]
+struct UprnColumn {
+    rounded_percent: u8,
+    non_empty: u64,
+    scientific: Tally,
+    malformed: Tally,
+    rounded: Tally,
+    seen: Option<UprnSet>,
+}
+
+impl UprnColumn {
+    fn new(column: &str, unique: bool, rounded_percent: u8) -> Self {
+        UprnColumn {
+            rounded_percent,
+            non_empty: 0,
+            scientific: Tally::new(column),
+            malformed: Tally::new(column),
+            rounded: Tally::new(column),
+            seen: unique.then(UprnSet::default),
+        }
+    }
+
+    /// Reads one value; returns the tally it should be added to, if any.
+    fn check(&mut self, row: u64, value: &[u8]) -> Option<&mut Tally> {
+        let uprn = Uprn::parse(value);
+        if uprn != Uprn::Empty {
+            self.non_empty += 1;
+        }
+        match uprn {
+            Uprn::Empty => None,
+            Uprn::Scientific => Some(&mut self.scientific),
+            Uprn::Malformed => Some(&mut self.malformed),
+            Uprn::Number(n) => {
+                if let Some(seen) = &mut self.seen {
+                    seen.add(row, n);
+                }
+                (n != 0 && n % 100_000 == 0).then_some(&mut self.rounded)
+            }
+        }
+    }
+
+    fn finish(self) -> Vec<Problem> {
+        let mut found = Vec::new();
+        let s = &self.scientific;
+        if s.count > 0 {
+            found.push(
+                Problem::error(
+                    "uprn-scientific-notation",
+                    format!(
+                        "{} {} a UPRN in scientific notation in column {} (first: {}). The file \
+                         was probably opened and saved in a spreadsheet, which writes long numbers \
+                         this way and loses their last digits. Please export the file again \
+                         straight from your EMS and upload it without opening it in a spreadsheet.",
+                        s.count,
+                        s.rows(),
+                        s.column,
+                        s.examples()
+                    ),
+                )
+                .at_row(s.examples[0].0)
+                .in_column(&s.column),
+            );
+        }
+        let r = &self.rounded;
+        if r.count > 0 && r.count * 100 > u64::from(self.rounded_percent) * self.non_empty {
+            found.push(
+                Problem::warning(
+                    "uprn-rounded",
+                    format!(
+                        "{} of the {} UPRNs in column {} end in five or more zeros (first: {}). \
+                         They look rounded by a spreadsheet; if the file was opened and saved in \
+                         one, please export it again straight from your EMS.",
+                        r.count,
+                        self.non_empty,
+                        r.column,
+                        r.examples()
+                    ),
+                )
+                .at_row(r.examples[0].0)
+                .in_column(&r.column),
+            );
+        }
+        let m = &self.malformed;
+        if m.count > 0 {
+            found.push(
+                Problem::warning(
+                    "uprn-not-digits",
+                    format!(
+                        "{} {} a UPRN in column {} that is not 1 to 12 digits (first: {}). Those \
+                         addresses may not be matched to their property.",
+                        m.count,
+                        m.rows(),
+                        m.column,
+                        m.examples()
+                    ),
+                )
+                .at_row(m.examples[0].0)
+                .in_column(&m.column),
+            );
+        }
+        if let Some(seen) = self.seen {
+            let full_at = seen.full_at;
+            let (extra, distinct, examples) = seen.repeats();
+            let column = &self.scientific.column;
+            if extra > 0 {
+                let listed: Vec<String> = examples.iter().map(u64::to_string).collect();
+                found.push(
+                    Problem::warning(
+                        "uprn-duplicate",
+                        format!(
+                            "{extra} {} a UPRN already given on an earlier row in column {column} \
+                             ({distinct} {} more than once; for example {}). Each property should \
+                             appear once: check the export.",
+                            if extra == 1 {
+                                "row repeats"
+                            } else {
+                                "rows repeat"
+                            },
+                            if distinct == 1 {
+                                "UPRN appears"
+                            } else {
+                                "UPRNs appear"
+                            },
+                            listed.join(", ")
+                        ),
+                    )
+                    .in_column(column),
+                );
+            }
+            if let Some(row) = full_at {
+                found.push(
+                    Problem::warning(
+                        "uprn-duplicate-limit",
+                        format!(
+                            "Column {column} has more than {MAX_TRACKED_UPRNS} UPRNs: repeats were \
+                             looked for only before row {row}."
+                        ),
+                    )
+                    .at_row(row)
+                    .in_column(column),
+                );
+            }
+        }
+        found
     }
 }
 
@@ -284,6 +566,169 @@ mod tests {
             .message
             .contains("ElectionDate other than the upload's election date 2019-05-23"));
         assert_eq!(warnings[1].row, Some(3));
+    }
+
+    #[test]
+    fn uprn_values() {
+        use Uprn::*;
+        for (value, want) in [
+            ("", Empty),
+            ("100021243352", Number(100_021_243_352)),
+            ("000072771509", Number(72_771_509)),
+            ("7", Number(7)),
+            ("0", Number(0)),
+            ("0000000000000000100021243352", Number(100_021_243_352)),
+            ("1000212433521", Malformed),
+            ("1.00021E+11", Scientific),
+            ("1E+11", Scientific),
+            ("1.0E11", Scientific),
+            ("1e11", Scientific),
+            ("+1.00021e+011", Scientific),
+            ("-1.2E-3", Scientific),
+            ("1,00021E+11", Scientific),
+            (".5E3", Scientific),
+            ("E+11", Malformed),
+            ("1E", Malformed),
+            ("1.2.3E4", Malformed),
+            ("1E+1+1", Malformed),
+            ("12 345", Malformed),
+            ("100021243352.0", Malformed),
+            ("N/A", Malformed),
+            ("-100", Malformed),
+        ] {
+            assert_eq!(Uprn::parse(value.as_bytes()), want, "{value:?}");
+        }
+    }
+
+    /// Runs UPRN rules over one column's values (row 2 onwards) and returns the problems.
+    fn uprn_problems(values: &[&str], unique: bool, percent: Option<u8>) -> Vec<Problem> {
+        let rules = crate::checks::profiles::Rules {
+            uprn_columns: vec!["UPRN".into()],
+            unique_uprn_columns: if unique { vec!["uprn".into()] } else { vec![] },
+            rounded_uprn_percent: percent,
+            ..Default::default()
+        };
+        let mut r = RowRules::bind(&rules, &["Name".into(), " Uprn ".into()], None);
+        assert_eq!(r.columns(), vec![1]);
+        for (i, v) in values.iter().enumerate() {
+            let row = [b"x".as_slice(), v.as_bytes()];
+            r.check_row(i as u64 + 2, |c| row.get(c).map(|v| (*v).into()));
+        }
+        r.finish()
+    }
+
+    #[test]
+    fn one_uprn_in_scientific_notation_fails_the_file() {
+        let p = uprn_problems(&["100021243352", "1.00021E+11", "", "1e+11"], true, None);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].severity, crate::report::Severity::Error);
+        assert_eq!(p[0].code, "uprn-scientific-notation");
+        assert_eq!(
+            p[0].message,
+            "2 rows have a UPRN in scientific notation in column Uprn (first: row 3: \
+             \"1.00021E+11\", row 5: \"1e+11\"). The file was probably opened and saved in a \
+             spreadsheet, which writes long numbers this way and loses their last digits. Please \
+             export the file again straight from your EMS and upload it without opening it in a \
+             spreadsheet."
+        );
+        assert_eq!((p[0].row, p[0].column.as_deref()), (Some(3), Some("Uprn")));
+    }
+
+    #[test]
+    fn rounded_uprns_warn_only_above_the_share() {
+        // 2 of 10 non-empty values is 20%: not more than the default share.
+        let mut values = vec!["100021000000", "200000000000"];
+        values.extend(["100021243352"; 8]);
+        values.push("");
+        assert!(uprn_problems(&values, false, None).is_empty());
+        values.push("300000");
+        let p = uprn_problems(&values, false, None);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].code, "uprn-rounded");
+        assert_eq!(p[0].severity, crate::report::Severity::Warning);
+        assert_eq!(
+            p[0].message,
+            "3 of the 11 UPRNs in column Uprn end in five or more zeros (first: row 2: \
+             \"100021000000\", row 3: \"200000000000\", row 13: \"300000\"). They look rounded \
+             by a spreadsheet; if the file was opened and saved in one, please export it again \
+             straight from your EMS."
+        );
+        // The share is the profile's to set; four zeros are not rounded, nor is a zero.
+        assert!(uprn_problems(&values, false, Some(30)).is_empty());
+        let p = uprn_problems(&["10000", "0", "100021243352"], false, Some(0));
+        assert!(p.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn uprns_that_are_not_1_to_12_digits_warn() {
+        let p = uprn_problems(
+            &[
+                "000072771509",
+                "ABC123",
+                "1000212433521",
+                "",
+                "7",
+                "100021243352.0",
+            ],
+            false,
+            None,
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].code, "uprn-not-digits");
+        assert_eq!(
+            p[0].message,
+            "3 rows have a UPRN in column Uprn that is not 1 to 12 digits (first: row 3: \
+             \"ABC123\", row 4: \"1000212433521\", row 7: \"100021243352.0\"). Those addresses \
+             may not be matched to their property."
+        );
+    }
+
+    #[test]
+    fn repeated_uprns_warn_only_in_a_unique_column() {
+        let values = [
+            "300",
+            "100021243352",
+            "000000000300",
+            "5",
+            "300",
+            "",
+            "",
+            "5",
+            "100021243353",
+        ];
+        assert!(uprn_problems(&values, false, None).is_empty());
+        let p = uprn_problems(&values, true, None);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].code, "uprn-duplicate");
+        assert_eq!(
+            p[0].message,
+            "3 rows repeat a UPRN already given on an earlier row in column Uprn (2 UPRNs appear \
+             more than once; for example 5, 300). Each property should appear once: check the \
+             export."
+        );
+        let p = uprn_problems(&["1", "2", "1"], true, None);
+        assert!(
+            p[0].message.starts_with("1 row repeats a UPRN"),
+            "{}",
+            p[0].message
+        );
+        assert!(p[0]
+            .message
+            .contains("(1 UPRN appears more than once; for example 1)"));
+    }
+
+    #[test]
+    fn past_the_limit_uprns_are_no_longer_kept() {
+        let mut set = UprnSet::default();
+        for n in 0..MAX_TRACKED_UPRNS as u64 + 3 {
+            set.add(n + 2, n % 1_000_000);
+        }
+        assert_eq!(set.values.len(), MAX_TRACKED_UPRNS);
+        assert_eq!(set.full_at, Some(MAX_TRACKED_UPRNS as u64 + 2));
+        assert!(set.values.capacity() * 8 <= 17 * 1024 * 1024);
+        let (extra, distinct, examples) = set.repeats();
+        assert_eq!((extra, distinct), (1_000_000, 1_000_000));
+        assert_eq!(examples, vec![0, 1, 2, 3, 4]);
     }
 
     #[test]
