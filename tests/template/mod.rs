@@ -117,7 +117,7 @@ impl Rendered<'_> {
                         let a = arg.as_array().expect("Fn::Split takes a list");
                         let sep = a[0].as_str().unwrap();
                         let s = self.eval(&a[1]).unwrap();
-                        let parts = s.as_str().unwrap().split(sep).map(|p| json_str(p));
+                        let parts = s.as_str().unwrap().split(sep).map(json_str);
                         Some(Value::Array(parts.collect()))
                     }
                     other if other.starts_with("Fn::") => {
