@@ -481,8 +481,8 @@ async fn sigkill_at_random_points_then_redelivery_loses_and_doubles_nothing() {
         "crash: seed {seed}: {done} iterations ({per_scenario:?}), {} deliveries, {} runs, \
          {kills} kills ({} before a request was handled, {} after), {reruns} reruns (at most {} \
          runs for one delivery), kills between an accepted request and its record: {} email, {} \
-         webhook (each repeated once, as expected), duplicates otherwise: {}, lost: {}, peak RSS \
-         of a run {} KB, {:.1} s",
+         webhook (each repeated once, as expected), iterations with an effect lost or doubled \
+         otherwise: {}, peak RSS of a run {} KB, {:.1} s",
         total.deliveries,
         total.runs,
         total.kills_before,
@@ -490,7 +490,6 @@ async fn sigkill_at_random_points_then_redelivery_loses_and_doubles_nothing() {
         most_runs,
         windows(&total.email_windows),
         windows(&total.webhook_windows),
-        failures.len(),
         failures.len(),
         total.peak_rss_kb,
         started.elapsed().as_secs_f64(),
