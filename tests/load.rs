@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::fixture;
-use harness::{env_number, Lab};
+use harness::{env_number, skipped_on_emulator, Lab};
 use serde_json::Value;
 
 const DATE: &str = "2024-05-02";
@@ -88,6 +88,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn uploads_eight_at_once_each_get_exactly_their_effects() {
+    if skipped_on_emulator() {
+        return;
+    }
     let count = env_number("WDIV_LOAD_UPLOADS", 40) as usize;
     let jobs = env_number("WDIV_LOAD_JOBS", 8).max(1) as usize;
     let lab = Arc::new(Lab::new().await);
@@ -109,6 +112,7 @@ async fn uploads_eight_at_once_each_get_exactly_their_effects() {
     }
     let mut latencies = Vec::with_capacity(count);
     let mut peak_rss_kb = 0;
+    let mut cpu = Duration::ZERO;
     while let Some(joined) = tasks.join_next().await {
         let (upload, ended) = joined.unwrap();
         assert_eq!(
@@ -120,6 +124,7 @@ async fn uploads_eight_at_once_each_get_exactly_their_effects() {
             ended.stderr()
         );
         latencies.push(ended.elapsed);
+        cpu += ended.cpu;
         peak_rss_kb = peak_rss_kb.max(ended.max_rss_kb);
     }
     let wall = started.elapsed();
@@ -170,7 +175,12 @@ async fn uploads_eight_at_once_each_get_exactly_their_effects() {
             mine_invalidations,
             mine_posts.len(),
         );
-        let expected = (usize::from(valid), usize::from(!valid), usize::from(valid), 1);
+        let expected = (
+            usize::from(valid),
+            usize::from(!valid),
+            usize::from(valid),
+            1,
+        );
         if found != expected || mine_finals != expected_finals {
             problems.push(format!(
                 "{} ({:?}): (issues, emails, invalidations, webhooks) {found:?}, expected \
@@ -207,13 +217,14 @@ async fn uploads_eight_at_once_each_get_exactly_their_effects() {
     });
     eprintln!(
         "load: {count} uploads ({kinds:?}), {jobs} at once: {:.1} s, {:.1} uploads/s, latency p50 \
-         {} ms, p99 {} ms, max {} ms; peak RSS of a run {:.1} MB; effects: {} issues, {} emails, \
+         {} ms, p99 {} ms, max {} ms; CPU per run {} ms; peak RSS of a run {:.1} MB; effects: {} issues, {} emails, \
          {} invalidations, {} webhook posts, {} problems",
         wall.as_secs_f64(),
         count as f64 / wall.as_secs_f64(),
         percentile(&latencies, 50.0).as_millis(),
         percentile(&latencies, 99.0).as_millis(),
         latencies.last().copied().unwrap_or_default().as_millis(),
+        (cpu / count.max(1) as u32).as_millis(),
         peak_rss_kb as f64 / 1024.0,
         issues.len(),
         emails.len(),

@@ -102,7 +102,9 @@ impl Tripwire {
                 return Ok(None);
             }
             let hit = match &*state.matching.lock().unwrap() {
-                Some(prefix) => state.fired.lock().unwrap().is_none() && request.starts_with(prefix),
+                Some(prefix) => {
+                    state.fired.lock().unwrap().is_none() && request.starts_with(prefix)
+                }
                 None => n == armed,
             };
             if !hit {
@@ -124,7 +126,9 @@ impl Tripwire {
             });
             *state.fired.lock().unwrap() = Some(kill);
             if after {
-                Ok(Some(Box::new(move || kill_and_wait(pid)) as Box<dyn FnOnce() + Send>))
+                Ok(Some(
+                    Box::new(move || kill_and_wait(pid)) as Box<dyn FnOnce() + Send>
+                ))
             } else {
                 kill_and_wait(pid);
                 Err(())
@@ -140,7 +144,8 @@ impl Tripwire {
         s.count.store(0, Ordering::SeqCst);
         s.seen.lock().unwrap().clear();
         *s.fired.lock().unwrap() = None;
-        s.after.store(kill_at.is_some_and(|(_, a)| a), Ordering::SeqCst);
+        s.after
+            .store(kill_at.is_some_and(|(_, a)| a), Ordering::SeqCst);
         s.pid.store(pid, Ordering::SeqCst);
         s.target
             .store(kill_at.map_or(0, |(k, _)| k), Ordering::SeqCst);
@@ -191,7 +196,12 @@ impl Lab {
 
     /// Runs `run -` with `event`, killing it at its k-th request when `kill_at` says so (see
     /// [`Tripwire`]; only one child of a lab may be armed at a time). Gives up after `limit`.
-    pub async fn run(&self, event: &Value, kill_at: Option<(usize, bool)>, limit: Duration) -> Ended {
+    pub async fn run(
+        &self,
+        event: &Value,
+        kill_at: Option<(usize, bool)>,
+        limit: Duration,
+    ) -> Ended {
         self.run_armed(event, kill_at, None, limit).await
     }
 
@@ -215,7 +225,7 @@ impl Lab {
         let out = File::create(dir.join(format!("run-{n}.stdout"))).unwrap();
         let err_path = dir.join(format!("run-{n}.stderr"));
         let err = File::create(&err_path).unwrap();
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wdiv-s3-trigger"));
+        let mut command = std::process::Command::new(binary());
         command
             .args(["run", "-"])
             .current_dir(dir)
@@ -244,7 +254,7 @@ impl Lab {
             let _ = stdin.write_all(event.to_string().as_bytes());
         }
         let waited = tokio::task::spawn_blocking(move || reap(pid));
-        let (status, max_rss_kb) = match tokio::time::timeout(limit, waited).await {
+        let (status, max_rss_kb, cpu) = match tokio::time::timeout(limit, waited).await {
             Ok(done) => done.unwrap(),
             Err(_) => {
                 kill_and_wait(pid);
@@ -267,14 +277,25 @@ impl Lab {
             kill,
             seen,
             max_rss_kb,
+            cpu,
             elapsed,
             stderr_path: err_path,
         }
     }
 }
 
-/// Waits for `pid` and reaps it: its exit code (None when a signal ended it) and its peak RSS.
-fn reap(pid: i32) -> (Option<i32>, u64) {
+/// The program under test: this build's, or `WDIV_BIN` (scripts/load.sh points it at the
+/// optimised build, as Lambda runs).
+pub fn binary() -> std::path::PathBuf {
+    match std::env::var_os("WDIV_BIN") {
+        Some(path) if !path.is_empty() => path.into(),
+        _ => env!("CARGO_BIN_EXE_wdiv-s3-trigger").into(),
+    }
+}
+
+/// Waits for `pid` and reaps it: its exit code (None when a signal ended it), its peak RSS (KB)
+/// and the CPU time it used (user and system).
+fn reap(pid: i32) -> (Option<i32>, u64, Duration) {
     // SAFETY: wait4 only writes the status and rusage it is given.
     unsafe {
         let mut status = 0;
@@ -292,7 +313,11 @@ fn reap(pid: i32) -> (Option<i32>, u64) {
             );
         }
         let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-        (code, usage.ru_maxrss as u64)
+        let time = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+        };
+        let cpu = time(usage.ru_utime) + time(usage.ru_stime);
+        (code, usage.ru_maxrss as u64, cpu)
     }
 }
 
@@ -305,6 +330,9 @@ pub struct Ended {
     /// Every request it made while armed, in order.
     pub seen: Vec<Seen>,
     pub max_rss_kb: u64,
+    /// User and system CPU time.
+    pub cpu: Duration,
+    /// From spawn to exit.
     pub elapsed: Duration,
     pub stderr_path: std::path::PathBuf,
 }
@@ -334,6 +362,16 @@ impl Ended {
             (None, _) => false,
         }
     }
+}
+
+/// Whether the tests run against an emulator (`WDIV_TEST_S3_ENDPOINT`) rather than the
+/// in-process fake: the harness needs the fake's hook, so it says "skipped" there.
+pub fn skipped_on_emulator() -> bool {
+    let external = std::env::var("WDIV_TEST_S3_ENDPOINT").is_ok_and(|v| !v.is_empty());
+    if external {
+        eprintln!("skipped: the harness kills at the in-process fake's requests");
+    }
+    external
 }
 
 /// A small, seedable generator (splitmix64): the harness's only source of chance.
