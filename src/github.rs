@@ -50,6 +50,8 @@ struct Issue {
     title: String,
     html_url: String,
     #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
     pull_request: Option<serde_json::Value>,
 }
 
@@ -166,7 +168,9 @@ impl GitHub {
     }
 
     /// Opens the issue, or comments on the open one with the same title; returns the issue's
-    /// URL. `marker` (unique to the upload's content) makes a retried comment a no-op.
+    /// URL. `marker` (unique to the upload's content) goes into the issue's body and the
+    /// comment, hidden, so a retry whose earlier attempt opened the issue or commented (and died
+    /// before it could record so) finds it and adds nothing.
     pub async fn open_or_update(
         &self,
         title: &str,
@@ -195,6 +199,10 @@ impl GitHub {
     ) -> Result<String, GitHubError> {
         let route = format!("/repos/{}", self.repo);
         match self.find_open(title).await? {
+            // Opened for this very content by an earlier attempt.
+            Some(issue) if issue.body.as_deref().is_some_and(|b| b.contains(marker)) => {
+                Ok(issue_url(&issue.html_url))
+            }
             Some(issue) => {
                 let comments = format!("{route}/issues/{}/comments", issue.number);
                 if !self.has_comment_with(&comments, marker).await? {
@@ -208,13 +216,14 @@ impl GitHub {
                 Ok(issue_url(&issue.html_url))
             }
             None => {
+                let text = format!("{body}\n<!-- {marker} -->\n");
                 let issue: Issue = self
                     .client
                     .post(
                         format!("{route}/issues"),
                         Some(&NewIssue {
                             title,
-                            body,
+                            body: &text,
                             labels,
                         }),
                     )

@@ -32,9 +32,12 @@ async fn a_valid_upload_opens_one_issue_with_the_exact_title_labels_and_body() {
     assert_eq!(issues.len(), 1);
     assert_eq!(issues[0].title, TITLE);
     assert_eq!(issues[0].labels, ["Data Import", "ready"]);
-    assert_eq!(
-        issues[0].body,
-        format!("EMS: Xpress DC\nFiles:\n- `{key}`\n")
+    // What staff see, then the content's hidden marker (so a retry knows the issue is its own).
+    let (visible, hidden) = issues[0].body.split_once("\n<!-- ").unwrap();
+    assert_eq!(visible, format!("EMS: Xpress DC\nFiles:\n- `{key}`\n"));
+    assert!(
+        hidden.starts_with("wdiv-s3-trigger:") && hidden.ends_with(" -->\n"),
+        "{hidden}"
     );
     // Its URL, without a fragment, in report.json and the webhook.
     let report = world.report_json(PREFIX).await.unwrap();

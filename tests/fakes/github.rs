@@ -32,6 +32,7 @@ use serde_json::{json, Value};
 #[allow(clippy::duplicate_mod)]
 #[path = "server.rs"]
 mod server;
+pub use server::Hook;
 use server::Server;
 
 /// Where user profiles' `html_url`s point (never fetched). Issues and comments point at the
@@ -162,6 +163,11 @@ impl FakeGitHub {
         let server = Server::start("fake-github", app);
         lock(&shared).base = format!("http://{}", server.addr());
         FakeGitHub { server, shared }
+    }
+
+    /// Puts `hook` between every later request and the fake (see [`Hook`]); `None` removes it.
+    pub fn set_hook(&self, hook: Option<Hook>) {
+        self.server.set_hook(hook);
     }
 
     /// e.g. "http://127.0.0.1:41234" — the API base (GITHUB_API_URL / octocrab `base_uri`).

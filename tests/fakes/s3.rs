@@ -31,6 +31,7 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_AL
 #[allow(clippy::duplicate_mod)]
 #[path = "server.rs"]
 mod server;
+pub use server::Hook;
 use server::Server;
 
 /// The AWS configuration of a test's own clients: test credentials, eu-west-2, and `endpoint`
@@ -146,6 +147,11 @@ impl FakeS3 {
             .with_state(shared.clone());
         let server = Server::start("fake-s3", app);
         FakeS3 { server, shared }
+    }
+
+    /// Puts `hook` between every later request and the fake (see [`Hook`]); `None` removes it.
+    pub fn set_hook(&self, hook: Option<Hook>) {
+        self.server.set_hook(hook);
     }
 
     /// e.g. "http://127.0.0.1:41234"

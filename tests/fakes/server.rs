@@ -5,9 +5,19 @@
 //! Each fake includes this file as its own submodule (`#[path = "server.rs"] mod server;`).
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
+
+/// Called with each request's method and path (with its query) before the fake handles it, to
+/// stand between a program and the fake (tests/crash.rs kills the program at the k-th request):
+/// `Err(())` drops the request unhandled (the fake answers 503 and changes nothing);
+/// `Ok(Some(after))` lets the fake handle it, then calls `after` before the answer is sent;
+/// `Ok(None)` is no interference. Only std types, so every fake's copy of this module agrees.
+pub type Hook = Arc<dyn Fn(&str, &str) -> HookVerdict + Send + Sync>;
+/// What a [`Hook`] decides for one request.
+pub type HookVerdict = Result<Option<Box<dyn FnOnce() + Send>>, ()>;
 
 /// A running server. Dropping it stops it without waiting for open requests or connections
 /// (such as long polls), and returns once its thread has finished.
@@ -15,6 +25,7 @@ pub struct Server {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    hook: Arc<Mutex<Option<Hook>>>,
 }
 
 impl Server {
@@ -36,7 +47,15 @@ impl Server {
         self.addr
     }
 
+    /// Puts `hook` (or, with `None`, nothing) between every later request and the fake.
+    #[allow(dead_code)]
+    pub fn set_hook(&self, hook: Option<Hook>) {
+        *self.hook.lock().unwrap_or_else(|e| e.into_inner()) = hook;
+    }
+
     fn spawn(name: &str, app: axum::Router, mut runtime: tokio::runtime::Builder) -> Server {
+        let hook: Arc<Mutex<Option<Hook>>> = Arc::default();
+        let app = app.layer(axum::middleware::from_fn_with_state(hook.clone(), hooked));
         // Bind on the caller's thread so the port is known (and accepting) before we return.
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap_or_else(|e| panic!("{name}: bind: {e}"));
@@ -70,6 +89,36 @@ impl Server {
             addr,
             shutdown: Some(tx),
             thread: Some(thread),
+            hook,
+        }
+    }
+}
+
+/// The middleware that asks the [`Hook`], if one is set.
+async fn hooked(
+    axum::extract::State(slot): axum::extract::State<Arc<Mutex<Option<Hook>>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let hook = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let Some(hook) = hook else {
+        return next.run(req).await;
+    };
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |pq| pq.as_str().to_owned());
+    match hook(req.method().as_str(), &target) {
+        Err(()) => axum::response::Response::builder()
+            .status(503)
+            .body(axum::body::Body::from("dropped by the test's hook"))
+            .unwrap_or_default(),
+        Ok(after) => {
+            let response = next.run(req).await;
+            if let Some(after) = after {
+                after();
+            }
+            response
         }
     }
 }
