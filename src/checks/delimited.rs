@@ -10,6 +10,11 @@ use crate::vocab::Date;
 /// How much of the file's start is kept to find the header line for delimiter sniffing.
 const MAX_SNIFF: usize = 64 * 1024;
 
+/// The longest header row read, line break included. Real exports' headers are under 10 KB and
+/// a header of 100,000 columns is about 690 KB; a longer first row is not a table of rows (140 MB
+/// with no line break), and reading on would only delay the verdict.
+pub const MAX_HEADER_BYTES: u64 = 1024 * 1024;
+
 /// The exact message the original used; staff and WDIV know it word for word.
 pub fn too_few_columns(n: usize) -> String {
     format!("File has only {n} columns. We might have failed to detect the delimiter")
@@ -46,6 +51,12 @@ pub struct DelimitedCheck<'p> {
     head: Vec<u8>,
     walker: Option<RecordWalker>,
     state: Walk<'p>,
+    /// Bytes walked while the header row has not ended, up to [`MAX_HEADER_BYTES`].
+    header_bytes: u64,
+    /// Whether a line break was seen among them.
+    header_line_break: bool,
+    /// The header row did not end within [`MAX_HEADER_BYTES`]: the verdict is in.
+    header_too_long: bool,
 }
 
 /// What the walk has learnt so far; separate from the walker so the record callback can borrow it.
@@ -81,15 +92,21 @@ impl<'p> DelimitedCheck<'p> {
                 long_rows: LongRows::default(),
                 problems: Problems::new(),
             },
+            header_bytes: 0,
+            header_line_break: false,
+            header_too_long: false,
         }
     }
 
     /// Whether the check has stopped reading (a failing row, a NUL byte, a bad header).
     pub fn is_done(&self) -> bool {
-        self.walker.as_ref().is_some_and(RecordWalker::is_stopped)
+        self.header_too_long || self.walker.as_ref().is_some_and(RecordWalker::is_stopped)
     }
 
     pub fn feed(&mut self, chunk: &[u8]) {
+        if self.header_too_long {
+            return;
+        }
         if self.walker.is_none() {
             self.head.extend_from_slice(chunk);
             if memchr::memchr2(b'\n', b'\r', &self.head).is_none() && self.head.len() < MAX_SNIFF {
@@ -108,7 +125,29 @@ impl<'p> DelimitedCheck<'p> {
         self.walk(head);
     }
 
-    fn walk(&mut self, chunk: &[u8]) {
+    /// Walks `chunk`, but at most [`MAX_HEADER_BYTES`] of it while the header row has not ended,
+    /// so the verdict on a header too long is the same however the file is cut into chunks.
+    fn walk(&mut self, mut chunk: &[u8]) {
+        while self.state.header_len.is_none() && !chunk.is_empty() && !self.is_done() {
+            let room = (MAX_HEADER_BYTES - self.header_bytes) as usize;
+            let (part, rest) = chunk.split_at(room.min(chunk.len()));
+            self.header_bytes += part.len() as u64;
+            self.header_line_break |= memchr::memchr2(b'\n', b'\r', part).is_some();
+            self.walk_part(part);
+            chunk = rest;
+            if self.state.header_len.is_none()
+                && self.header_bytes == MAX_HEADER_BYTES
+                && !self.is_done()
+            {
+                self.header_too_long = true;
+            }
+        }
+        if !self.header_too_long && !chunk.is_empty() {
+            self.walk_part(chunk);
+        }
+    }
+
+    fn walk_part(&mut self, chunk: &[u8]) {
         let walker = self.walker.as_mut().expect("walk starts after sniffing");
         let state = &mut self.state;
         let (profiles, election_date) = (self.profiles, self.election_date);
@@ -136,6 +175,9 @@ impl<'p> DelimitedCheck<'p> {
                 };
             }
             self.start_walk(&head);
+        }
+        if self.header_too_long {
+            return self.header_too_long_findings();
         }
         let mut walker = self.walker.take().expect("started above");
         let state = &mut self.state;
@@ -169,6 +211,33 @@ impl<'p> DelimitedCheck<'p> {
             delimiter: Some(walker.delimiter()),
             columns: state.header_len,
             problems: state.problems,
+        }
+    }
+}
+
+impl DelimitedCheck<'_> {
+    fn header_too_long_findings(self) -> Findings {
+        let limit = MAX_HEADER_BYTES / (1024 * 1024);
+        let message = if self.header_line_break {
+            format!(
+                "The first row (the header) runs past {limit} MB without ending: a double quote \
+                 (\") in it is probably never closed. Headers are a few KB; please export the \
+                 file from your EMS again as CSV."
+            )
+        } else {
+            format!(
+                "The file has no line break in its first {limit} MB, so it is not a table of \
+                 rows. Please export the file from your EMS again as CSV."
+            )
+        };
+        Findings {
+            rows: 0,
+            ems: None,
+            delimiter: self.walker.as_ref().map(RecordWalker::delimiter),
+            columns: None,
+            problems: [Problem::error("header-too-long", message).at_row(1)]
+                .into_iter()
+                .collect(),
         }
     }
 }
