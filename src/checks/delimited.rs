@@ -49,6 +49,8 @@ pub struct DelimitedCheck<'p> {
     fallback_delimiter: u8,
     /// The start of the input, kept until the header line is complete.
     head: Vec<u8>,
+    /// Decides the delimiter from the header line as its bytes arrive.
+    sniffer: Sniffer,
     walker: Option<RecordWalker>,
     state: Walk<'p>,
     /// Bytes walked while the header row has not ended, up to [`MAX_HEADER_BYTES`].
@@ -82,6 +84,7 @@ impl<'p> DelimitedCheck<'p> {
             election_date,
             fallback_delimiter,
             head: Vec::new(),
+            sniffer: Sniffer::default(),
             walker: None,
             state: Walk {
                 header_len: None,
@@ -108,8 +111,11 @@ impl<'p> DelimitedCheck<'p> {
             return;
         }
         if self.walker.is_none() {
+            // Only the first MAX_SNIFF bytes are sniffed, whatever the size of the chunks.
+            let room = MAX_SNIFF.saturating_sub(self.head.len());
+            self.sniffer.feed(&chunk[..room.min(chunk.len())]);
             self.head.extend_from_slice(chunk);
-            if memchr::memchr2(b'\n', b'\r', &self.head).is_none() && self.head.len() < MAX_SNIFF {
+            if !self.sniffer.ended && self.head.len() < MAX_SNIFF {
                 return;
             }
             let head = std::mem::take(&mut self.head);
@@ -120,7 +126,7 @@ impl<'p> DelimitedCheck<'p> {
     }
 
     fn start_walk(&mut self, head: &[u8]) {
-        let delimiter = sniff_delimiter(head).unwrap_or(self.fallback_delimiter);
+        let delimiter = self.sniffer.delimiter().unwrap_or(self.fallback_delimiter);
         self.walker = Some(RecordWalker::new(delimiter));
         self.walk(head);
     }
@@ -426,21 +432,43 @@ fn list_positions(cols: &[usize]) -> String {
 /// The delimiter of the header line: the more frequent of comma and tab outside quotes, or none
 /// when they tie (the caller falls back on the file's extension).
 pub fn sniff_delimiter(head: &[u8]) -> Option<u8> {
-    let (mut commas, mut tabs) = (0usize, 0usize);
-    let mut quoted = false;
-    for &b in head {
-        match b {
-            b'"' => quoted = !quoted,
-            b'\n' | b'\r' if !quoted => break,
-            b',' if !quoted => commas += 1,
-            b'\t' if !quoted => tabs += 1,
-            _ => {}
+    let mut sniffer = Sniffer::default();
+    sniffer.feed(head);
+    sniffer.delimiter()
+}
+
+/// Counts commas and tabs outside quotes up to the first line break outside quotes, fed as the
+/// bytes arrive, so the delimiter is decided on the same bytes however the file is cut.
+#[derive(Debug, Default)]
+struct Sniffer {
+    commas: usize,
+    tabs: usize,
+    quoted: bool,
+    ended: bool,
+}
+
+impl Sniffer {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.ended {
+                return;
+            }
+            match b {
+                b'"' => self.quoted = !self.quoted,
+                b'\n' | b'\r' if !self.quoted => self.ended = true,
+                b',' if !self.quoted => self.commas += 1,
+                b'\t' if !self.quoted => self.tabs += 1,
+                _ => {}
+            }
         }
     }
-    match commas.cmp(&tabs) {
-        std::cmp::Ordering::Greater => Some(b','),
-        std::cmp::Ordering::Less => Some(b'\t'),
-        std::cmp::Ordering::Equal => None,
+
+    fn delimiter(&self) -> Option<u8> {
+        match self.commas.cmp(&self.tabs) {
+            std::cmp::Ordering::Greater => Some(b','),
+            std::cmp::Ordering::Less => Some(b'\t'),
+            std::cmp::Ordering::Equal => None,
+        }
     }
 }
 
