@@ -227,7 +227,7 @@ impl DelimitedCheck<'_> {
         let message = if self.header_line_break {
             format!(
                 "The first row (the header) runs past {limit} MB without ending: a double quote \
-                 (\") in it is probably never closed. Headers are a few KB; please export the \
+                 mark in it is probably never closed. Headers are a few KB; please export the \
                  file from your EMS again as CSV."
             )
         } else {
