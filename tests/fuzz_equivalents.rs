@@ -51,9 +51,8 @@ fn jsonish() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(piece, 0..300).prop_map(|p| p.concat())
 }
 
+// 256 cases each by default; `PROPTEST_CASES=20000` for a longer run (README "Fuzzing").
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
-
     #[test]
     fn the_file_report_does_not_depend_on_the_chunking(
         selector in any::<u8>(), bytes in csvish(), seed in any::<u64>()
