@@ -483,6 +483,28 @@ fn a_header_of_100_000_columns_is_counted_not_kept() {
     assert!(rss <= MAX_PEAK_RSS_KB, "peak RSS {rss} KB");
 }
 
+/// Issue 12: a JSON array nested 100,000 levels deep gets a message about depth, not a syntax
+/// error at some column, fast and in bounded memory.
+#[test]
+fn json_nested_100_000_levels_is_called_nested_too_deeply() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deep.json");
+    std::fs::write(&path, "[".repeat(100_000) + &"]".repeat(100_000)).unwrap();
+    let started = std::time::Instant::now();
+    let (output, json, rss) = check_json(&path, &[]);
+    let took = started.elapsed();
+    eprintln!(
+        "JSON nested 100,000 levels: {:.2} s, peak RSS {rss} KB",
+        took.as_secs_f64()
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let errors = json["file_set"][0]["errors"].as_str().unwrap();
+    assert!(errors.contains("nested too deeply"), "{errors}");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    assert!(rss <= MAX_PEAK_RSS_KB, "peak RSS {rss} KB");
+    assert_bounded(&json["file_set"][0]);
+}
+
 /// Hostile CSV shapes (issue 12's list), generated: each ends in a verdict within 10 s, and the
 /// whole process stays within 64 MB.
 #[test]
