@@ -18,6 +18,8 @@ pub(crate) mod effects;
 pub mod event;
 pub(crate) mod execute;
 pub(crate) mod fileset;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod github;
 pub mod http;
 pub mod lambda;

@@ -385,12 +385,13 @@ fn cells_with_line_breaks_escapes_and_10_kb_values_are_quoted_short_on_one_line(
 
 #[test]
 fn warnings_past_fifty_are_counted_in_one_more() {
-    // 300 header names, each twice: 300 duplicate-column warnings, and one about the EMS.
+    // 300 header names, each twice: 300 duplicate-column warnings, and one about the EMS. Names
+    // of 1 KB: the header (about 610 KB) stays under the 1 MB a header row may take.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wide.csv");
     let names: Vec<String> = (0..300)
         .flat_map(|i| {
-            let name = format!("\"col\n{i}\u{1b}[2J{}\"", "x".repeat(5000));
+            let name = format!("\"col\n{i}\u{1b}[2J{}\"", "x".repeat(1000));
             [name.clone(), name]
         })
         .collect();
@@ -455,11 +456,12 @@ fn the_check_table_prints_no_control_character() {
 }
 
 #[test]
-fn a_header_of_a_million_columns_is_counted_not_kept() {
+fn a_header_of_100_000_columns_is_counted_not_kept() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wide.csv");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    let columns = 1_000_000;
+    // About 690 KB, under the 1 MB a header may take (src/checks/delimited.rs).
+    let columns = 100_000;
     let header: Vec<String> = (0..columns).map(|i| format!("c{i}")).collect();
     writeln!(out, "{}", header.join(",")).unwrap();
     writeln!(out, "{}", vec!["1"; columns].join(",")).unwrap();
@@ -473,8 +475,35 @@ fn a_header_of_a_million_columns_is_counted_not_kept() {
     assert_eq!(output.status.code(), Some(0));
     let file = &json["file_set"][0];
     assert_eq!(file["details"]["columns"], columns);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(file["csv_valid"], true);
     assert!(rss <= MAX_PEAK_RSS_KB, "peak RSS {rss} KB");
+}
+
+/// Issue 12: a JSON array nested 100,000 levels deep gets a message about depth, not a syntax
+/// error at some column, fast and in bounded memory.
+#[test]
+fn json_nested_100_000_levels_is_called_nested_too_deeply() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deep.json");
+    std::fs::write(&path, "[".repeat(100_000) + &"]".repeat(100_000)).unwrap();
+    let started = std::time::Instant::now();
+    let (output, json, rss) = check_json(&path, &[]);
+    let took = started.elapsed();
+    eprintln!(
+        "JSON nested 100,000 levels: {:.2} s, peak RSS {rss} KB",
+        took.as_secs_f64()
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let errors = json["file_set"][0]["errors"].as_str().unwrap();
+    assert!(errors.contains("nested too deeply"), "{errors}");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    assert!(rss <= MAX_PEAK_RSS_KB, "peak RSS {rss} KB");
+    assert_bounded(&json["file_set"][0]);
 }
 
 /// Hostile CSV shapes (issue 12's list), generated: each ends in a verdict within 10 s, and the
@@ -501,14 +530,36 @@ fn hostile_csv_shapes_end_in_a_verdict_fast_and_in_bounded_memory() {
         noise.extend_from_slice(&x.to_le_bytes());
     }
     let mb = 1_000_000;
-    let cases: Vec<(&str, PathBuf, Option<i32>)> = vec![
+    let no_line_break =
+        "The file has no line break in its first 1 MB, so it is not a table of rows";
+    let wide: Vec<u8> = (0..1_000_000)
+        .flat_map(|i| format!("c{i},").into_bytes())
+        .collect();
+    // (what, file, exit code, a part of the errors)
+    let cases: Vec<(&str, PathBuf, Option<i32>, &str)> = vec![
         (
             "140 MB with no line break",
             write(
                 "noline.csv",
                 &[(b"a,b,c", 1), (&[b'x'; 1000], 140 * mb / 1000)],
             ),
-            None,
+            Some(1),
+            no_line_break,
+        ),
+        (
+            "a header of a million columns (7 MB)",
+            write("wide.csv", &[(&wide, 1), (b"x\n1,2,3\n", 1)]),
+            Some(1),
+            no_line_break,
+        ),
+        (
+            "a quote never closed in the header",
+            write(
+                "unclosed-header.csv",
+                &[(b"a,\"b,c\n", 1), (b"4,5,6\n", 400_000)],
+            ),
+            Some(1),
+            "The first row (the header) runs past 1 MB without ending",
         ),
         (
             "a 50 MB quoted field",
@@ -521,6 +572,7 @@ fn hostile_csv_shapes_end_in_a_verdict_fast_and_in_bounded_memory() {
                 ],
             ),
             Some(0),
+            "",
         ),
         (
             "a quote never closed",
@@ -529,16 +581,19 @@ fn hostile_csv_shapes_end_in_a_verdict_fast_and_in_bounded_memory() {
                 &[(b"a,b,c\n1,\"2,3\n", 1), (b"4,5,6\n", 2000)],
             ),
             Some(1),
+            "",
         ),
         (
             "only line breaks",
             write("newlines.csv", &[(b"\n", 5 * mb)]),
             Some(1),
+            "",
         ),
         (
             "random bytes named .csv",
             write("random.csv", &[(&noise, 5)]),
             Some(1),
+            "",
         ),
         (
             "one row of 80 million commas",
@@ -547,6 +602,7 @@ fn hostile_csv_shapes_end_in_a_verdict_fast_and_in_bounded_memory() {
                 &[(b"a,b,c\n", 1), (&[b','; 1000], 80 * mb / 1000), (b"\n", 1)],
             ),
             Some(0),
+            "",
         ),
         (
             "invalid UTF-8 in the middle of a UTF-8 file",
@@ -560,9 +616,10 @@ fn hostile_csv_shapes_end_in_a_verdict_fast_and_in_bounded_memory() {
                 ],
             ),
             Some(0),
+            "",
         ),
     ];
-    for (what, path, expected) in cases {
+    for (what, path, expected, errors) in cases {
         let started = std::time::Instant::now();
         let (output, json, rss) = check_json(&path, &[]);
         let took = started.elapsed();
@@ -577,6 +634,8 @@ fn hostile_csv_shapes_end_in_a_verdict_fast_and_in_bounded_memory() {
                 json["file_set"][0]["errors"]
             );
         }
+        let shown = json["file_set"][0]["errors"].as_str().unwrap_or_default();
+        assert!(shown.contains(errors), "{what}: {shown}");
         assert!(
             took < std::time::Duration::from_secs(10),
             "{what}: took {took:?}"

@@ -515,6 +515,48 @@ async fn an_upload_over_the_file_limit_fails_unread_and_the_listing_stops_early(
     }
 }
 
+/// Issue 12: 10,000 objects under one prefix. The upload limits refuse it from the first page of
+/// the listing: the other 9,000 keys are never listed, no file is read, and the verdict is fast.
+#[tokio::test]
+async fn ten_thousand_objects_under_one_prefix_are_refused_from_the_first_page() {
+    let world = world().await;
+    let Some(fake) = world.fake() else {
+        eprintln!("skipped: needs the in-process fake to hold 10,000 objects and count listings");
+        return;
+    };
+    let key = valid_upload(&world).await;
+    let csv = fixture("uploads/ems/xpress-dc.csv");
+    let others = (0..10_000).map(|i| format!("{PREFIX}/f{i:05}.csv"));
+    fake.insert_objects(&world.temp, others, &csv);
+    let started = Instant::now();
+    let run = world.run_for(&[&key]).await;
+    let took = started.elapsed();
+    run.assert_code(0);
+    eprintln!("10,000 objects: verdict in {took:?}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    // The run's peak memory is not asserted here: `World` does not expose its child's rusage, and
+    // RUSAGE_CHILDREN mixes in the other tests' children. Alone, it measured 38 MB.
+
+    assert!(world.keys(&world.final_bucket).await.is_empty());
+    let posts = world.webhook_posts().await;
+    let files = posts[0].0["file_set"].as_array().unwrap();
+    assert_eq!(files.len(), 11, "the limit and one more, no more");
+    let errors = files[0]["errors"].as_str().unwrap();
+    assert!(errors.contains("more than 10 files"), "{errors}");
+    let lists = fake
+        .requests()
+        .iter()
+        .filter(|r| r.op == "ListObjectsV2" && r.bucket == world.temp)
+        .count();
+    assert_eq!(lists, 1, "pages listed for 10,001 keys of 1,000 a page");
+    let gets = fake
+        .requests()
+        .iter()
+        .filter(|r| r.op == "GetObject" && r.key.as_deref().is_some_and(|k| k.starts_with(PREFIX)))
+        .count();
+    assert_eq!(gets, 0, "no file was read");
+}
+
 #[tokio::test]
 async fn an_upload_over_the_byte_limit_fails_unread() {
     let mut world = world().await;

@@ -10,6 +10,11 @@ use crate::vocab::Date;
 /// How much of the file's start is kept to find the header line for delimiter sniffing.
 const MAX_SNIFF: usize = 64 * 1024;
 
+/// The longest header row read, line break included. Real exports' headers are under 10 KB and
+/// a header of 100,000 columns is about 690 KB; a longer first row is not a table of rows (140 MB
+/// with no line break), and reading on would only delay the verdict.
+pub const MAX_HEADER_BYTES: u64 = 1024 * 1024;
+
 /// The exact message the original used; staff and WDIV know it word for word.
 pub fn too_few_columns(n: usize) -> String {
     format!("File has only {n} columns. We might have failed to detect the delimiter")
@@ -44,8 +49,16 @@ pub struct DelimitedCheck<'p> {
     fallback_delimiter: u8,
     /// The start of the input, kept until the header line is complete.
     head: Vec<u8>,
+    /// Decides the delimiter from the header line as its bytes arrive.
+    sniffer: Sniffer,
     walker: Option<RecordWalker>,
     state: Walk<'p>,
+    /// Bytes walked while the header row has not ended, up to [`MAX_HEADER_BYTES`].
+    header_bytes: u64,
+    /// Whether a line break was seen among them.
+    header_line_break: bool,
+    /// The header row did not end within [`MAX_HEADER_BYTES`]: the verdict is in.
+    header_too_long: bool,
 }
 
 /// What the walk has learnt so far; separate from the walker so the record callback can borrow it.
@@ -71,6 +84,7 @@ impl<'p> DelimitedCheck<'p> {
             election_date,
             fallback_delimiter,
             head: Vec::new(),
+            sniffer: Sniffer::default(),
             walker: None,
             state: Walk {
                 header_len: None,
@@ -81,18 +95,27 @@ impl<'p> DelimitedCheck<'p> {
                 long_rows: LongRows::default(),
                 problems: Problems::new(),
             },
+            header_bytes: 0,
+            header_line_break: false,
+            header_too_long: false,
         }
     }
 
     /// Whether the check has stopped reading (a failing row, a NUL byte, a bad header).
     pub fn is_done(&self) -> bool {
-        self.walker.as_ref().is_some_and(RecordWalker::is_stopped)
+        self.header_too_long || self.walker.as_ref().is_some_and(RecordWalker::is_stopped)
     }
 
     pub fn feed(&mut self, chunk: &[u8]) {
+        if self.header_too_long {
+            return;
+        }
         if self.walker.is_none() {
+            // Only the first MAX_SNIFF bytes are sniffed, whatever the size of the chunks.
+            let room = MAX_SNIFF.saturating_sub(self.head.len());
+            self.sniffer.feed(&chunk[..room.min(chunk.len())]);
             self.head.extend_from_slice(chunk);
-            if memchr::memchr2(b'\n', b'\r', &self.head).is_none() && self.head.len() < MAX_SNIFF {
+            if !self.sniffer.ended && self.head.len() < MAX_SNIFF {
                 return;
             }
             let head = std::mem::take(&mut self.head);
@@ -103,12 +126,34 @@ impl<'p> DelimitedCheck<'p> {
     }
 
     fn start_walk(&mut self, head: &[u8]) {
-        let delimiter = sniff_delimiter(head).unwrap_or(self.fallback_delimiter);
+        let delimiter = self.sniffer.delimiter().unwrap_or(self.fallback_delimiter);
         self.walker = Some(RecordWalker::new(delimiter));
         self.walk(head);
     }
 
-    fn walk(&mut self, chunk: &[u8]) {
+    /// Walks `chunk`, but at most [`MAX_HEADER_BYTES`] of it while the header row has not ended,
+    /// so the verdict on a header too long is the same however the file is cut into chunks.
+    fn walk(&mut self, mut chunk: &[u8]) {
+        while self.state.header_len.is_none() && !chunk.is_empty() && !self.is_done() {
+            let room = (MAX_HEADER_BYTES - self.header_bytes) as usize;
+            let (part, rest) = chunk.split_at(room.min(chunk.len()));
+            self.header_bytes += part.len() as u64;
+            self.header_line_break |= memchr::memchr2(b'\n', b'\r', part).is_some();
+            self.walk_part(part);
+            chunk = rest;
+            if self.state.header_len.is_none()
+                && self.header_bytes == MAX_HEADER_BYTES
+                && !self.is_done()
+            {
+                self.header_too_long = true;
+            }
+        }
+        if !self.header_too_long && !chunk.is_empty() {
+            self.walk_part(chunk);
+        }
+    }
+
+    fn walk_part(&mut self, chunk: &[u8]) {
         let walker = self.walker.as_mut().expect("walk starts after sniffing");
         let state = &mut self.state;
         let (profiles, election_date) = (self.profiles, self.election_date);
@@ -136,6 +181,9 @@ impl<'p> DelimitedCheck<'p> {
                 };
             }
             self.start_walk(&head);
+        }
+        if self.header_too_long {
+            return self.header_too_long_findings();
         }
         let mut walker = self.walker.take().expect("started above");
         let state = &mut self.state;
@@ -169,6 +217,33 @@ impl<'p> DelimitedCheck<'p> {
             delimiter: Some(walker.delimiter()),
             columns: state.header_len,
             problems: state.problems,
+        }
+    }
+}
+
+impl DelimitedCheck<'_> {
+    fn header_too_long_findings(self) -> Findings {
+        let limit = MAX_HEADER_BYTES / (1024 * 1024);
+        let message = if self.header_line_break {
+            format!(
+                "The first row (the header) runs past {limit} MB without ending: a double quote \
+                 mark in it is probably never closed. Headers are a few KB; please export the \
+                 file from your EMS again as CSV."
+            )
+        } else {
+            format!(
+                "The file has no line break in its first {limit} MB, so it is not a table of \
+                 rows. Please export the file from your EMS again as CSV."
+            )
+        };
+        Findings {
+            rows: 0,
+            ems: None,
+            delimiter: self.walker.as_ref().map(RecordWalker::delimiter),
+            columns: None,
+            problems: [Problem::error("header-too-long", message).at_row(1)]
+                .into_iter()
+                .collect(),
         }
     }
 }
@@ -407,21 +482,43 @@ fn list_positions(cols: &[usize]) -> String {
 /// The delimiter of the header line: the more frequent of comma and tab outside quotes, or none
 /// when they tie (the caller falls back on the file's extension).
 pub fn sniff_delimiter(head: &[u8]) -> Option<u8> {
-    let (mut commas, mut tabs) = (0usize, 0usize);
-    let mut quoted = false;
-    for &b in head {
-        match b {
-            b'"' => quoted = !quoted,
-            b'\n' | b'\r' if !quoted => break,
-            b',' if !quoted => commas += 1,
-            b'\t' if !quoted => tabs += 1,
-            _ => {}
+    let mut sniffer = Sniffer::default();
+    sniffer.feed(head);
+    sniffer.delimiter()
+}
+
+/// Counts commas and tabs outside quotes up to the first line break outside quotes, fed as the
+/// bytes arrive, so the delimiter is decided on the same bytes however the file is cut.
+#[derive(Debug, Default)]
+struct Sniffer {
+    commas: usize,
+    tabs: usize,
+    quoted: bool,
+    ended: bool,
+}
+
+impl Sniffer {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.ended {
+                return;
+            }
+            match b {
+                b'"' => self.quoted = !self.quoted,
+                b'\n' | b'\r' if !self.quoted => self.ended = true,
+                b',' if !self.quoted => self.commas += 1,
+                b'\t' if !self.quoted => self.tabs += 1,
+                _ => {}
+            }
         }
     }
-    match commas.cmp(&tabs) {
-        std::cmp::Ordering::Greater => Some(b','),
-        std::cmp::Ordering::Less => Some(b'\t'),
-        std::cmp::Ordering::Equal => None,
+
+    fn delimiter(&self) -> Option<u8> {
+        match self.commas.cmp(&self.tabs) {
+            std::cmp::Ordering::Greater => Some(b','),
+            std::cmp::Ordering::Less => Some(b'\t'),
+            std::cmp::Ordering::Equal => None,
+        }
     }
 }
 
