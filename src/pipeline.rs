@@ -174,20 +174,38 @@ pub async fn handle_event(services: &Services, event: &S3Event) -> EventOutcome 
 }
 
 async fn handle_upload(services: &Services, upload: &Upload, created: &[Created]) -> UploadOutcome {
+    let mut report = match build_report(services, upload, created).await {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::error!("cannot check the upload: {e}");
+            return UploadOutcome {
+                prefix: upload.prefix.clone(),
+                report: None,
+                plan: None,
+                results: Vec::new(),
+                error: Some(e.to_string()),
+            };
+        }
+    };
+    let settings = &services.settings;
+    crate::history::annotate(
+        services.storage(),
+        &settings.final_bucket,
+        settings.row_change_warn_percent,
+        &mut report,
+    )
+    .await;
+    act(services, report).await
+}
+
+/// Plans what to do about `report` and, unless this is a dry run, does it.
+pub(crate) async fn act(services: &Services, report: UploadReport) -> UploadOutcome {
     let mut outcome = UploadOutcome {
-        prefix: upload.prefix.clone(),
+        prefix: report.prefix(),
         report: None,
         plan: None,
         results: Vec::new(),
         error: None,
-    };
-    let report = match build_report(services, upload, created).await {
-        Ok(report) => report,
-        Err(e) => {
-            tracing::error!("cannot check the upload: {e}");
-            outcome.error = Some(e.to_string());
-            return outcome;
-        }
     };
     let plan = plan::plan(&report, &services.settings);
     tracing::info!(
@@ -303,6 +321,7 @@ pub async fn build_report(
         election_date: upload.election_date.to_string(),
         github_issue: String::new(),
         file_set: verdict.file_set,
+        extra: Default::default(),
     })
 }
 
