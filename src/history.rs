@@ -328,6 +328,85 @@ mod tests {
         assert_eq!(pick("2024-05-02", "2024-01-01T00:00:00.000000"), None);
     }
 
+    fn upload(ts: &str, files: &[(&str, &str, u64, &str)]) -> UploadReport {
+        UploadReport {
+            gss: "X01".into(),
+            council_name: "Somewhere".into(),
+            timestamp: ts.into(),
+            election_date: "2024-05-02".into(),
+            github_issue: String::new(),
+            file_set: files
+                .iter()
+                .map(|(name, ems, rows, etag)| {
+                    let mut f = FileReport::new(format!("X01/2024-05-02/{ts}/{name}"));
+                    f.ems = ems.to_string();
+                    f.csv_rows = *rows;
+                    f.details.bytes = Some(100);
+                    f.details.etag = Some(format!("\"{etag}\""));
+                    f
+                })
+                .collect(),
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn rows_are_compared_by_ems_and_role_either_way_beyond_the_threshold() {
+        let dc = "Democracy Counts";
+        let before = upload(
+            "2024-03-01T09:00:00",
+            &[("addresses.csv", dc, 1000, "a"), ("stations.csv", dc, 20, "s")],
+        );
+        // Renamed files, in another order: matched by role (the shorter with the shorter).
+        let mut now = upload(
+            "2024-04-01T09:00:00",
+            &[("s.csv", dc, 27, "s2"), ("a.csv", dc, 1300, "a2")],
+        );
+        let history = compare_files(&mut now, &before, &[], 30);
+        assert_eq!(history.earlier_date, "2024-03-01");
+        // 35% up for the stations; exactly 30% for the addresses is not beyond the threshold.
+        assert_eq!(
+            history.files[0].warning.as_deref(),
+            Some(
+                "Row count changed from 20 in the upload of 2024-03-01 to 27 (up 35%, more than \
+                 30%): check that the file is complete"
+            )
+        );
+        assert_eq!(history.files[0].earlier_key, before.file_set[1].key);
+        assert_eq!(history.files[1].warning, None);
+        assert_eq!(now.file_set[0].warnings().count(), 1);
+        assert!(now.file_set[0].csv_valid());
+        // Another EMS has no counterpart.
+        let mut other = upload("2024-04-01T09:00:00", &[("x.csv", "Xpress DC", 1, "x")]);
+        assert!(compare_files(&mut other, &before, &[], 30).files.is_empty());
+    }
+
+    #[test]
+    fn the_same_size_and_etag_is_the_same_file_whichever_side_records_it() {
+        let before = upload("2024-03-01T09:00:00", &[("a.csv", "Xpress DC", 10, "e1")]);
+        let mut now = upload("2024-04-01T09:00:00", &[("b.csv", "Xpress DC", 10, "e1")]);
+        let history = compare_files(&mut now, &before, &[], 30);
+        assert!(history.files[0].identical);
+        assert_eq!(
+            now.file_set[0].warnings().next().unwrap().message,
+            "This file is the same as the one uploaded on 2024-03-01 (same size and ETag)"
+        );
+        // An older report without ETags: the listing's ETag of the copy counts.
+        let mut legacy = before.clone();
+        legacy.file_set[0].details = Default::default();
+        let listed = ObjectInfo {
+            key: legacy.file_set[0].key.clone(),
+            size: 100,
+            etag: "\"e1\"".into(),
+        };
+        let mut now = upload("2024-04-01T09:00:00", &[("b.csv", "Xpress DC", 10, "e1")]);
+        assert!(compare_files(&mut now, &legacy, &[&listed], 30).files[0].identical);
+        // Another size is another file.
+        let mut now = upload("2024-04-01T09:00:00", &[("b.csv", "Xpress DC", 10, "e1")]);
+        now.file_set[0].details.bytes = Some(99);
+        assert!(!compare_files(&mut now, &before, &[], 30).files[0].identical);
+    }
+
     #[test]
     fn a_day_is_taken_from_a_website_timestamp() {
         assert_eq!(day_of("2024-03-01T09:00:00.000000"), "2024-03-01");
