@@ -79,7 +79,7 @@ async fn an_override_takes_the_success_path_and_says_who_and_why_once() {
     assert_eq!(
         issues[0].body,
         format!(
-            "EMS: Xpress DC\nFiles:\n- `{key}`\n\n**Accepted by staff override**: {BY}, {at}\n\
+            "EMS: Xpress WebLookup\nFiles:\n- `{key}`\n\n**Accepted by staff override**: {BY}, {at}\n\
              Reason: {REASON}\nErrors overridden:\n- `{key}`: {ERROR}\n"
         )
     );
