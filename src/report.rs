@@ -388,11 +388,7 @@ pub struct ReportExtra {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<crate::history::History>,
     /// Who accepted a failing upload, why and when (see [`crate::staff_override`]).
-    #[serde(
-        rename = "override",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "override", default, skip_serializing_if = "Option::is_none")]
     pub staff_override: Option<crate::staff_override::StaffOverride>,
 }
 

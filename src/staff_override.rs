@@ -285,9 +285,9 @@ pub async fn invoke(
     services: &Services,
     request: serde_json::Value,
 ) -> Result<serde_json::Value, String> {
-    let request: OverrideRequest =
-        serde_json::from_value(request).map_err(|e| OverrideError::Payload(e.to_string()))
-            .map_err(|e| e.to_string())?;
+    let request: OverrideRequest = serde_json::from_value(request)
+        .map_err(|e| OverrideError::Payload(e.to_string()))
+        .map_err(|e| e.to_string())?;
     let outcome = handle(services, &request).await.map_err(|e| {
         tracing::error!("{e}");
         e.to_string()
@@ -318,8 +318,11 @@ mod tests {
 
     #[test]
     fn a_prefix_is_an_upload_in_the_temp_bucket_or_refused() {
-        let upload =
-            parse_prefix("s3://temp/X01/2024-05-02/2024-04-01T10:11:12.123456/", "temp").unwrap();
+        let upload = parse_prefix(
+            "s3://temp/X01/2024-05-02/2024-04-01T10:11:12.123456/",
+            "temp",
+        )
+        .unwrap();
         assert_eq!(upload.prefix, "X01/2024-05-02/2024-04-01T10:11:12.123456");
         assert_eq!(
             parse_prefix("X01/2024-05-02/t", "temp").unwrap().prefix,
@@ -327,8 +330,14 @@ mod tests {
         );
         for (given, why) in [
             ("s3://final/X01/2024-05-02/t", "not final"),
-            ("s3://temp/X01/2024-05-02", "COUNCIL_ID/YYYY-MM-DD/TIMESTAMP"),
-            ("s3://temp/X01/2024-05-02/t/a.csv", "COUNCIL_ID/YYYY-MM-DD/TIMESTAMP"),
+            (
+                "s3://temp/X01/2024-05-02",
+                "COUNCIL_ID/YYYY-MM-DD/TIMESTAMP",
+            ),
+            (
+                "s3://temp/X01/2024-05-02/t/a.csv",
+                "COUNCIL_ID/YYYY-MM-DD/TIMESTAMP",
+            ),
             ("X01/2024-13-02/t", "not a date"),
             ("", "COUNCIL_ID/YYYY-MM-DD/TIMESTAMP"),
         ] {

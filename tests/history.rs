@@ -46,7 +46,10 @@ async fn a_file_that_lost_half_its_rows_is_warned_about_in_the_report_issue_and_
     // A warning, not an error: the upload passes and its wire fields are as before.
     assert_eq!(report["file_set"][0]["csv_valid"], true);
     assert_eq!(report["file_set"][0]["errors"], "");
-    assert!(warnings(&report).contains(&warning.to_owned()), "{report:#}");
+    assert!(
+        warnings(&report).contains(&warning.to_owned()),
+        "{report:#}"
+    );
     assert_eq!(
         report["history"],
         json!({
@@ -146,7 +149,10 @@ async fn an_unreadable_earlier_report_is_a_note_and_the_upload_still_passes() {
     let report = world.report_json(LATER).await.unwrap();
     assert_eq!(report["file_set"][0]["csv_valid"], true);
     assert!(report.get("history").is_none(), "{report:#}");
-    assert_eq!(world.get(&world.final_bucket, &key).await.unwrap(), ten_rows());
+    assert_eq!(
+        world.get(&world.final_bucket, &key).await.unwrap(),
+        ten_rows()
+    );
     assert!(
         run.stderr.contains(&format!(
             "could not compare with the last import: s3://{}/{EARLIER}/report.json is not a \

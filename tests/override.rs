@@ -55,7 +55,9 @@ async fn an_override_takes_the_success_path_and_says_who_and_why_once() {
         run.stdout
     );
     assert!(run.stdout.contains(&format!("[overridden] {ERROR}")));
-    assert!(run.stderr.contains("staff override: accepting an upload that fails its checks"));
+    assert!(run
+        .stderr
+        .contains("staff override: accepting an upload that fails its checks"));
 
     // The bytes, copied as they were.
     assert_eq!(
@@ -66,7 +68,10 @@ async fn an_override_takes_the_success_path_and_says_who_and_why_once() {
     let report = world.report_json(PREFIX).await.unwrap();
     let at = report["override"]["at"].as_str().unwrap().to_owned();
     assert!(chrono::DateTime::parse_from_rfc3339(&at).is_ok(), "{at}");
-    assert_eq!(report["override"], json!({"by": BY, "reason": REASON, "at": at}));
+    assert_eq!(
+        report["override"],
+        json!({"by": BY, "reason": REASON, "at": at})
+    );
     let file = &report["file_set"][0];
     assert_eq!(file["csv_valid"], true);
     assert_eq!(file["errors"], ERROR);
