@@ -51,6 +51,28 @@ pub enum Command {
     Run(RunArgs),
     /// Put files in the temp bucket as the website does, then fire one event per object as S3 does.
     Simulate(SimulateArgs),
+    /// Accept an upload that fails its checks, as staff judge it: its errors are kept but
+    /// overridden, and it takes the success path (issue, copies, report.json, webhook).
+    Override(OverrideArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OverrideArgs {
+    /// Print the plan and do nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Why the upload may go through although it fails the checks (required).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Who decides it (required).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    /// The upload, as its prefix in the temp bucket.
+    #[arg(value_name = "s3://TEMP/PREFIX")]
+    pub prefix: String,
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +169,8 @@ pub enum CliError {
     GitHub(#[from] crate::github::GitHubError),
     #[error("{path} has no file name")]
     NoFileName { path: String },
+    #[error(transparent)]
+    Override(#[from] crate::staff_override::OverrideError),
 }
 
 pub fn main() -> ExitCode {
@@ -157,6 +181,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check(&args),
         Command::Run(args) => block_on(run(settings_file.as_deref(), &args)),
         Command::Simulate(args) => block_on(simulate(settings_file.as_deref(), &args)),
+        Command::Override(args) => block_on(override_upload(settings_file.as_deref(), &args)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -328,7 +353,12 @@ fn write_files(out: &mut impl Write, file_set: &[FileReport]) -> std::io::Result
         ] {
             for (i, p) in problems.iter().enumerate() {
                 let name = if i == 0 { label } else { "" };
-                let text = format!("{} {}", style("•").fg(colour), message_text(&p.message));
+                let overridden = if p.overridden { "[overridden] " } else { "" };
+                let text = format!(
+                    "{} {overridden}{}",
+                    style("•").fg(colour),
+                    message_text(&p.message)
+                );
                 field(out, name, &text)?;
             }
         }
@@ -531,6 +561,35 @@ pub async fn simulate(
     report_outcome(&outcomes, dry_run, args.json)
 }
 
+/// `override`: staff accept a failing upload. A refusal exits 2 with its reason; a failure to
+/// read the upload or to carry out an action exits 1 (run it again: it does only what is left).
+pub async fn override_upload(
+    settings_file: Option<&std::path::Path>,
+    args: &OverrideArgs,
+) -> Result<u8, CliError> {
+    use crate::staff_override::{handle, OverrideRequest};
+    let request = OverrideRequest {
+        prefix: args.prefix.clone(),
+        reason: args.reason.clone().unwrap_or_default(),
+        by: args.by.clone().unwrap_or_default(),
+    };
+    let settings = load_settings(settings_file)?;
+    let (services, dry_run, _sentry) = start(settings, args.dry_run).await?;
+    let outcome = match handle(&services, &request).await {
+        Ok(outcome) => outcome,
+        Err(e) if e.is_refusal() => return Err(e.into()),
+        Err(e) => {
+            eprintln!("error: {}", shown(&e.to_string()));
+            return Ok(EXIT_FAIL);
+        }
+    };
+    let event = EventOutcome {
+        uploads: vec![outcome],
+        ..EventOutcome::default()
+    };
+    report_outcome(&[event], dry_run, args.json)
+}
+
 /// Prints what happened (or, on a dry run, what would) and picks the exit code: 0 when every
 /// upload was handled and every action succeeded, whatever the verdict; 1 otherwise.
 fn report_outcome(outcomes: &[EventOutcome], dry_run: bool, json: bool) -> Result<u8, CliError> {
@@ -597,6 +656,16 @@ fn write_outcomes(
                 shown(&report.council_name),
                 shown(&report.gss)
             )?;
+            if let Some(over) = &report.extra.staff_override {
+                writeln!(
+                    out,
+                    "{} by {} at {}: {}\n",
+                    style("Accepted by staff override").yellow().bold(),
+                    shown(&over.by),
+                    shown(&over.at),
+                    shown(&over.reason)
+                )?;
+            }
             write_files(out, &report.file_set)?;
             let Some(plan) = &upload.plan else { continue };
             writeln!(out)?;

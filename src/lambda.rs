@@ -47,6 +47,11 @@ async fn invoke(services: &Services, event: LambdaEvent<Value>) -> Result<Value,
 }
 
 async fn handle(services: &Services, payload: Value) -> Result<Value, InvocationError> {
+    if let Some(request) = payload.get(crate::staff_override::PAYLOAD_KEY) {
+        return crate::staff_override::invoke(services, request.clone())
+            .await
+            .map_err(InvocationError);
+    }
     let event = crate::event::from_value(payload).map_err(|e| {
         tracing::error!("{e}");
         InvocationError(e.to_string())

@@ -26,7 +26,8 @@ const RECORD_LIMIT: usize = 1024 * 1024;
 /// How often a waiting run looks at a lease held by another.
 const POLL: Duration = Duration::from_millis(200);
 
-/// Identifies an upload's content: its prefix and its files' ETags.
+/// Identifies an upload's content: its prefix, its files' ETags and, for a staff override, who
+/// and why (not when: a retry of the same override is the same content).
 pub fn content_id(report: &UploadReport) -> String {
     let mut files: Vec<(&str, &str)> = report
         .file_set
@@ -38,6 +39,10 @@ pub fn content_id(report: &UploadReport) -> String {
     hash.update(format!("{}\n", report.prefix()));
     for (key, etag) in files {
         hash.update(format!("{key}\t{}\n", etag.trim_matches('"')));
+    }
+    // A staff override is new content: its effects (the success path) are done once per override.
+    if let Some(over) = &report.extra.staff_override {
+        hash.update(format!("override\t{}\t{}\n", over.by, over.reason));
     }
     hash.finalize()
         .iter()
@@ -288,6 +293,7 @@ mod tests {
             election_date: "2024-05-02".into(),
             github_issue: String::new(),
             file_set: vec![file],
+            extra: Default::default(),
         }
     }
 

@@ -21,6 +21,7 @@ pub(crate) mod fileset;
 #[doc(hidden)]
 pub mod fuzzing;
 pub(crate) mod github;
+pub(crate) mod history;
 pub mod http;
 pub mod lambda;
 pub(crate) mod ledger;
@@ -32,6 +33,7 @@ pub(crate) mod plan;
 pub(crate) mod report;
 pub(crate) mod retry;
 pub mod settings;
+pub mod staff_override;
 pub mod storage;
 pub mod telemetry;
 pub(crate) mod templates;

@@ -169,7 +169,10 @@ impl UploadMetrics {
             failures,
             effects,
             timings: outcome.timings,
-            counts: BTreeMap::new(),
+            counts: match report.and_then(|r| r.extra.staff_override.as_ref()) {
+                Some(_) => BTreeMap::from([(OVERRIDES, 1)]),
+                None => BTreeMap::new(),
+            },
         }
     }
 
@@ -254,6 +257,8 @@ pub const ROWS: &str = "Rows";
 pub const CHECK_TIME: &str = "CheckTime";
 pub const EFFECTS_TIME: &str = "EffectsTime";
 pub const UPLOAD_TIME: &str = "UploadTime";
+/// An upload accepted by staff override (see `crate::staff_override`).
+pub const OVERRIDES: &str = "Overrides";
 pub const EFFECTS_DONE: &str = "EffectsDone";
 pub const EFFECTS_DONE_EARLIER: &str = "EffectsDoneEarlier";
 pub const EFFECTS_SKIPPED: &str = "EffectsSkipped";
@@ -497,6 +502,7 @@ mod tests {
                 election_date: "2024-05-02".into(),
                 github_issue: String::new(),
                 file_set: files,
+                extra: Default::default(),
             }),
             plan: None,
             results: Vec::new(),

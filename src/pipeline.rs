@@ -183,24 +183,47 @@ pub async fn handle_event(services: &Services, event: &S3Event) -> EventOutcome 
 }
 
 async fn handle_upload(services: &Services, upload: &Upload, created: &[Created]) -> UploadOutcome {
+    let started = Instant::now();
+    let built = build_report(services, upload, created).await;
+    let check_time = started.elapsed();
+    let mut report = match built {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::error!("cannot check the upload: {e}");
+            let mut outcome = UploadOutcome {
+                prefix: upload.prefix.clone(),
+                report: None,
+                plan: None,
+                results: Vec::new(),
+                error: Some(e.to_string()),
+                timings: Default::default(),
+            };
+            outcome.timings.check = Some(check_time);
+            return outcome;
+        }
+    };
+    let settings = &services.settings;
+    crate::history::annotate(
+        services.storage(),
+        &settings.final_bucket,
+        settings.row_change_warn_percent,
+        &mut report,
+    )
+    .await;
+    let mut outcome = act(services, report).await;
+    outcome.timings.check = Some(check_time);
+    outcome
+}
+
+/// Plans what to do about `report` and, unless this is a dry run, does it.
+pub(crate) async fn act(services: &Services, report: UploadReport) -> UploadOutcome {
     let mut outcome = UploadOutcome {
-        prefix: upload.prefix.clone(),
+        prefix: report.prefix(),
         report: None,
         plan: None,
         results: Vec::new(),
         error: None,
         timings: Default::default(),
-    };
-    let started = Instant::now();
-    let report = build_report(services, upload, created).await;
-    outcome.timings.check = Some(started.elapsed());
-    let report = match report {
-        Ok(report) => report,
-        Err(e) => {
-            tracing::error!("cannot check the upload: {e}");
-            outcome.error = Some(e.to_string());
-            return outcome;
-        }
     };
     let plan = plan::plan(&report, &services.settings);
     tracing::info!(
@@ -319,6 +342,7 @@ pub async fn build_report(
         election_date: upload.election_date.to_string(),
         github_issue: String::new(),
         file_set: verdict.file_set,
+        extra: Default::default(),
     })
 }
 

@@ -161,6 +161,20 @@ pub(crate) fn template_context(report: &UploadReport, settings: &Settings) -> se
             "rows": f.csv_rows,
             "errors": f.errors().map(|p| p.message.clone()).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "warn_percent": settings.row_change_warn_percent,
+        "history": report.extra.history.as_ref().map(|h| json!({
+            "earlier": h.earlier,
+            "earlier_date": h.earlier_date,
+            "warnings": h.warnings().map(|(key, message)| json!({"key": key, "message": message}))
+                .collect::<Vec<_>>(),
+        })),
+        "override": report.extra.staff_override,
+        "overridden": report.file_set.iter().map(|f| json!({
+            "key": f.key,
+            "errors": f.errors().filter(|p| p.overridden).map(|p| p.message.clone())
+                .collect::<Vec<_>>(),
+        })).filter(|f| f["errors"].as_array().is_some_and(|e| !e.is_empty()))
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -254,6 +268,7 @@ mod tests {
             election_date: "2024-05-02".into(),
             github_issue: String::new(),
             file_set: vec![file],
+            extra: Default::default(),
         }
     }
 

@@ -27,6 +27,10 @@ pub struct Problem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<String>,
     pub message: String,
+    /// An error that staff overrode (see [`crate::staff_override`]): kept in the report and in
+    /// `errors`, but it no longer fails the file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overridden: bool,
 }
 
 impl Problem {
@@ -41,6 +45,7 @@ impl Problem {
             row: None,
             column: None,
             message: text::one_line(&message.into()),
+            overridden: false,
         }
     }
 
@@ -239,8 +244,12 @@ impl FileReport {
         }
     }
 
+    /// Whether the file passes: no error, or only errors staff overrode.
     pub fn csv_valid(&self) -> bool {
-        !self.problems.iter().any(|p| p.severity == Severity::Error)
+        !self
+            .problems
+            .iter()
+            .any(|p| p.severity == Severity::Error && !p.overridden)
     }
 
     pub fn errors(&self) -> impl Iterator<Item = &Problem> {
@@ -367,6 +376,20 @@ pub struct UploadReport {
     /// The GitHub issue's URL (no `#issuecomment-…` fragment), or "".
     pub github_issue: String,
     pub file_set: Vec<FileReport>,
+    /// Extra detail the API ignores: the comparison with the last import, a staff override.
+    #[serde(flatten)]
+    pub extra: ReportExtra,
+}
+
+/// The upload-level extra fields of a report (WDIV's API ignores them; absent when empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportExtra {
+    /// How the upload compares with the council's last import (see [`crate::history`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<crate::history::History>,
+    /// Who accepted a failing upload, why and when (see [`crate::staff_override`]).
+    #[serde(rename = "override", default, skip_serializing_if = "Option::is_none")]
+    pub staff_override: Option<crate::staff_override::StaffOverride>,
 }
 
 impl UploadReport {

@@ -46,6 +46,7 @@ pub const NAMES: &[&str] = &[
     "MAX_FILES_PER_UPLOAD",
     "MAX_UPLOAD_BYTES",
     "COUNCIL_NAME_TIMEOUT_SECONDS",
+    "ROW_CHANGE_WARN_PERCENT",
 ];
 
 /// The settings whose values are secrets: no message, log or `Debug` output shows them.
@@ -76,6 +77,8 @@ pub const DEFAULT_MAX_FILES_PER_UPLOAD: usize = 10;
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 300_000_000;
 /// The whole time the council name's lookup may take, retries included.
 pub const DEFAULT_COUNCIL_NAME_TIMEOUT_SECONDS: u64 = 10;
+/// `ROW_CHANGE_WARN_PERCENT`'s default.
+pub const DEFAULT_ROW_CHANGE_WARN_PERCENT: u64 = 30;
 /// The settings file read when `--settings` is not given, if it exists.
 pub const DEFAULT_SETTINGS_FILE: &str = "settings/local.toml";
 
@@ -149,6 +152,9 @@ pub struct Settings {
     pub max_upload_bytes: u64,
     /// `COUNCIL_NAME_TIMEOUT_SECONDS`: after this the council id stands in for its name.
     pub council_name_timeout_seconds: u64,
+    /// `ROW_CHANGE_WARN_PERCENT`: a file whose rows changed by more than this since the
+    /// council's last import is warned about.
+    pub row_change_warn_percent: u64,
     /// Where each value came from, for messages ("TEMP_BUCKET_NAME from settings/prod.toml").
     pub sources: BTreeMap<String, String>,
 }
@@ -229,6 +235,7 @@ impl fmt::Debug for Settings {
             max_files_per_upload,
             max_upload_bytes,
             council_name_timeout_seconds,
+            row_change_warn_percent,
             sources,
         } = self;
         let url = |u: &String| crate::http::redact_url(u);
@@ -257,6 +264,7 @@ impl fmt::Debug for Settings {
             .field("max_files_per_upload", max_files_per_upload)
             .field("max_upload_bytes", max_upload_bytes)
             .field("council_name_timeout_seconds", council_name_timeout_seconds)
+            .field("row_change_warn_percent", row_change_warn_percent)
             .field("sources", sources)
             .finish()
     }
@@ -531,6 +539,11 @@ fn validate(
         DEFAULT_COUNCIL_NAME_TIMEOUT_SECONDS,
         1..=120,
     );
+    let row_change_warn_percent = number(
+        "ROW_CHANGE_WARN_PERCENT",
+        DEFAULT_ROW_CHANGE_WARN_PERCENT,
+        1..=10_000,
+    );
     let dry_run = take("DRY_RUN").and_then(|v| match v.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Some(true),
         "false" | "0" | "no" => Some(false),
@@ -583,6 +596,7 @@ fn validate(
         max_files_per_upload,
         max_upload_bytes,
         council_name_timeout_seconds,
+        row_change_warn_percent,
         sources,
     })
 }

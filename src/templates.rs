@@ -126,6 +126,39 @@ mod tests {
     }
 
     #[test]
+    fn an_override_and_a_comparison_follow_the_contract_body() {
+        let ctx = json!({
+            "ems": "Xpress DC", "files": ["a/b/c/one.csv"], "timestamp": "c", "warn_percent": 30,
+            "gss": "X01", "council_name": "Somewhere", "election_date": "2024-05-02",
+            "override": {"by": "Jane *Staff*", "reason": "header typo; data checked by hand",
+                         "at": "2024-04-02T09:00:00Z"},
+            "overridden": [{"key": "a/b/c/one.csv", "errors": ["File is empty"]}],
+            "history": {"earlier": "a/b/x", "earlier_date": "2024-03-01",
+                        "warnings": [{"key": "a/b/c/one.csv", "message": "Row count changed"}]},
+        });
+        assert_eq!(
+            render("issue_body.md", &ctx),
+            "EMS: Xpress DC\nFiles:\n- `a/b/c/one.csv`\n\n\
+             **Accepted by staff override**: Jane \\*Staff\\*, 2024-04-02T09:00:00Z\n\
+             Reason: header typo; data checked by hand\n\
+             Errors overridden:\n- `a/b/c/one.csv`: File is empty\n\n\
+             Compared with the last import, uploaded 2024-03-01 (`a/b/x`):\n\
+             - `a/b/c/one.csv`: Row count changed\n"
+        );
+        assert!(render("issue_comment.md", &ctx)
+            .starts_with("Updated: the upload c was accepted by staff override.\n\nEMS: "));
+        let mut quiet = ctx.clone();
+        quiet["override"] = serde_json::Value::Null;
+        quiet["history"]["warnings"] = json!([]);
+        assert!(render("issue_body.md", &quiet).ends_with(
+            "(`a/b/x`):\n- no file is the same as then, and no row count changed by more than 30%\n"
+        ));
+        let mail = render("email_success_body.txt", &ctx);
+        assert!(mail.contains("It failed\nthe checks, and staff accepted it: Jane *Staff*, 2024-04-02T09:00:00Z.\nReason: header typo; data checked by hand\n"), "{mail}");
+        assert!(mail.ends_with("Errors overridden:\n  - a/b/c/one.csv: File is empty\n\nCompared with the last import, uploaded 2024-03-01 (a/b/x):\n  - a/b/c/one.csv: Row count changed\n"), "{mail}");
+    }
+
+    #[test]
     fn the_failure_email_lists_each_error_on_its_own_line() {
         let body = render(
             "email_failure_body.txt",

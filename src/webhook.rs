@@ -124,6 +124,7 @@ mod tests {
             election_date: "2024-05-02".into(),
             github_issue: String::new(),
             file_set,
+            extra: Default::default(),
         }
     }
 

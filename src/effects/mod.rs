@@ -260,6 +260,7 @@ pub(crate) mod tests_support {
             election_date: "2024-05-02".into(),
             github_issue: String::new(),
             file_set: vec![file],
+            extra: Default::default(),
         }
     }
 
