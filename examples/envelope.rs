@@ -19,10 +19,8 @@
 //! Prints one JSON object on stdout. The external effects are off (their settings are unset);
 //! council names come from a stub.
 
-#[allow(dead_code)]
 #[path = "../tests/fakes/lambda_runtime.rs"]
 mod lambda_runtime;
-#[allow(dead_code)]
 #[path = "../tests/fakes/s3.rs"]
 mod s3;
 
