@@ -33,7 +33,9 @@ const PREFIX: &str = "E07000223/2024-05-02/2024-04-01T10:11:12.123456";
 const NEEDED_ONLY_ON_AWS: &[(&str, &str)] = &[(
     "ListFinalBucket",
     "without s3:ListBucket, S3 answers 403 rather than 404 to a GetObject or HeadObject of a \
-     key that does not exist (a report.json not yet written); moto answers 404 either way",
+     key that does not exist (a report.json not yet written); moto answers 404 either way. \
+     The comparison with the last import lists the final bucket too, but a failure to look is \
+     only a logged note, never a failed upload, so no scenario can show it",
 )];
 
 /// One scenario at a time: IAM enforcement is switched for the whole server.
