@@ -81,13 +81,16 @@ async fn an_override_takes_the_success_path_and_says_who_and_why_once() {
     // The issue states the override.
     let issues = world.github.issues();
     assert_eq!(issues.len(), 1);
+    // What staff see, then the content's hidden marker.
+    let (visible, hidden) = issues[0].body.split_once("\n<!-- ").unwrap();
     assert_eq!(
-        issues[0].body,
+        visible,
         format!(
             "EMS: Xpress WebLookup\nFiles:\n- `{key}`\n\n**Accepted by staff override**: {BY}, {at}\n\
              Reason: {REASON}\nErrors overridden:\n- `{key}`: {ERROR}\n"
         )
     );
+    assert!(hidden.starts_with("wdiv-s3-trigger:"), "{hidden}");
     assert_eq!(report["github_issue"], issues[0].html_url);
     // The webhook: first the failure, then the accepted report.
     let posts = world.webhook_posts().await;
