@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Benchmark `wdiv-s3-trigger check --json FILE` against the Python baseline.
+"""Benchmark `wdiv-s3-trigger check --json FILE` against the Python baseline and `wc -l`.
 
 Usage (from anywhere; paths are resolved from the repository root):
 
     python3 scripts/bench.py                    # generate/reuse data, run both, check targets
     python3 scripts/bench.py --build            # `cargo build --release` first
-    python3 scripts/bench.py --runs 10          # 10 measured runs per command (default 5)
-    python3 scripts/bench.py --skip-baseline    # only time ours (no speed-up figure)
+    python3 scripts/bench.py --runs 15          # 15 measured rounds (default 9)
+    python3 scripts/bench.py --skip-baseline    # no Python baseline (no speed-up figure)
+    python3 scripts/bench.py --skip-wc          # no `wc -l` (no ratio to it)
     python3 scripts/bench.py --no-targets       # report only, never fail on a target
     python3 scripts/bench.py --bin PATH         # binary to test instead of the default
     python3 scripts/bench.py --ours-cmd "wc -l {file}"   # any stand-in command
@@ -27,10 +28,12 @@ What it does:
   data file; appended if absent). The baseline is
   ``python3 scripts/baseline_checker.py FILE`` (with this interpreter), which
   reads, decodes, sniffs and csv-parses the file the way the original Python
-  checker did.
+  checker did. The floor is ``wc -l FILE``: the least any tool that reads the
+  whole file and finds its line breaks does.
 * Measuring: per command one warm-up run (page cache warm, not counted), then
-  ``--runs`` measured runs, one after another. Wall time is taken around
-  spawn..reap. Peak RSS is the command's ``ru_maxrss`` (KiB): by default as
+  ``--runs`` measured rounds; each round runs every command once, in turn, so
+  a burst of load on a shared machine falls on all of them alike rather than
+  on one command's whole series. Wall time is taken around spawn..reap. Peak RSS is the command's ``ru_maxrss`` (KiB): by default as
   reported by GNU ``/usr/bin/time -f %M`` (Debian package ``time``), which
   forks the command from its own ~1 MB process; without it (or with
   ``--rss-method wait4``) from ``os.wait4`` on a direct child, where Linux
@@ -38,7 +41,9 @@ What it does:
   a floor. The floor is measured on ``true`` and printed; a figure at the
   floor is flagged as an upper bound.
   Reported: median and min wall time, throughput (file MB / median s), the
-  maximum peak RSS over the runs, and speed-up = baseline median / ours median.
+  maximum peak RSS over the runs, speed-up = baseline median / ours median,
+  and the ratio to ``wc -l`` = ours median / wc median (each also per round,
+  as the median of the round-by-round ratios, which the load moves less).
   MB means 10^6 bytes throughout (RSS too: KiB * 1024 / 10^6).
 * Correctness: every run (warm-up included) of each command must exit 0 and
   report a row count; ours is read from its JSON (``file_set[0].csv_rows``),
@@ -47,8 +52,9 @@ What it does:
   the same figure for the generated file, which has one record per line).
   Both counts must agree with each other and, for the generated file, with the
   count recorded by the generator.
-* Targets (``--target-speedup``, ``--target-rss-mb``): speed-up >= 20x, our
-  peak RSS <= 48 MB. The speed-up target is not judged with --skip-baseline.
+* Targets (``--target-speedup``, ``--target-wc-ratio``, ``--target-rss-mb``):
+  speed-up >= 25x, ours at most 3x the time of ``wc -l``, our peak RSS <= 32 MB
+  (issue 12, point 5). A ratio is not judged when its other command is skipped.
 
 Exit status: 0 all fine; 1 a target missed; 2 a command failed or the row
 counts disagree (or setup failed: binary missing, build failed, ...).
@@ -177,36 +183,57 @@ def rows_from_baseline(stdout):
                          f"{stdout[:300]!r}")
 
 
-def measure(name, argv, runs, parse_rows, method):
-    print(f"{name}: $ {shlex.join(argv)}", file=sys.stderr, flush=True)
-    walls, rss, rows_seen = [], [], set()
-    for i in range(runs + 1):  # run 0 is the warm-up
-        wall, maxrss, rc, out, err = run_once(argv, method)
-        if rc != 0:
-            raise BenchError(
-                f"{name} exited with status {rc} (run {i}, 0 = warm-up)\n"
-                f"  stdout: {out.strip()[:500]}\n  stderr: {err.strip()[:500]}")
-        rows_seen.add(parse_rows(out))
-        label = "warm-up" if i == 0 else f"run {i}/{runs}"
-        print(f"  {label}: {wall:.3f} s, {maxrss * 1024 / MB:.1f} MB", file=sys.stderr,
-              flush=True)
-        if i:
-            walls.append(wall)
-            rss.append(maxrss)
-    if len(rows_seen) != 1:
-        raise BenchError(f"{name} reported different row counts across runs: "
-                         f"{sorted(rows_seen)}")
-    return {
-        "tool": name,
-        "argv": argv,
-        "runs": runs,
-        "walls_s": walls,
-        "median_s": statistics.median(walls),
-        "min_s": min(walls),
-        "peak_rss_kib": max(rss),
-        "peak_rss_mb": max(rss) * 1024 / MB,
-        "rows": rows_seen.pop(),
-    }
+def measure(commands, runs, method):
+    """Times every command: one warm-up each, then `runs` rounds of one run each.
+
+    commands: list of (name, argv, parse_rows). Returns one result dict per command.
+    """
+    for name, argv, _ in commands:
+        print(f"{name}: $ {shlex.join(argv)}", file=sys.stderr, flush=True)
+    state = {name: {"walls": [], "rss": [], "rows": set()} for name, _, _ in commands}
+    for i in range(runs + 1):  # round 0 is the warm-up
+        label = "warm-up" if i == 0 else f"round {i}/{runs}"
+        shown = []
+        for name, argv, parse_rows in commands:
+            wall, maxrss, rc, out, err = run_once(argv, method)
+            if rc != 0:
+                raise BenchError(
+                    f"{name} exited with status {rc} (round {i}, 0 = warm-up)\n"
+                    f"  stdout: {out.strip()[:500]}\n  stderr: {err.strip()[:500]}")
+            st = state[name]
+            st["rows"].add(parse_rows(out))
+            shown.append(f"{name} {wall:.3f} s {maxrss * 1024 / MB:.1f} MB")
+            if i:
+                st["walls"].append(wall)
+                st["rss"].append(maxrss)
+        print(f"  {label}: " + "; ".join(shown), file=sys.stderr, flush=True)
+    results = []
+    for name, argv, _ in commands:
+        st = state[name]
+        if len(st["rows"]) != 1:
+            raise BenchError(f"{name} reported different row counts across runs: "
+                             f"{sorted(st['rows'])}")
+        walls, rss = st["walls"], st["rss"]
+        results.append({
+            "tool": name,
+            "argv": argv,
+            "runs": runs,
+            "walls_s": walls,
+            "median_s": statistics.median(walls),
+            "min_s": min(walls),
+            "peak_rss_kib": max(rss),
+            "peak_rss_mb": max(rss) * 1024 / MB,
+            "rows": st["rows"].pop(),
+        })
+    return results
+
+
+def ratio(num, den):
+    """median(num) / median(den), and the median of the round-by-round ratios."""
+    whole = num["median_s"] / den["median_s"] if den["median_s"] else float("inf")
+    per_round = statistics.median(
+        a / b if b else float("inf") for a, b in zip(num["walls_s"], den["walls_s"]))
+    return whole, per_round
 
 
 def print_table(results, size_bytes):
@@ -230,19 +257,23 @@ def main():
     p = argparse.ArgumentParser(
         description="Benchmark `wdiv-s3-trigger check` against the Python baseline.",
         epilog="See the docstring of scripts/bench.py for details.")
-    p.add_argument("--runs", type=int, default=5,
-                   help="measured runs per command, after one warm-up (default 5)")
+    p.add_argument("--runs", type=int, default=9,
+                   help="measured rounds (one run of each command), after one warm-up "
+                        "(default 9)")
     p.add_argument("--bin", help="binary under test (default: "
                    "$CARGO_TARGET_DIR or target/, then release/" + BIN_NAME + ")")
     p.add_argument("--ours-cmd", metavar="TEMPLATE",
                    help='command under test instead of "<bin> check --json {file}", '
                         'e.g. "wc -l {file}" as a stand-in')
-    p.add_argument("--skip-baseline", action="store_true", help="only run ours")
+    p.add_argument("--skip-baseline", action="store_true", help="do not run the Python baseline")
+    p.add_argument("--skip-wc", action="store_true", help="do not run `wc -l`")
     p.add_argument("--no-targets", action="store_true",
                    help="report only; do not fail when a target is missed")
-    p.add_argument("--target-speedup", type=float, default=20.0,
+    p.add_argument("--target-speedup", type=float, default=25.0,
                    help="minimum baseline/ours median ratio (default %(default)s)")
-    p.add_argument("--target-rss-mb", type=float, default=48.0,
+    p.add_argument("--target-wc-ratio", type=float, default=3.0,
+                   help="maximum ours/`wc -l` median ratio (default %(default)s)")
+    p.add_argument("--target-rss-mb", type=float, default=32.0,
                    help="maximum peak RSS of ours in MB (default %(default)s)")
     p.add_argument("--build", action="store_true", help="run `cargo build --release` first")
     p.add_argument("--file", help="benchmark this file instead of the generated one")
@@ -298,21 +329,28 @@ def main():
                              "(Debian package `time`)")
         floor_kib = run_once(["true"], method)[1]
 
-        results = []
+        commands = []
         if not a.skip_baseline:
             base_argv = [sys.executable, os.path.join(SCRIPTS, "baseline_checker.py"), data]
-            results.append(measure("baseline (python)", base_argv, a.runs,
-                                   rows_from_baseline, method))
-        results.append(measure("ours", ours_argv, a.runs, rows_from_ours, method))
+            commands.append(("baseline (python)", base_argv, rows_from_baseline))
+        if not a.skip_wc:
+            commands.append(("wc -l", ["wc", "-l", data], rows_from_ours))
+        commands.append(("ours", ours_argv, rows_from_ours))
+        results = measure(commands, a.runs, method)
     except BenchError as exc:
         print(f"\nERROR: {exc}", file=sys.stderr)
         return 2
 
-    ours = results[-1]
-    base = results[0] if len(results) == 2 else None
+    by_tool = {r["tool"]: r for r in results}
+    ours = by_tool["ours"]
+    base = by_tool.get("baseline (python)")
+    wc = by_tool.get("wc -l")
     print()
     print(f"file: {os.path.relpath(data, REPO_ROOT) if data.startswith(REPO_ROOT) else data}"
-          f" ({size:,} bytes); {a.runs} runs per command after 1 warm-up; MB = 10^6 bytes")
+          f" ({size:,} bytes); {a.runs} rounds of one run per command after 1 warm-up;"
+          f" MB = 10^6 bytes")
+    print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+          f" on {os.cpu_count()} CPUs")
     print(f"peak RSS via {'GNU time' if method == 'time' else 'os.wait4'}, whose floor "
           f"(measured on `true`) is {floor_kib * 1024 / MB:.1f} MB")
     print_table(results, size)
@@ -320,7 +358,9 @@ def main():
 
     errors, misses = [], []
     # Row counts.
-    counts = [(r["tool"], r["rows"]) for r in results]
+    # `wc -l` counts lines, which are records only in the generated file (no quoted line break).
+    counts = [(r["tool"], r["rows"]) for r in results
+              if r is not wc or expected_rows is not None]
     if expected_rows is not None:
         counts.append(("generator", expected_rows))
     agree = len({n for _, n in counts}) == 1
@@ -333,17 +373,28 @@ def main():
               + ("" if method == "time" else " (install GNU time for a tighter one)"))
 
     # Targets.
-    speedup = None
+    speedup = wc_ratio = None
     if base:
-        speedup = base["median_s"] / ours["median_s"] if ours["median_s"] else float("inf")
+        speedup, per_round = ratio(base, ours)
         ok = speedup >= a.target_speedup
-        print(f"speed-up: {speedup:.1f}x (baseline median / ours median); "
-              f"target >= {a.target_speedup:g}x  {'OK' if ok else 'MISSED'}")
+        print(f"speed-up: {speedup:.1f}x (baseline median / ours median; per round "
+              f"{per_round:.1f}x); target >= {a.target_speedup:g}x  {'OK' if ok else 'MISSED'}")
         if not ok:
             misses.append(f"speed-up {speedup:.1f}x is below the target "
                           f"{a.target_speedup:g}x")
     else:
         print(f"speed-up: n/a (--skip-baseline); target >= {a.target_speedup:g}x not judged")
+    if wc:
+        wc_ratio, per_round = ratio(ours, wc)
+        ok = wc_ratio <= a.target_wc_ratio
+        print(f"vs wc -l: {wc_ratio:.2f}x (ours median / wc -l median; per round "
+              f"{per_round:.2f}x); target <= {a.target_wc_ratio:g}x  "
+              f"{'OK' if ok else 'MISSED'}")
+        if not ok:
+            misses.append(f"ours takes {wc_ratio:.2f}x the time of wc -l, above the target "
+                          f"{a.target_wc_ratio:g}x")
+    else:
+        print(f"vs wc -l: n/a (--skip-wc); target <= {a.target_wc_ratio:g}x not judged")
     ok = ours["peak_rss_mb"] <= a.target_rss_mb
     print(f"peak RSS: ours {ours['peak_rss_mb']:.1f} MB; target <= {a.target_rss_mb:g} MB"
           f"  {'OK' if ok else 'MISSED'}")
@@ -354,8 +405,10 @@ def main():
     if a.json_out:
         doc = {"file": data, "bytes": size, "runs": a.runs, "results": results,
                "rss_method": method, "rss_floor_kib": floor_kib,
-               "expected_rows": expected_rows, "speedup": speedup,
-               "targets": {"speedup": a.target_speedup, "rss_mb": a.target_rss_mb},
+               "expected_rows": expected_rows, "speedup": speedup, "wc_ratio": wc_ratio,
+               "load_average": os.getloadavg(),
+               "targets": {"speedup": a.target_speedup, "wc_ratio": a.target_wc_ratio,
+                           "rss_mb": a.target_rss_mb},
                "targets_missed": misses, "errors": errors}
         with open(a.json_out, "w") as f:
             json.dump(doc, f, indent=2)
