@@ -51,6 +51,9 @@ pub enum Command {
     Run(RunArgs),
     /// Put files in the temp bucket as the website does, then fire one event per object as S3 does.
     Simulate(SimulateArgs),
+    /// Run an upload's events again: from its prefix in the temp bucket, or from the OnFailure
+    /// queue; locally, or on the deployed function (--invoke).
+    Replay(crate::replay::ReplayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +144,8 @@ pub enum CliError {
     GitHub(#[from] crate::github::GitHubError),
     #[error("{path} has no file name")]
     NoFileName { path: String },
+    #[error(transparent)]
+    Replay(#[from] crate::replay::ReplayError),
 }
 
 pub fn main() -> ExitCode {
@@ -151,6 +156,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check(&args),
         Command::Run(args) => block_on(run(settings_file.as_deref(), &args)),
         Command::Simulate(args) => block_on(simulate(settings_file.as_deref(), &args)),
+        Command::Replay(args) => block_on(crate::replay::run(settings_file.as_deref(), &args)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -386,15 +392,18 @@ fn block_on(work: impl std::future::Future<Output = Result<u8, CliError>>) -> Re
         .block_on(work)
 }
 
-fn load_settings(file: Option<&std::path::Path>) -> Result<settings::Settings, CliError> {
-    let settings = settings::load(file, &settings::process_env(), Context::Cli)?;
+/// The settings, with `ssm:` values read from SSM.
+pub(crate) async fn load_settings(
+    file: Option<&std::path::Path>,
+) -> Result<settings::Settings, CliError> {
+    let settings = settings::load_resolved(file, &settings::process_env(), Context::Cli).await?;
     tracing::info!(?settings, "settings");
     Ok(settings)
 }
 
 /// What `run` and `simulate` both start with: the clients, whether this is a dry run (the run
 /// mode, with `--dry-run` taken into it), and Sentry's guard, to keep until the end.
-async fn start(
+pub(crate) async fn start(
     mut settings: settings::Settings,
     dry_run_flag: bool,
 ) -> Result<(Services, bool, Option<sentry::ClientInitGuard>), CliError> {
@@ -408,7 +417,7 @@ async fn start(
 
 /// `run`: one invocation, from an event file or stdin.
 pub async fn run(settings_file: Option<&std::path::Path>, args: &RunArgs) -> Result<u8, CliError> {
-    let settings = load_settings(settings_file)?;
+    let settings = load_settings(settings_file).await?;
     let raw = if args.event.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map_err(|source| {
@@ -435,7 +444,7 @@ pub async fn simulate(
     settings_file: Option<&std::path::Path>,
     args: &SimulateArgs,
 ) -> Result<u8, CliError> {
-    let settings = load_settings(settings_file)?;
+    let settings = load_settings(settings_file).await?;
     // The key's timestamp, as the website writes it.
     let timestamp = chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.6f")
@@ -517,7 +526,7 @@ pub async fn simulate(
 
 /// Prints what happened (or, on a dry run, what would) and picks the exit code: 0 when every
 /// upload was handled and every action succeeded, whatever the verdict; 1 otherwise.
-fn report_outcome(outcomes: &[EventOutcome], dry_run: bool, json: bool) -> Result<u8, CliError> {
+pub(crate) fn report_outcome(outcomes: &[EventOutcome], dry_run: bool, json: bool) -> Result<u8, CliError> {
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, outcomes).map_err(|e| CliError::Write(e.into()))?;

@@ -24,8 +24,10 @@ fn lambda() -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // `ssm:` values are read here, once: a parameter that cannot be read fails the init.
+        let env = settings::process_env();
         let settings =
-            match settings::load(None, &settings::process_env(), settings::Context::Lambda) {
+            match settings::load_resolved(None, &env, settings::Context::Lambda).await {
                 Ok(settings) => settings,
                 Err(e) => {
                     tracing::error!("{e}");
