@@ -54,6 +54,9 @@ pub enum Command {
     /// Accept an upload that fails its checks, as staff judge it: its errors are kept but
     /// overridden, and it takes the success path (issue, copies, report.json, webhook).
     Override(OverrideArgs),
+    /// Run an upload's events again: from its prefix in the temp bucket, or from the OnFailure
+    /// queue; locally, or on the deployed function (--invoke).
+    Replay(crate::replay::ReplayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -171,6 +174,8 @@ pub enum CliError {
     NoFileName { path: String },
     #[error(transparent)]
     Override(#[from] crate::staff_override::OverrideError),
+    #[error(transparent)]
+    Replay(#[from] crate::replay::ReplayError),
 }
 
 pub fn main() -> ExitCode {
@@ -182,6 +187,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => block_on(run(settings_file.as_deref(), &args)),
         Command::Simulate(args) => block_on(simulate(settings_file.as_deref(), &args)),
         Command::Override(args) => block_on(override_upload(settings_file.as_deref(), &args)),
+        Command::Replay(args) => block_on(crate::replay::run(settings_file.as_deref(), &args)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -422,15 +428,18 @@ fn block_on(work: impl std::future::Future<Output = Result<u8, CliError>>) -> Re
         .block_on(work)
 }
 
-fn load_settings(file: Option<&std::path::Path>) -> Result<settings::Settings, CliError> {
-    let settings = settings::load(file, &settings::process_env(), Context::Cli)?;
+/// The settings, with `ssm:` values read from SSM.
+pub(crate) async fn load_settings(
+    file: Option<&std::path::Path>,
+) -> Result<settings::Settings, CliError> {
+    let settings = settings::load_resolved(file, &settings::process_env(), Context::Cli).await?;
     tracing::info!(?settings, "settings");
     Ok(settings)
 }
 
 /// What `run` and `simulate` both start with: the clients, whether this is a dry run (the run
 /// mode, with `--dry-run` taken into it), and Sentry's guard, to keep until the end.
-async fn start(
+pub(crate) async fn start(
     mut settings: settings::Settings,
     dry_run_flag: bool,
 ) -> Result<(Services, bool, Option<sentry::ClientInitGuard>), CliError> {
@@ -452,7 +461,7 @@ fn metrics_sink(on: bool) -> crate::metrics::Sink {
 
 /// `run`: one invocation, from an event file or stdin.
 pub async fn run(settings_file: Option<&std::path::Path>, args: &RunArgs) -> Result<u8, CliError> {
-    let settings = load_settings(settings_file)?;
+    let settings = load_settings(settings_file).await?;
     let raw = if args.event.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map_err(|source| {
@@ -480,7 +489,7 @@ pub async fn simulate(
     settings_file: Option<&std::path::Path>,
     args: &SimulateArgs,
 ) -> Result<u8, CliError> {
-    let settings = load_settings(settings_file)?;
+    let settings = load_settings(settings_file).await?;
     // The key's timestamp, as the website writes it.
     let timestamp = chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.6f")
@@ -573,7 +582,7 @@ pub async fn override_upload(
         reason: args.reason.clone().unwrap_or_default(),
         by: args.by.clone().unwrap_or_default(),
     };
-    let settings = load_settings(settings_file)?;
+    let settings = load_settings(settings_file).await?;
     let (services, dry_run, _sentry) = start(settings, args.dry_run).await?;
     let outcome = match handle(&services, &request).await {
         Ok(outcome) => outcome,
@@ -592,7 +601,11 @@ pub async fn override_upload(
 
 /// Prints what happened (or, on a dry run, what would) and picks the exit code: 0 when every
 /// upload was handled and every action succeeded, whatever the verdict; 1 otherwise.
-fn report_outcome(outcomes: &[EventOutcome], dry_run: bool, json: bool) -> Result<u8, CliError> {
+pub(crate) fn report_outcome(
+    outcomes: &[EventOutcome],
+    dry_run: bool,
+    json: bool,
+) -> Result<u8, CliError> {
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, outcomes).map_err(|e| CliError::Write(e.into()))?;

@@ -142,7 +142,7 @@ pub fn event(bytes: &[u8]) {
     }
 }
 
-fn triage_all(event: &aws_lambda_events::event::s3::S3Event) {
+fn triage_all(event: &crate::event::Event) {
     let triage = crate::event::triage(event, "wdiv-temp");
     for (upload, objects) in &triage.uploads {
         for object in objects {

@@ -24,14 +24,15 @@ fn lambda() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let settings =
-            match settings::load(None, &settings::process_env(), settings::Context::Lambda) {
-                Ok(settings) => settings,
-                Err(e) => {
-                    tracing::error!("{e}");
-                    return ExitCode::FAILURE;
-                }
-            };
+        // `ssm:` values are read here, once: a parameter that cannot be read fails the init.
+        let env = settings::process_env();
+        let settings = match settings::load_resolved(None, &env, settings::Context::Lambda).await {
+            Ok(settings) => settings,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let _sentry = wdiv_s3_trigger::telemetry::init(&settings);
         let services = match Services::new(settings).await {
             Ok(services) => services,

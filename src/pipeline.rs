@@ -10,10 +10,8 @@ use tracing::Instrument;
 use crate::cdn::Cdn;
 use crate::checks::{self, Begin, CheckOptions, FileChecker, Flow, Profiles};
 use crate::councils::CouncilNames;
-use aws_lambda_events::event::s3::S3Event;
-
 use crate::effects::{self, email::EmailKind, Clients};
-use crate::event::{self, Created};
+use crate::event::{self, Created, Event};
 use crate::execute::{self, StepResult};
 use crate::fileset::{self, Entry, Limits};
 use crate::github::{GitHub, GitHubError};
@@ -149,7 +147,7 @@ impl EventOutcome {
 
 /// Handles one S3 event: every upload it names, each checked, planned and (unless the run mode
 /// is a dry run) carried out. An upload that fails does not stop the others.
-pub async fn handle_event(services: &Services, event: &S3Event) -> EventOutcome {
+pub async fn handle_event(services: &Services, event: &Event) -> EventOutcome {
     let triage = event::triage(event, &services.settings.temp_bucket);
     for (key, why) in &triage.ignored {
         tracing::info!(key, "ignored: {why}");

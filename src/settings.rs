@@ -9,7 +9,7 @@
 //! in an HTTP header). No message shows a secret's value ([`SECRET_NAMES`]), a URL's user-info or
 //! query ([`URL_NAMES`], through [`crate::http::redact_url`]), or a line of a settings file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -349,7 +349,35 @@ pub fn load(
     context: Context,
 ) -> Result<Settings, SettingsError> {
     let (figment, problems) = sources(file, env)?;
-    let raw = raw_values(&figment, problems)?;
+    let mut raw = raw_values(&figment, problems)?;
+    for (name, value) in &raw.values {
+        if crate::secrets::parameter_name(value).is_some() {
+            raw.problems.push(format!(
+                "{name} (from {}) names an SSM parameter, which only start-up reads \
+                 (settings::load_resolved)",
+                raw.sources
+                    .get(name)
+                    .map(String::as_str)
+                    .unwrap_or("the settings")
+            ));
+        }
+    }
+    validate(raw, env, context)
+}
+
+/// [`load`], with every `ssm:NAME` value first replaced by the SSM parameter NAME's value
+/// (decrypted; [`crate::secrets`]). What start-up calls, in both the CLI and Lambda.
+pub async fn load_resolved(
+    file: Option<&Path>,
+    env: &[(String, String)],
+    context: Context,
+) -> Result<Settings, SettingsError> {
+    let (figment, problems) = sources(file, env)?;
+    let mut raw = raw_values(&figment, problems)?;
+    let resolved = crate::secrets::resolve(&mut raw.values, &raw.sources).await;
+    raw.sources.extend(resolved.sources);
+    raw.secure = resolved.secure;
+    raw.problems.extend(resolved.problems);
     validate(raw, env, context)
 }
 
@@ -390,6 +418,8 @@ fn sources(
 
 /// Every known setting's value as text, trimmed, with where it came from; empty means unset.
 struct Raw {
+    /// Settings read from an SSM SecureString: their values are never quoted.
+    secure: BTreeSet<String>,
     values: BTreeMap<String, String>,
     sources: BTreeMap<String, String>,
     problems: Vec<String>,
@@ -446,6 +476,7 @@ fn raw_values(figment: &Figment, mut problems: Vec<String>) -> Result<Raw, Setti
         }
     }
     Ok(Raw {
+        secure: BTreeSet::new(),
         values,
         sources,
         problems,
@@ -462,11 +493,13 @@ fn validate(
         values,
         sources,
         problems,
+        secure,
     } = raw;
     let take = |name: &str| values.get(name).cloned();
     let mut check = Checker {
         problems,
         sources: &sources,
+        secure: &secure,
     };
     let (storage, temp_bucket, final_bucket) = buckets(&take, &mut check, env, context);
 
@@ -804,6 +837,7 @@ fn scalar_text(value: &Value) -> Option<String> {
 struct Checker<'a> {
     problems: Vec<String>,
     sources: &'a BTreeMap<String, String>,
+    secure: &'a BTreeSet<String>,
 }
 
 impl Checker<'_> {
@@ -815,7 +849,7 @@ impl Checker<'_> {
             .get(name)
             .map(|s| format!(" (from {s})"))
             .unwrap_or_default();
-        let shown = if SECRET_NAMES.contains(&name) {
+        let shown = if SECRET_NAMES.contains(&name) || self.secure.contains(name) {
             String::new()
         } else if URL_NAMES.contains(&name) {
             format!(" {}", quoted(&crate::http::redact_url(value)))

@@ -15,7 +15,7 @@ mod s3;
 
 pub use local::LocalStorage;
 pub use overlay::{staged_etag, Overlay};
-pub use s3::{s3_client, sdk_config, S3Storage};
+pub use s3::{s3_client, sdk_config, sdk_config_for, sdk_config_for_service, S3Storage};
 
 /// How an object is named for people: `s3://bucket/key`, or its path under `local_root` when the
 /// buckets are folders. The one definition: storage messages and plan previews both use it.

@@ -26,6 +26,32 @@ pub struct S3Storage {
 /// The AWS SDK's shared configuration: rustls with ring, timeouts on every call, and the standard
 /// retry policy (backoff with jitter on 5xx, throttling and timeouts), bounded.
 pub async fn sdk_config(settings: &Settings) -> aws_config::SdkConfig {
+    sdk_config_for(
+        settings.aws_region.as_deref(),
+        settings.aws_endpoint_url.as_deref(),
+    )
+    .await
+}
+
+/// [`sdk_config`] for one service: its own `AWS_ENDPOINT_URL_{SERVICE}` wins over
+/// `AWS_ENDPOINT_URL`, as the SDK documents for its environment variables.
+pub async fn sdk_config_for_service(settings: &Settings, service: &str) -> aws_config::SdkConfig {
+    let own = std::env::var(format!("AWS_ENDPOINT_URL_{service}"))
+        .ok()
+        .filter(|v| !v.is_empty());
+    sdk_config_for(
+        settings.aws_region.as_deref(),
+        own.as_deref().or(settings.aws_endpoint_url.as_deref()),
+    )
+    .await
+}
+
+/// [`sdk_config`] from the region and endpoint alone: what start-up uses to read `ssm:` settings
+/// before the others are validated.
+pub async fn sdk_config_for(
+    region: Option<&str>,
+    endpoint_url: Option<&str>,
+) -> aws_config::SdkConfig {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
@@ -33,9 +59,8 @@ pub async fn sdk_config(settings: &Settings) -> aws_config::SdkConfig {
         .build_https();
     // AWS_REGION is one of our settings (Lambda always sets it); the SDK's own region chain
     // would build an IMDS client without our HTTP client, so it is not used.
-    let region = settings
-        .aws_region
-        .clone()
+    let region = region
+        .map(str::to_owned)
         .or_else(|| {
             std::env::var("AWS_DEFAULT_REGION")
                 .ok()
@@ -57,7 +82,7 @@ pub async fn sdk_config(settings: &Settings) -> aws_config::SdkConfig {
                 .with_max_attempts(4)
                 .with_initial_backoff(Duration::from_millis(200)),
         );
-    if let Some(url) = &settings.aws_endpoint_url {
+    if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }
     loader.load().await

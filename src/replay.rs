@@ -1,0 +1,433 @@
+//! `replay`: an upload's events, run again. Exactly-once holds because the pipeline's ledger
+//! makes a replay do only what is left: an upload already handled is checked again, and every
+//! effect is found done.
+//!
+//! - `replay s3://TEMP/PREFIX` lists the upload's files in the temp bucket (S3, or the local
+//!   folders) and builds the S3 notification S3 would have sent for them (one record per file,
+//!   keys URL-encoded), then runs it through the same pipeline as `run`;
+//! - `replay --from-queue URL` takes the records Lambda put in the OnFailure queue after its
+//!   retries, and replays each one's original event (`requestPayload`), deleting a message only
+//!   once its replay succeeded;
+//! - `--invoke FUNCTION` sends the event(s) to the deployed function instead, asynchronously
+//!   (Lambda `Invoke`, `InvocationType=Event`), as S3 would.
+
+use std::collections::HashSet;
+use std::io::Write;
+
+use clap::Args;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::cli::{self, CliError, EXIT_FAIL, EXIT_PASS};
+use crate::event;
+use crate::pipeline::{self, EventOutcome, Services};
+use crate::settings::Settings;
+use crate::upload::UploadKey;
+
+/// How long a received message stays hidden from other readers while it is replayed: Lambda's
+/// longest run. A message kept in the queue (its replay failed) is seen again after it.
+const VISIBILITY_SECONDS: i32 = 900;
+/// The most messages one `replay --from-queue` handles: a bound on a queue that keeps filling.
+const MAX_MESSAGES: usize = 1000;
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The upload: s3://TEMP_BUCKET/COUNCIL_ID/YYYY-MM-DD/TIMESTAMP (or that prefix alone).
+    #[arg(
+        value_name = "s3://TEMP/PREFIX",
+        required_unless_present = "from_queue",
+        conflicts_with = "from_queue"
+    )]
+    pub upload: Option<String>,
+    /// Replay the failed invocations in this OnFailure queue (its URL), deleting each message
+    /// once its replay succeeded.
+    #[arg(long, value_name = "QUEUE_URL")]
+    pub from_queue: Option<String>,
+    /// Send the event(s) to this deployed function (name or ARN), asynchronously, instead of
+    /// running them here.
+    #[arg(long, value_name = "FUNCTION")]
+    pub invoke: Option<String>,
+    /// Print what would be done, and do nothing: no effect, no invocation, no message deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Why a replay cannot start, or an event cannot be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(
+        "{given} is not an upload in the temp bucket: {why} (give \
+         s3://{temp}/COUNCIL_ID/YYYY-MM-DD/TIMESTAMP)"
+    )]
+    NotAnUpload {
+        given: String,
+        why: String,
+        temp: String,
+    },
+    #[error(
+        "{location} holds no file of an upload: nothing to replay (is the prefix right? list \
+         the bucket to see the uploads)"
+    )]
+    Empty { location: String },
+    #[error("cannot invoke the function {function}: {why}")]
+    Invoke { function: String, why: String },
+    #[error("cannot read the queue {queue}: {why}")]
+    Queue { queue: String, why: String },
+}
+
+/// `replay`.
+pub async fn run(
+    settings_file: Option<&std::path::Path>,
+    args: &ReplayArgs,
+) -> Result<u8, CliError> {
+    let settings = cli::load_settings(settings_file).await?;
+    match (&args.upload, &args.from_queue) {
+        (_, Some(queue)) => from_queue(settings, args, queue).await,
+        (Some(upload), None) => by_prefix(settings, args, upload).await,
+        (None, None) => Err(ReplayError::NotAnUpload {
+            given: "nothing".into(),
+            why: "no upload given".into(),
+            temp: settings.temp_bucket,
+        }
+        .into()),
+    }
+}
+
+/// The upload's prefix, from `s3://TEMP/PREFIX` or `PREFIX`.
+pub fn upload_prefix(given: &str, temp_bucket: &str) -> Result<String, ReplayError> {
+    let fail = |why: String| ReplayError::NotAnUpload {
+        given: format!("{:?}", crate::text::truncate_chars(given, 200)),
+        why,
+        temp: temp_bucket.to_owned(),
+    };
+    let prefix = match given.strip_prefix("s3://") {
+        Some(rest) => {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket != temp_bucket {
+                return Err(fail(format!(
+                    "the bucket {bucket:?} is not the temp bucket {temp_bucket:?} \
+                     (TEMP_BUCKET_NAME)"
+                )));
+            }
+            prefix
+        }
+        None => given,
+    };
+    let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
+    // A prefix is an upload's when a file in it would be one of the upload's keys.
+    let key = UploadKey::parse(&format!("{prefix}/file.csv")).map_err(|e| {
+        fail(match e {
+            crate::upload::KeyError::Part { why, .. } => why,
+            _ => "an upload's prefix is COUNCIL_ID/YYYY-MM-DD/TIMESTAMP".into(),
+        })
+    })?;
+    Ok(key.upload.prefix)
+}
+
+/// The S3 notification S3 sends for `objects`, one record per object.
+pub fn notification_for(bucket: &str, objects: &[crate::storage::ObjectInfo]) -> Value {
+    let records: Vec<Value> = objects
+        .iter()
+        .map(|o| event::object_created(bucket, &o.key, o.size, &o.etag)["Records"][0].clone())
+        .collect();
+    json!({ "Records": records })
+}
+
+async fn by_prefix(settings: Settings, args: &ReplayArgs, given: &str) -> Result<u8, CliError> {
+    let prefix = upload_prefix(given, &settings.temp_bucket)?;
+    let (services, dry_run, _sentry) = cli::start(settings, args.dry_run).await?;
+    let temp = services.settings.temp_bucket.clone();
+    let storage = services.storage();
+    let max = services.settings.max_files_per_upload + 1;
+    let objects: Vec<_> = storage
+        .list(&temp, &format!("{prefix}/"), max)
+        .await?
+        .into_iter()
+        .filter(|o| event::own_key(&o.key).is_none())
+        .collect();
+    if objects.is_empty() {
+        return Err(ReplayError::Empty {
+            location: storage.location(&temp, &format!("{prefix}/")),
+        }
+        .into());
+    }
+    let notification = notification_for(&temp, &objects);
+    match &args.invoke {
+        Some(function) => {
+            let mut out = std::io::stdout().lock();
+            if dry_run {
+                writeln!(
+                    out,
+                    "Dry run: would send this event to {function} (asynchronously):\n{notification:#}"
+                )
+                .map_err(CliError::Write)?;
+                return Ok(EXIT_PASS);
+            }
+            let lambda = aws_sdk_lambda::Client::new(
+                &crate::storage::sdk_config_for_service(&services.settings, "LAMBDA").await,
+            );
+            invoke(&lambda, function, &notification).await?;
+            writeln!(
+                out,
+                "Sent {} record(s) of {} to {function}: it runs asynchronously, see its logs",
+                objects.len(),
+                cli_shown(&prefix)
+            )
+            .map_err(CliError::Write)?;
+            Ok(EXIT_PASS)
+        }
+        None => {
+            let event = event::from_value(notification)?;
+            let outcome = pipeline::handle_event(&services, &event).await;
+            cli::report_outcome(&[outcome], dry_run, args.json)
+        }
+    }
+}
+
+/// Sends `payload` to `function` as S3 would: an asynchronous invocation, queued by Lambda.
+async fn invoke(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    payload: &Value,
+) -> Result<(), ReplayError> {
+    use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata};
+    let fail = |why: String| ReplayError::Invoke {
+        function: cli_shown(function),
+        why,
+    };
+    let sent = lambda
+        .invoke()
+        .function_name(function)
+        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string()))
+        .send()
+        .await;
+    match sent {
+        Ok(out) if out.status_code == 202 => Ok(()),
+        Ok(out) => Err(fail(format!(
+            "Lambda answered {} instead of 202 (queued)",
+            out.status_code
+        ))),
+        Err(e) => Err(fail(match e.code() {
+            Some("ResourceNotFoundException") => {
+                "no such function in this account and region (check its name and AWS_REGION)".into()
+            }
+            Some("AccessDeniedException") => {
+                "these credentials may not invoke it: allow lambda:InvokeFunction on it".into()
+            }
+            _ => cli_shown(&DisplayErrorContext(&e).to_string()),
+        })),
+    }
+}
+
+/// What became of one queue message.
+#[derive(Debug, Serialize)]
+struct MessageSummary {
+    message_id: String,
+    /// Why Lambda gave up on it (`requestContext.condition`, e.g. `RetriesExhausted`).
+    condition: Option<String>,
+    replayed: bool,
+    deleted: bool,
+    /// Why it was kept in the queue.
+    kept_because: Option<String>,
+    outcome: Option<EventOutcome>,
+}
+
+/// The original event of a Lambda OnFailure destination record, and why Lambda gave up.
+/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html>
+pub fn on_failure_record(body: &str) -> Result<(Value, Option<String>), String> {
+    let record: Value = serde_json::from_str(body)
+        .map_err(|_| "it is not JSON, so not a Lambda OnFailure record".to_owned())?;
+    let Some(payload) = record.get("requestPayload") else {
+        return Err(
+            "it is not a Lambda OnFailure record (it has no requestPayload, the original event)"
+                .into(),
+        );
+    };
+    let condition = record
+        .pointer("/requestContext/condition")
+        .and_then(Value::as_str)
+        .map(|c| crate::text::truncate_chars(c, 60));
+    Ok((payload.clone(), condition))
+}
+
+async fn from_queue(settings: Settings, args: &ReplayArgs, queue: &str) -> Result<u8, CliError> {
+    let sqs =
+        aws_sdk_sqs::Client::new(&crate::storage::sdk_config_for_service(&settings, "SQS").await);
+    let lambda = match &args.invoke {
+        Some(f) => Some((
+            aws_sdk_lambda::Client::new(
+                &crate::storage::sdk_config_for_service(&settings, "LAMBDA").await,
+            ),
+            f.clone(),
+        )),
+        None => None,
+    };
+    let (services, dry_run, _sentry) = cli::start(settings, args.dry_run).await?;
+    let queue_error = |why: String| ReplayError::Queue {
+        queue: cli_shown(queue),
+        why,
+    };
+    let mut seen = HashSet::new();
+    let mut summaries = Vec::new();
+    while summaries.len() < MAX_MESSAGES {
+        use aws_sdk_sqs::error::DisplayErrorContext;
+        let received = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            // A dry run leaves every message where it was, visible.
+            .visibility_timeout(if dry_run { 0 } else { VISIBILITY_SECONDS })
+            .send()
+            .await
+            .map_err(|e| queue_error(cli_shown(&DisplayErrorContext(&e).to_string())))?;
+        let fresh: Vec<_> = received
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| seen.insert(m.message_id.clone().unwrap_or_default()))
+            .collect();
+        if fresh.is_empty() {
+            break;
+        }
+        for message in fresh {
+            let mut summary = replay_message(&services, lambda.as_ref(), dry_run, &message).await;
+            if let (true, false, Some(handle)) =
+                (summary.replayed, dry_run, message.receipt_handle())
+            {
+                match sqs
+                    .delete_message()
+                    .queue_url(queue)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                {
+                    Ok(_) => summary.deleted = true,
+                    Err(e) => {
+                        summary.kept_because = Some(format!(
+                            "replayed, but it could not be deleted: {}",
+                            cli_shown(&DisplayErrorContext(&e).to_string())
+                        ))
+                    }
+                }
+            }
+            summaries.push(summary);
+        }
+    }
+    write_summaries(&summaries, dry_run, args.json).map_err(CliError::Write)?;
+    let all_done = summaries.iter().all(|s| dry_run || s.deleted);
+    Ok(if all_done { EXIT_PASS } else { EXIT_FAIL })
+}
+
+async fn replay_message(
+    services: &Services,
+    lambda: Option<&(aws_sdk_lambda::Client, String)>,
+    dry_run: bool,
+    message: &aws_sdk_sqs::types::Message,
+) -> MessageSummary {
+    let mut summary = MessageSummary {
+        message_id: message.message_id().unwrap_or("(no id)").to_owned(),
+        condition: None,
+        replayed: false,
+        deleted: false,
+        kept_because: None,
+        outcome: None,
+    };
+    let (payload, condition) = match on_failure_record(message.body().unwrap_or("")) {
+        Ok(record) => record,
+        Err(why) => {
+            summary.kept_because = Some(why);
+            return summary;
+        }
+    };
+    summary.condition = condition;
+    let event = match event::from_value(payload.clone()) {
+        Ok(event) => event,
+        Err(e) => {
+            summary.kept_because = Some(format!("its original event cannot be read: {e}"));
+            return summary;
+        }
+    };
+    match lambda {
+        Some((client, function)) if !dry_run => match invoke(client, function, &payload).await {
+            Ok(()) => summary.replayed = true,
+            Err(e) => summary.kept_because = Some(e.to_string()),
+        },
+        Some(_) => summary.kept_because = Some("dry run: would be sent to the function".into()),
+        None => {
+            let outcome = pipeline::handle_event(services, &event).await;
+            let failures = outcome.failures();
+            if dry_run {
+                summary.kept_because = Some("dry run".into());
+            } else if failures.is_empty() {
+                summary.replayed = true;
+            } else {
+                summary.kept_because = Some(format!("the replay failed: {}", failures.join("; ")));
+            }
+            summary.outcome = Some(outcome);
+        }
+    }
+    summary
+}
+
+fn write_summaries(summaries: &[MessageSummary], dry_run: bool, json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, summaries)?;
+        writeln!(out)?;
+        return out.flush();
+    }
+    if summaries.is_empty() {
+        writeln!(out, "The queue holds no message to replay.")?;
+        return out.flush();
+    }
+    for s in summaries {
+        let condition = s.condition.as_deref().unwrap_or("no condition");
+        let what = match (s.deleted, &s.kept_because) {
+            (true, _) => "replayed, deleted from the queue".to_owned(),
+            (false, Some(why)) => format!("kept in the queue: {why}"),
+            (false, None) => "kept in the queue".to_owned(),
+        };
+        writeln!(
+            out,
+            "message {} ({}): {}",
+            cli_shown(&s.message_id),
+            cli_shown(condition),
+            cli_shown(&what)
+        )?;
+        if let Some(outcome) = &s.outcome {
+            for upload in &outcome.uploads {
+                let verdict = match (&upload.report, &upload.error) {
+                    (_, Some(e)) => format!("not checked: {e}"),
+                    (Some(r), None) if r.all_valid() => "valid".into(),
+                    (Some(_), None) => "invalid".into(),
+                    (None, None) => "not checked".into(),
+                };
+                writeln!(
+                    out,
+                    "  upload {}: {}",
+                    cli_shown(&upload.prefix),
+                    cli_shown(&verdict)
+                )?;
+            }
+        }
+    }
+    let deleted = summaries.iter().filter(|s| s.deleted).count();
+    writeln!(
+        out,
+        "{} message(s): {deleted} replayed and deleted, {} kept{}.",
+        summaries.len(),
+        summaries.len() - deleted,
+        if dry_run { " (dry run)" } else { "" }
+    )?;
+    out.flush()
+}
+
+/// Text from a bucket, a queue or an error, as a terminal may show it.
+fn cli_shown(text: &str) -> String {
+    crate::text::escape_control(text)
+}
