@@ -34,7 +34,7 @@ pub const DEFAULT_EVENT_NAME: &str = "ObjectCreated:Put";
 /// Why an event cannot be read at all.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
-    #[error("the event is not JSON: {0}")]
+    #[error("the event is not an S3 event: it is not JSON ({0})")]
     NotJson(#[source] serde_json::Error),
     #[error(
         "the event is not an S3 event: expected an S3 notification ({{\"Records\": [...]}}) \
@@ -296,7 +296,7 @@ enum Classified {
 fn classify(record: &Record, temp_bucket: &str) -> Result<Created, Classified> {
     if !record.created {
         return Err(Classified::Ignored(format!(
-            "not an object-created event ({})",
+            "not an ObjectCreated event ({})",
             crate::text::truncate_chars(&record.name, 60)
         )));
     }
@@ -430,7 +430,7 @@ mod tests {
     #[test]
     fn malformed_events_are_named() {
         let err = |json: &str| parse(json.as_bytes()).unwrap_err().to_string();
-        assert!(err("not json").starts_with("the event is not JSON"));
+        assert!(err("not json").starts_with("the event is not an S3 event: it is not JSON"));
         assert_eq!(
             err(r#"{"Records": []}"#),
             "the event has no records: nothing to do"
