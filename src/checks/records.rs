@@ -282,6 +282,7 @@ pub enum Capture {
 pub struct RecordWalker {
     delimiter: u8,
     /// Whether the CPU has AVX2 (x86_64 only).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     avx2: bool,
     classes: [u8; 256],
     state: State,
