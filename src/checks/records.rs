@@ -129,6 +129,15 @@ struct Masks {
 /// How a block's masks are computed: chosen once per walker from what the CPU offers.
 trait Classify {
     fn masks(block: &[u8], delimiter: u8) -> Masks;
+
+    /// Position of the `k`-th (0-based) set bit of `x`, which has more than `k` set bits.
+    #[inline(always)]
+    fn select(mut x: u64, k: u32) -> u32 {
+        for _ in 0..k {
+            x &= x - 1;
+        }
+        x.trailing_zeros()
+    }
 }
 
 /// The baseline every target has (SSE2 on x86_64, plain code elsewhere).
@@ -151,6 +160,12 @@ impl Classify for Avx2 {
     fn masks(block: &[u8], delimiter: u8) -> Masks {
         // SAFETY: `Avx2` is only used after `is_x86_feature_detected!("avx2")` said yes.
         unsafe { masks_avx2(block, delimiter) }
+    }
+
+    #[inline(always)]
+    fn select(x: u64, k: u32) -> u32 {
+        // SAFETY: as above; BMI2 is detected with AVX2 (`RecordWalker::new`).
+        unsafe { std::arch::x86_64::_pdep_u64(1u64 << k, x).trailing_zeros() }
     }
 }
 
@@ -250,6 +265,13 @@ fn masks(block: &[u8], delimiter: u8) -> Masks {
     m
 }
 
+/// Bits `from..to` of a block (`from` < 64, `to` <= 64).
+#[inline(always)]
+fn bit_range(from: u32, to: u32) -> u64 {
+    let below_to = if to >= 64 { !0 } else { (1u64 << to) - 1 };
+    below_to & (!0u64 << from)
+}
+
 /// Bit i is the XOR of bits 0..=i: inside-quotes marks from quote positions.
 fn prefix_xor(mut x: u64) -> u64 {
     x ^= x << 1;
@@ -320,7 +342,8 @@ impl RecordWalker {
             avx2: std::env::var_os("WDIV_NO_AVX2").is_none()
                 && is_x86_feature_detected!("avx2")
                 && is_x86_feature_detected!("popcnt")
-                && is_x86_feature_detected!("bmi1"),
+                && is_x86_feature_detected!("bmi1")
+                && is_x86_feature_detected!("bmi2"),
             #[cfg(not(target_arch = "x86_64"))]
             avx2: false,
             classes,
@@ -455,16 +478,16 @@ impl RecordWalker {
     {
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
-            // SAFETY: `avx2` is set only when the CPU has AVX2, POPCNT and BMI1.
+            // SAFETY: `avx2` is set only when the CPU has AVX2, POPCNT, BMI1 and BMI2.
             return unsafe { self.feed_avx2(chunk, sink) };
         }
         self.feed_with::<Baseline, F>(chunk, sink)
     }
 
-    /// [`Self::feed`] compiled for AVX2 (and the POPCNT and BMI1 that come with it on every such
+    /// [`Self::feed`] compiled for AVX2 (and the POPCNT, BMI1 and BMI2 that come with it on every such
     /// CPU), so the whole walk is inlined with them.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,popcnt,bmi1")]
+    #[target_feature(enable = "avx2,popcnt,bmi1,bmi2")]
     unsafe fn feed_avx2<F>(&mut self, chunk: &[u8], sink: &mut F)
     where
         F: FnMut(RecordEvent<'_>) -> Flow,
@@ -544,55 +567,40 @@ impl RecordWalker {
             empty_from = Some(0);
             self.begin_field(base);
         }
-        let mut bits = delim | eol;
-        while bits != 0 {
-            if self.fields >= self.capture_until {
-                // No more captured columns in this record: count delimiters up to its end.
-                let ends = eol & bits;
-                let below = if ends == 0 {
-                    bits
-                } else {
-                    (ends & ends.wrapping_neg()) - 1
-                };
-                let n = (delim & bits & below).count_ones();
-                if n > 0 {
-                    self.fields += n as usize;
-                    empty_from = None;
-                }
-                bits &= !below;
-                if bits == 0 {
-                    break;
-                }
-            }
-            let p = bits.trailing_zeros();
-            bits &= bits - 1;
-            let at = base + p as usize;
-            if delim >> p & 1 == 1 {
+        // Segment by segment: each ends at a line end (or the block's end). A segment's
+        // delimiters are counted at once; only the captured fields among them are visited.
+        let mut ends = eol;
+        let mut from = 0u32;
+        loop {
+            let p = if ends == 0 { BLOCK as u32 } else { ends.trailing_zeros() };
+            let d = delim & bit_range(from, p);
+            if d != 0 {
                 empty_from = None;
-                if self.field_start.is_none() && !self.wants(self.fields + 1) {
-                    // Neither this field nor the next is captured: just count it.
-                    self.fields += 1;
-                    continue;
+                if self.capture_until <= 64 {
+                    self.fields_by_mask::<C>(chunk, base, d);
+                } else {
+                    self.fields_one_by_one(chunk, base, d);
                 }
-                self.end_field(chunk, at);
-                self.begin_field(at + 1);
-                continue;
             }
+            if p == BLOCK as u32 {
+                break;
+            }
+            ends &= ends - 1;
             if empty_from == Some(p) {
                 self.field_start = None;
             } else {
-                self.end_field(chunk, at);
+                self.end_field(chunk, base + p as usize);
             }
             if self.end_record(sink) == Flow::Stop {
                 return Fast::Done(Flow::Stop);
             }
             let next = p + 1 + (absorbed.checked_shr(p + 1).unwrap_or(0) & 1) as u32;
-            if next < BLOCK as u32 {
-                empty_from = Some(next);
-                self.begin_field(base + next as usize);
-            } else {
-                empty_from = None;
+            if next >= BLOCK as u32 {
+                break;
             }
+            empty_from = Some(next);
+            self.begin_field(base + next as usize);
+            from = next;
         }
         let last = 1u64 << 63;
         self.state = if inside & last != 0 {
@@ -615,6 +623,58 @@ impl RecordWalker {
             self.field_start = None;
         }
         Fast::Done(Flow::Continue)
+    }
+
+    /// The delimiters `d` (bit positions in the block at `base`, all in one record) end the
+    /// current field and the ones after it. Every captured column is among the first 64
+    /// (`capture_mask`), so the captured fields are found by selecting their delimiters, and
+    /// the others are only counted.
+    #[inline(always)]
+    fn fields_by_mask<C: Classify>(&mut self, chunk: &[u8], base: usize, d: u64) {
+        let n = d.count_ones() as usize;
+        let first = self.fields;
+        // The field open at the segment's start ends at its first delimiter.
+        if self.field_start.is_some() {
+            self.end_field(chunk, base + C::select(d, 0) as usize);
+        }
+        // Bit j: column `first + 1 + j`, which starts after delimiter j, is captured.
+        let mut wanted = if first + 1 < 64 {
+            self.capture_mask >> (first + 1)
+        } else {
+            0
+        };
+        if n < 64 {
+            wanted &= (1u64 << n) - 1;
+        }
+        while wanted != 0 {
+            let j = wanted.trailing_zeros();
+            wanted &= wanted - 1;
+            self.fields = first + 1 + j as usize;
+            self.field_start = Some(base + C::select(d, j) as usize + 1);
+            if (j as usize) + 1 < n {
+                self.end_field(chunk, base + C::select(d, j + 1) as usize);
+            }
+        }
+        self.fields = first + n;
+    }
+
+    /// As [`Self::fields_by_mask`], for captures reaching past column 64 (the header): visits
+    /// each delimiter while a captured column may still come.
+    fn fields_one_by_one(&mut self, chunk: &[u8], base: usize, mut d: u64) {
+        while d != 0 {
+            if self.fields >= self.capture_until {
+                self.fields += d.count_ones() as usize;
+                return;
+            }
+            let p = d.trailing_zeros() as usize;
+            d &= d - 1;
+            if self.field_start.is_none() && !self.wants(self.fields + 1) {
+                self.fields += 1;
+                continue;
+            }
+            self.end_field(chunk, base + p);
+            self.begin_field(base + p + 1);
+        }
     }
 
     /// Walks `chunk[from..end]` byte by byte (with a byte-class table for the hot loop): the
@@ -1044,9 +1104,23 @@ mod tests {
         out
     }
 
-    /// Walks a header, switches the capture to `cols`, then walks `body` in chunks.
+    /// Walks a header, switches the capture to `cols`, then walks `body` in chunks; with and
+    /// without AVX2, insisting both agree.
     fn walk_capturing(body: &[u8], chunk: usize, cols: &[bool]) -> Vec<(usize, Vec<Vec<u8>>)> {
+        let with = walk_capturing_on(body, chunk, cols, true);
+        let without = walk_capturing_on(body, chunk, cols, false);
+        assert_eq!(with, without, "the AVX2 and baseline walks differ");
+        with
+    }
+
+    fn walk_capturing_on(
+        body: &[u8],
+        chunk: usize,
+        cols: &[bool],
+        avx2: bool,
+    ) -> Vec<(usize, Vec<Vec<u8>>)> {
         let mut walker = RecordWalker::new(b',');
+        walker.avx2 &= avx2;
         let mut out = Vec::new();
         let mut sink = |event: RecordEvent<'_>| {
             if let RecordEvent::Record {
@@ -1081,6 +1155,17 @@ mod tests {
         ]
     }
 
+    /// Mostly delimiters, so records have dozens of fields and captures reach past column 64.
+    fn wide_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            6 => Just(b','),
+            4 => Just(b'a'),
+            1 => Just(b'"'),
+            1 => Just(b'\n'),
+            1 => Just(b'\r'),
+        ]
+    }
+
     fn chunking() -> impl Strategy<Value = usize> {
         prop_oneof![1usize..17, 60usize..300, Just(1 << 20)]
     }
@@ -1109,8 +1194,27 @@ mod tests {
             chunk in chunking(),
             cols in proptest::collection::vec(any::<bool>(), 0..6),
         ) {
-            let fast = walk_capturing(&body, chunk, &cols);
-            let slow = reference(&body, b',');
+            captures_match_the_reference(&body, chunk, &cols)?;
+        }
+
+        #[test]
+        fn captures_wide_records_on_either_side_of_column_64(
+            body in proptest::collection::vec(wide_byte(), 0..1500),
+            chunk in chunking(),
+            cols in proptest::collection::vec(proptest::bool::weighted(0.2), 0..90),
+        ) {
+            captures_match_the_reference(&body, chunk, &cols)?;
+        }
+    }
+
+    fn captures_match_the_reference(
+        body: &[u8],
+        chunk: usize,
+        cols: &[bool],
+    ) -> Result<(), TestCaseError> {
+        {
+            let fast = walk_capturing(body, chunk, cols);
+            let slow = reference(body, b',');
             prop_assert_eq!(fast.len(), slow.len());
             for ((n, vals), (rn, rvals)) in fast.iter().zip(slow.iter()) {
                 prop_assert_eq!(n, rn);
@@ -1123,5 +1227,6 @@ mod tests {
                 prop_assert_eq!(vals, &wanted);
             }
         }
+        Ok(())
     }
 }
