@@ -245,6 +245,7 @@ pub fn check(args: &CheckArgs) -> Result<u8, CliError> {
         council: args.council.clone(),
         election_date: args.election_date,
         size_floor_exempt: args.size_floor_exempt.clone(),
+        rules_thread: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
     };
     let mut reports = Vec::with_capacity(inputs.len());
     for input in inputs {

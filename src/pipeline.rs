@@ -320,6 +320,8 @@ pub async fn build_report(
         council: Some(upload.council_id.clone()),
         election_date: Some(upload.election_date),
         size_floor_exempt: settings.size_floor_exempt_councils.clone(),
+        // A Lambda has a fraction of a core at the memory it is given: no helper thread.
+        rules_thread: false,
     };
     let mut reports = Vec::with_capacity(listing.len());
     for entry in fileset::admit(upload, listing, limits) {

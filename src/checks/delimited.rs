@@ -2,7 +2,7 @@
 
 use super::profiles::{Profile, Profiles};
 use super::records::{Capture, Flow, RecordEvent, RecordWalker};
-use super::rules::RowRules;
+use super::rules::{RowRules, RulesRunner};
 use crate::report::{Problem, Problems};
 use crate::text::quote;
 use crate::vocab::Date;
@@ -66,7 +66,9 @@ struct Walk<'p> {
     header_len: Option<usize>,
     header: Vec<String>,
     profile: Option<&'p Profile>,
-    rules: RowRules,
+    rules: RulesRunner,
+    /// Whether the rules may run on a helper thread ([`RulesRunner`]).
+    rules_thread: bool,
     rows: u64,
     long_rows: LongRows,
     problems: Problems,
@@ -90,7 +92,8 @@ impl<'p> DelimitedCheck<'p> {
                 header_len: None,
                 header: Vec::new(),
                 profile: None,
-                rules: RowRules::default(),
+                rules: RulesRunner::default(),
+                rules_thread: false,
                 rows: 0,
                 long_rows: LongRows::default(),
                 problems: Problems::new(),
@@ -99,6 +102,13 @@ impl<'p> DelimitedCheck<'p> {
             header_line_break: false,
             header_too_long: false,
         }
+    }
+
+    /// Lets the profile's row rules run on a helper thread, so a machine with two cores checks
+    /// faster; the findings are the same.
+    pub fn with_rules_thread(mut self, on: bool) -> Self {
+        self.state.rules_thread = on;
+        self
     }
 
     /// Whether the check has stopped reading (a failing row, a NUL byte, a bad header).
@@ -297,7 +307,7 @@ impl<'p> Walk<'p> {
                     self.long_rows.first.get_or_insert((row, fields));
                 }
                 if !self.rules.is_empty() {
-                    self.rules.check_row(row, |col| captured.get(col));
+                    self.rules.check_row(row, &captured);
                 }
                 Flow::Continue
             }
@@ -334,10 +344,12 @@ impl<'p> Walk<'p> {
             return Flow::Stop;
         }
         self.profile = profiles.detect_csv(&header);
-        if let Some(profile) = self.profile {
-            self.rules = RowRules::bind(&profile.rules, &header, election_date);
-        }
-        let cols = self.rules.columns();
+        let rules = match self.profile {
+            Some(profile) => RowRules::bind(&profile.rules, &header, election_date),
+            None => RowRules::default(),
+        };
+        let cols = rules.columns();
+        self.rules = RulesRunner::new(rules, self.rules_thread);
         *capture = Some(if cols.is_empty() {
             Capture::None
         } else {

@@ -46,6 +46,9 @@ pub struct CheckOptions<'p> {
     pub election_date: Option<Date>,
     /// Councils exempt from the 1 KB floor.
     pub size_floor_exempt: Vec<String>,
+    /// Run the row rules on a helper thread (see [`rules::RulesRunner`]): for `check` on a
+    /// machine with two cores or more. The report is the same either way.
+    pub rules_thread: bool,
 }
 
 impl Default for CheckOptions<'static> {
@@ -58,6 +61,7 @@ impl Default for CheckOptions<'static> {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            rules_thread: false,
         }
     }
 }
@@ -233,11 +237,10 @@ impl<'p> FileChecker<'p> {
         };
         self.body = Body::Delimited {
             text,
-            check: Box::new(DelimitedCheck::new(
-                self.options.profiles,
-                self.options.election_date,
-                fallback,
-            )),
+            check: Box::new(
+                DelimitedCheck::new(self.options.profiles, self.options.election_date, fallback)
+                    .with_rules_thread(self.options.rules_thread),
+            ),
         };
     }
 
@@ -547,6 +550,139 @@ mod tests {
             }
         }
         checker.finish()
+    }
+
+    /// A file's report with the rules inline, then on the helper thread fed in `chunk`-byte
+    /// pieces and through the stream reader; the upload's date and council, so every rule binds.
+    fn with_and_without_rules_thread(key: &str, bytes: &[u8], chunk: usize) -> Vec<FileReport> {
+        let options = |rules_thread| CheckOptions {
+            election_date: "2024-05-02".parse().ok(),
+            // Exempt from the size floor, so small files are checked too.
+            council: Some("IOS".to_owned()),
+            rules_thread,
+            ..CheckOptions::default()
+        };
+        let chunked = |rules_thread| {
+            let mut checker = match FileChecker::begin(key, None, options(rules_thread)) {
+                Begin::Done(r) => return r,
+                Begin::Checking(c) => c,
+            };
+            for piece in bytes.chunks(chunk.max(1)) {
+                if checker.feed(piece) == Flow::Stop {
+                    break;
+                }
+            }
+            checker.finish()
+        };
+        let read = FileChecker::check_reader(key, None, bytes, options(true), |_| {}).unwrap();
+        vec![chunked(false), chunked(true), read]
+    }
+
+    fn assert_all_equal(reports: &[FileReport], what: &str) {
+        for other in &reports[1..] {
+            assert_eq!(other, &reports[0], "{what}");
+        }
+    }
+
+    #[test]
+    fn every_fixture_gets_the_same_report_with_the_rules_on_a_helper_thread() {
+        let mut files = Vec::new();
+        let mut dirs = vec![std::path::PathBuf::from("fixtures/uploads")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        assert!(files.len() > 40, "the fixtures are found");
+        let mut warned = 0;
+        for path in files {
+            let key = path.file_name().unwrap().to_string_lossy().into_owned();
+            let bytes = std::fs::read(&path).unwrap();
+            for chunk in [7, 4096] {
+                let reports = with_and_without_rules_thread(&key, &bytes, chunk);
+                assert_all_equal(
+                    &reports,
+                    &format!("{} in {chunk}-byte pieces", path.display()),
+                );
+                warned += usize::from(reports[0].problems.iter().any(|p| {
+                    [
+                        "malformed-postcode",
+                        "uprn-duplicate",
+                        "uprn-rounded",
+                        "uprn-scientific-notation",
+                    ]
+                    .contains(&p.code.as_str())
+                }));
+            }
+        }
+        assert!(
+            warned > 0,
+            "some fixture has a rule's warning, so the rules are compared"
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// An Xpress DC file with arbitrary damage (quoted line breaks, short rows, NULs, bad
+        /// postcodes and UPRNs, non-UTF-8 bytes) gets the same report whether its rules run
+        /// inline or on the helper thread, in batches that end anywhere. Damage is rare (one row
+        /// in a thousand), so most files run past the first batch before a NUL or a stray quote
+        /// ends the walk; repeated UPRNs make every row count in a warning.
+        #[test]
+        fn a_damaged_file_gets_the_same_report_with_the_rules_on_a_helper_thread(
+            rows in proptest::collection::vec(
+                (0usize..6, proptest::option::weighted(0.001, proptest::sample::select(vec![
+                    "x", "\"a\nb\"", "\"q\"\"\"", "\r", "\0", "caf\u{e9}", "\u{81}",
+                    "N3 2PU", "bad", ",", "\"", "=\"a\nb\"", "=1E+11", "=100000", "=",
+                ]))),
+                0..5000,
+            ),
+            chunk in proptest::prop_oneof![1usize..64, 64usize..70000],
+        ) {
+            let mut text = String::from(
+                "ElectionDate,Property_URN,AddressLine1,Post_Code,Polling_Place_Postcode,\
+                 Polling_Place_UPRN\n",
+            );
+            for (k, (col, damage)) in rows.iter().enumerate() {
+                let mut cells = [
+                    "02/05/2024".to_owned(),
+                    // Repeats in a unique column: the warning counts them, so every row shows.
+                    format!("{}", 100_001 + k % 1000),
+                    format!("\"{k} Buttercup Row, Marlfield\""),
+                    "HA8 6NB".to_owned(),
+                    "HA8 6EZ".to_owned(),
+                    "800200000101".to_owned(),
+                ];
+                // Damage is added to a cell, or replaces it (`=`).
+                if let (Some(cell), Some(damage)) = (cells.get_mut(*col), damage) {
+                    match damage.strip_prefix('=') {
+                        Some(value) => *cell = value.to_owned(),
+                        None => cell.push_str(damage),
+                    }
+                }
+                text.push_str(&cells.join(","));
+                text.push('\n');
+            }
+            // Latin-1 bytes, written as such.
+            let bytes: Vec<u8> = text
+                .chars()
+                .map(|c| match c {
+                    '\u{e9}' => 0xe9,
+                    '\u{81}' => 0x81,
+                    c => c as u8,
+                })
+                .collect();
+            assert_all_equal(
+                &with_and_without_rules_thread("damaged.csv", &bytes, chunk),
+                "a damaged file",
+            );
+        }
     }
 
     fn padded_csv(header: &str, row: &str, rows: usize) -> String {

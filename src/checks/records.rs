@@ -572,7 +572,11 @@ impl RecordWalker {
         let mut ends = eol;
         let mut from = 0u32;
         loop {
-            let p = if ends == 0 { BLOCK as u32 } else { ends.trailing_zeros() };
+            let p = if ends == 0 {
+                BLOCK as u32
+            } else {
+                ends.trailing_zeros()
+            };
             let d = delim & bit_range(from, p);
             if d != 0 {
                 empty_from = None;

@@ -2,6 +2,7 @@
 //! notice (an old export, garbled postcodes, UPRNs a spreadsheet has damaged). All warn without
 //! failing a file, but for UPRNs in scientific notation: those cannot be imported.
 
+use crate::checks::records::Captured;
 use crate::report::Problem;
 use crate::text::quote;
 use crate::vocab::Date;
@@ -223,6 +224,182 @@ impl Bound {
                 .in_column(t.column),
             ),
             _ => None,
+        }
+    }
+}
+
+/// Where the rows' rules run: here, or on a helper thread that the rows' captured values reach
+/// in batches, so that on a machine with two cores the rules cost the walk no time. The
+/// warnings are the same either way: one thread applies the rules, in row order.
+pub enum RulesRunner {
+    Inline(RowRules),
+    Helper(Helper),
+}
+
+impl Default for RulesRunner {
+    fn default() -> Self {
+        RulesRunner::Inline(RowRules::default())
+    }
+}
+
+impl RulesRunner {
+    /// Runs `rules` on a helper thread when `helper` is asked for, there are rules, and the
+    /// thread can be started; here otherwise.
+    pub fn new(rules: RowRules, helper: bool) -> RulesRunner {
+        if !helper || rules.is_empty() {
+            return RulesRunner::Inline(rules);
+        }
+        Helper::start(rules).unwrap_or_else(RulesRunner::Inline)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            RulesRunner::Inline(rules) => rules.is_empty(),
+            RulesRunner::Helper(_) => false,
+        }
+    }
+
+    /// Applies the rules to one record's captured fields (here, or later on the helper).
+    pub fn check_row(&mut self, row: u64, captured: &Captured<'_>) {
+        match self {
+            RulesRunner::Inline(rules) => rules.check_row(row, |col| captured.get(col)),
+            RulesRunner::Helper(helper) => helper.push(row, captured),
+        }
+    }
+
+    /// The warnings, once every row has been seen (waits for the helper to finish them).
+    pub fn finish(self) -> Vec<Problem> {
+        match self {
+            RulesRunner::Inline(rules) => rules.finish(),
+            RulesRunner::Helper(helper) => helper.finish().finish(),
+        }
+    }
+}
+
+/// Rows per batch sent to the helper: a few hundred KB of values at most, and two batches in
+/// flight, so memory stays flat whatever the file's size.
+const BATCH_ROWS: usize = 2048;
+
+/// Captured values of consecutive rows, unquoted, laid end to end.
+#[derive(Default)]
+struct Batch {
+    /// Each row's number and where its cells end in `cells`.
+    rows: Vec<(u64, usize)>,
+    /// Each cell's column and where its value ends in `bytes`.
+    cells: Vec<(usize, usize)>,
+    bytes: Vec<u8>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.cells.clear();
+        self.bytes.clear();
+    }
+
+    /// Applies `rules` to every row of the batch, in order.
+    fn apply(&self, rules: &mut RowRules) {
+        let (mut cell, mut byte) = (0, 0);
+        for &(row, cells_end) in &self.rows {
+            let cells = &self.cells[cell..cells_end];
+            let first_byte = byte;
+            rules.check_row(row, |col| {
+                let mut start = first_byte;
+                for &(c, end) in cells {
+                    if c == col {
+                        return Some(std::borrow::Cow::Borrowed(&self.bytes[start..end]));
+                    }
+                    start = end;
+                }
+                None
+            });
+            if let Some(&(_, end)) = cells.last() {
+                byte = end;
+            }
+            cell = cells_end;
+        }
+    }
+}
+
+/// The rules on their own thread. Batches go round: filled here, applied there, sent back empty.
+pub struct Helper {
+    batch: Batch,
+    full: Option<std::sync::mpsc::SyncSender<Batch>>,
+    empty: std::sync::mpsc::Receiver<Batch>,
+    thread: Option<std::thread::JoinHandle<RowRules>>,
+}
+
+impl Helper {
+    /// Starts the thread; gives the rules back if it cannot be started.
+    fn start(mut rules: RowRules) -> Result<RulesRunner, RowRules> {
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Batch>();
+        // The rules come back from the thread when it ends; if it cannot start, they are lost
+        // with the closure, so start it with a handover slot instead.
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(std::mem::take(&mut rules))));
+        let theirs = std::sync::Arc::clone(&slot);
+        let spawned = std::thread::Builder::new()
+            .name("rules".into())
+            .spawn(move || {
+                let mut rules = theirs
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take()
+                    .unwrap_or_default();
+                for mut batch in full_rx {
+                    batch.apply(&mut rules);
+                    batch.clear();
+                    // The walk may have ended already; then no one needs the batch back.
+                    let _ = empty_tx.send(batch);
+                }
+                rules
+            });
+        match spawned {
+            Ok(thread) => Ok(RulesRunner::Helper(Helper {
+                batch: Batch::default(),
+                full: Some(full_tx),
+                empty: empty_rx,
+                thread: Some(thread),
+            })),
+            Err(_) => Err(slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+                .unwrap_or_default()),
+        }
+    }
+
+    fn push(&mut self, row: u64, captured: &Captured<'_>) {
+        for (col, value) in captured.iter() {
+            self.batch.bytes.extend_from_slice(&value);
+            self.batch.cells.push((col, self.batch.bytes.len()));
+        }
+        self.batch.rows.push((row, self.batch.cells.len()));
+        if self.batch.rows.len() >= BATCH_ROWS {
+            self.send();
+        }
+    }
+
+    fn send(&mut self) {
+        let next = self.empty.try_recv().unwrap_or_default();
+        let batch = std::mem::replace(&mut self.batch, next);
+        if let Some(full) = &self.full {
+            // Fails only if the thread has ended, which `finish` reports.
+            let _ = full.send(batch);
+        }
+    }
+
+    /// Sends the last rows, waits for the thread, and gives back the rules with every row seen.
+    fn finish(mut self) -> RowRules {
+        if !self.batch.rows.is_empty() {
+            self.send();
+        }
+        self.full = None;
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(rules)) => rules,
+            // A panic in the rules is a bug: raise it here, as it would have been inline.
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => RowRules::default(),
         }
     }
 }
