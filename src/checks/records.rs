@@ -56,6 +56,12 @@ impl<'a> Captured<'a> {
             .map(move |&(col, start, end)| (col, unquote(&buf[start..end])))
     }
 
+    /// The raw bytes of every captured field, end to end, and each field's `(column, start,
+    /// end)` in them: to hand the values on with one copy, unquoting them later.
+    pub fn raw(&self) -> (&'a [u8], &'a [(usize, usize, usize)]) {
+        (self.buf, self.spans)
+    }
+
     pub fn get(&self, col: usize) -> Option<std::borrow::Cow<'a, [u8]>> {
         self.iter().find(|(c, _)| *c == col).map(|(_, v)| v)
     }
@@ -130,6 +136,12 @@ struct Masks {
 trait Classify {
     fn masks(block: &[u8], delimiter: u8) -> Masks;
 
+    /// Bit i is the XOR of bits 0..=i.
+    #[inline(always)]
+    fn prefix_xor(x: u64) -> u64 {
+        prefix_xor(x)
+    }
+
     /// Position of the `k`-th (0-based) set bit of `x`, which has more than `k` set bits.
     #[inline(always)]
     fn select(mut x: u64, k: u32) -> u32 {
@@ -160,6 +172,17 @@ impl Classify for Avx2 {
     fn masks(block: &[u8], delimiter: u8) -> Masks {
         // SAFETY: `Avx2` is only used after `is_x86_feature_detected!("avx2")` said yes.
         unsafe { masks_avx2(block, delimiter) }
+    }
+
+    /// A carry-less multiply by all ones is the prefix XOR, in one instruction.
+    #[inline(always)]
+    fn prefix_xor(x: u64) -> u64 {
+        use std::arch::x86_64::*;
+        // SAFETY: as above; PCLMULQDQ is detected with AVX2 (`RecordWalker::new`).
+        unsafe {
+            let product = _mm_clmulepi64_si128(_mm_set_epi64x(0, x as i64), _mm_set1_epi8(-1), 0);
+            _mm_cvtsi128_si64(product) as u64
+        }
     }
 
     #[inline(always)]
@@ -343,7 +366,8 @@ impl RecordWalker {
                 && is_x86_feature_detected!("avx2")
                 && is_x86_feature_detected!("popcnt")
                 && is_x86_feature_detected!("bmi1")
-                && is_x86_feature_detected!("bmi2"),
+                && is_x86_feature_detected!("bmi2")
+                && is_x86_feature_detected!("pclmulqdq"),
             #[cfg(not(target_arch = "x86_64"))]
             avx2: false,
             classes,
@@ -478,16 +502,16 @@ impl RecordWalker {
     {
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
-            // SAFETY: `avx2` is set only when the CPU has AVX2, POPCNT, BMI1 and BMI2.
+            // SAFETY: `avx2` is set only when the CPU has AVX2, POPCNT, BMI1, BMI2 and PCLMULQDQ.
             return unsafe { self.feed_avx2(chunk, sink) };
         }
         self.feed_with::<Baseline, F>(chunk, sink)
     }
 
-    /// [`Self::feed`] compiled for AVX2 (and the POPCNT, BMI1 and BMI2 that come with it on every such
+    /// [`Self::feed`] compiled for AVX2 (and the POPCNT, BMI1, BMI2 and PCLMULQDQ that come with it on every such
     /// CPU), so the whole walk is inlined with them.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,popcnt,bmi1,bmi2")]
+    #[target_feature(enable = "avx2,popcnt,bmi1,bmi2,pclmulqdq")]
     unsafe fn feed_avx2<F>(&mut self, chunk: &[u8], sink: &mut F)
     where
         F: FnMut(RecordEvent<'_>) -> Flow,
@@ -544,7 +568,7 @@ impl RecordWalker {
             return Fast::Unusual;
         }
         let starts_inside = self.state == State::InQuoted;
-        let inside = prefix_xor(m.quote) ^ if starts_inside { !0 } else { 0 };
+        let inside = C::prefix_xor(m.quote) ^ if starts_inside { !0 } else { 0 };
         let outside = !inside;
         let open = m.quote & inside;
         let close = m.quote & outside;

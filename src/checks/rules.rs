@@ -2,7 +2,7 @@
 //! notice (an old export, garbled postcodes, UPRNs a spreadsheet has damaged). All warn without
 //! failing a file, but for UPRNs in scientific notation: those cannot be imported.
 
-use crate::checks::records::Captured;
+use crate::checks::records::{unquote, Captured};
 use crate::report::Problem;
 use crate::text::quote;
 use crate::vocab::Date;
@@ -285,8 +285,8 @@ const BATCH_ROWS: usize = 2048;
 struct Batch {
     /// Each row's number and where its cells end in `cells`.
     rows: Vec<(u64, usize)>,
-    /// Each cell's column and where its value ends in `bytes`.
-    cells: Vec<(usize, usize)>,
+    /// Each cell's column and where its raw (still quoted) value lies in `bytes`.
+    cells: Vec<(usize, usize, usize)>,
     bytes: Vec<u8>,
 }
 
@@ -299,23 +299,15 @@ impl Batch {
 
     /// Applies `rules` to every row of the batch, in order.
     fn apply(&self, rules: &mut RowRules) {
-        let (mut cell, mut byte) = (0, 0);
+        let mut cell = 0;
         for &(row, cells_end) in &self.rows {
             let cells = &self.cells[cell..cells_end];
-            let first_byte = byte;
             rules.check_row(row, |col| {
-                let mut start = first_byte;
-                for &(c, end) in cells {
-                    if c == col {
-                        return Some(std::borrow::Cow::Borrowed(&self.bytes[start..end]));
-                    }
-                    start = end;
-                }
-                None
+                cells
+                    .iter()
+                    .find(|c| c.0 == col)
+                    .map(|&(_, start, end)| unquote(&self.bytes[start..end]))
             });
-            if let Some(&(_, end)) = cells.last() {
-                byte = end;
-            }
             cell = cells_end;
         }
     }
@@ -370,10 +362,15 @@ impl Helper {
     }
 
     fn push(&mut self, row: u64, captured: &Captured<'_>) {
-        for (col, value) in captured.iter() {
-            self.batch.bytes.extend_from_slice(&value);
-            self.batch.cells.push((col, self.batch.bytes.len()));
-        }
+        // One copy of the record's captured bytes; the helper unquotes them.
+        let (bytes, spans) = captured.raw();
+        let base = self.batch.bytes.len();
+        self.batch.bytes.extend_from_slice(bytes);
+        self.batch.cells.extend(
+            spans
+                .iter()
+                .map(|&(col, start, end)| (col, base + start, base + end)),
+        );
         self.batch.rows.push((row, self.batch.cells.len()));
         if self.batch.rows.len() >= BATCH_ROWS {
             self.send();
