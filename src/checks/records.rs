@@ -631,10 +631,12 @@ impl RecordWalker {
             from = next;
         }
         let last = 1u64 << 63;
+        if (inside | close) & last != 0 {
+            // The block ends in a quoted field (perhaps just after a quote that a doubled quote
+            // may continue). No record ends inside quotes, so the field began on this row.
+            self.quote_opened_on = self.row;
+        }
         self.state = if inside & last != 0 {
-            if m.quote != 0 {
-                self.quote_opened_on = self.row;
-            }
             State::InQuoted
         } else if close & last != 0 {
             State::QuoteInQuoted
@@ -1198,6 +1200,33 @@ mod tests {
         prop_oneof![1usize..17, 60usize..300, Just(1 << 20)]
     }
 
+    /// A quoted field opens and closes at the end of a 64-byte block (bytes 62 and 63), and a
+    /// doubled quote at byte 64 carries it on to the end of the input: the warning must name the
+    /// row it opened on, as the byte-at-a-time walk does.
+    #[test]
+    fn a_quote_reopened_across_blocks_names_its_row() {
+        let mut input = b"x,y\n\"q\",z\n".to_vec();
+        input.extend_from_slice(&[b'a'; 51]);
+        input.extend_from_slice(b",\"\"\"zzz");
+        assert_eq!(&input[61..65], b",\"\"\"");
+        for avx2 in [true, false] {
+            for chunk in [1, 7, 64, 1 << 20] {
+                let mut walker = RecordWalker::new(b',');
+                walker.avx2 &= avx2;
+                let mut sink = |_: RecordEvent<'_>| Flow::Continue;
+                for piece in input.chunks(chunk) {
+                    walker.feed(piece, &mut sink);
+                }
+                walker.finish(&mut sink);
+                assert_eq!(
+                    walker.unclosed_quote_row(),
+                    Some(3),
+                    "avx2 {avx2}, {chunk}-byte chunks"
+                );
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -1214,6 +1243,30 @@ mod tests {
                 prop_assert_eq!(n, rn);
                 prop_assert_eq!(vals, rvals);
             }
+        }
+
+        /// Found by cargo-fuzz (see also `a_quote_reopened_across_blocks_names_its_row`): a
+        /// block ending just after a quoted field's closing quote, with
+        /// a doubled quote reopening it in the next, named row 0 as where it started.
+        #[test]
+        fn an_unclosed_quote_names_the_same_row_for_any_chunking(
+            input in proptest::collection::vec(byte(), 0..900),
+            chunk in chunking(),
+        ) {
+            let unclosed = |chunk: usize, avx2: bool| {
+                let mut walker = RecordWalker::new(b',');
+                walker.avx2 &= avx2;
+                let mut sink = |_: RecordEvent<'_>| Flow::Continue;
+                for piece in input.chunks(chunk.max(1)) {
+                    walker.feed(piece, &mut sink);
+                }
+                walker.finish(&mut sink);
+                walker.unclosed_quote_row()
+            };
+            // One byte at a time never takes the fast path: the reference.
+            let reference = unclosed(1, false);
+            prop_assert_eq!(unclosed(chunk, true), reference);
+            prop_assert_eq!(unclosed(chunk, false), reference);
         }
 
         #[test]
