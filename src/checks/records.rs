@@ -878,9 +878,13 @@ mod tests {
     /// (row, field count, captured values) for every record; NUL shows as fields = usize::MAX.
     /// Walks twice, with and without AVX2, and insists both agree.
     fn walk(input: &[u8], delimiter: u8, chunk: usize) -> Vec<(u64, usize, Vec<Vec<u8>>)> {
-        let with = walk_on(input, delimiter, chunk, true);
-        let without = walk_on(input, delimiter, chunk, false);
-        assert_eq!(with, without, "the AVX2 and baseline walks differ");
+        on_both_paths(|avx2| walk_on(input, delimiter, chunk, avx2))
+    }
+
+    /// What `walk` gives with AVX2 (where the CPU has it) and without, once both agree.
+    fn on_both_paths<T: PartialEq + std::fmt::Debug>(walk: impl Fn(bool) -> T) -> T {
+        let with = walk(true);
+        assert_eq!(with, walk(false), "the AVX2 and baseline walks differ");
         with
     }
 
@@ -1137,10 +1141,7 @@ mod tests {
     /// Walks a header, switches the capture to `cols`, then walks `body` in chunks; with and
     /// without AVX2, insisting both agree.
     fn walk_capturing(body: &[u8], chunk: usize, cols: &[bool]) -> Vec<(usize, Vec<Vec<u8>>)> {
-        let with = walk_capturing_on(body, chunk, cols, true);
-        let without = walk_capturing_on(body, chunk, cols, false);
-        assert_eq!(with, without, "the AVX2 and baseline walks differ");
-        with
+        on_both_paths(|avx2| walk_capturing_on(body, chunk, cols, avx2))
     }
 
     fn walk_capturing_on(
