@@ -540,6 +540,15 @@ mod tests {
             council: council.map(str::to_owned),
             ..CheckOptions::default()
         };
+        check_bytes_with(key, bytes, chunk, options)
+    }
+
+    fn check_bytes_with(
+        key: &str,
+        bytes: &[u8],
+        chunk: usize,
+        options: CheckOptions<'_>,
+    ) -> FileReport {
         let mut checker = match FileChecker::begin(key, None, options) {
             Begin::Done(r) => return r,
             Begin::Checking(c) => c,
@@ -562,18 +571,7 @@ mod tests {
             rules_thread,
             ..CheckOptions::default()
         };
-        let chunked = |rules_thread| {
-            let mut checker = match FileChecker::begin(key, None, options(rules_thread)) {
-                Begin::Done(r) => return r,
-                Begin::Checking(c) => c,
-            };
-            for piece in bytes.chunks(chunk.max(1)) {
-                if checker.feed(piece) == Flow::Stop {
-                    break;
-                }
-            }
-            checker.finish()
-        };
+        let chunked = |rules_thread| check_bytes_with(key, bytes, chunk, options(rules_thread));
         let read = FileChecker::check_reader(key, None, bytes, options(true), |_| {}).unwrap();
         vec![chunked(false), chunked(true), read]
     }

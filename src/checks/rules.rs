@@ -280,7 +280,7 @@ impl RulesRunner {
 /// flight, so memory stays flat whatever the file's size.
 const BATCH_ROWS: usize = 2048;
 
-/// Captured values of consecutive rows, unquoted, laid end to end.
+/// Captured values of consecutive rows, raw (the helper unquotes them), laid end to end.
 #[derive(Default)]
 struct Batch {
     /// Each row's number and where its cells end in `cells`.
@@ -323,21 +323,16 @@ pub struct Helper {
 
 impl Helper {
     /// Starts the thread; gives the rules back if it cannot be started.
-    fn start(mut rules: RowRules) -> Result<RulesRunner, RowRules> {
+    fn start(rules: RowRules) -> Result<RulesRunner, RowRules> {
         let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Batch>(2);
         let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Batch>();
-        // The rules come back from the thread when it ends; if it cannot start, they are lost
-        // with the closure, so start it with a handover slot instead.
-        let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(std::mem::take(&mut rules))));
-        let theirs = std::sync::Arc::clone(&slot);
+        // The rules are handed over once the thread has started, so that they are still ours
+        // if it cannot be; they come back when it ends.
+        let (rules_tx, rules_rx) = std::sync::mpsc::channel::<RowRules>();
         let spawned = std::thread::Builder::new()
             .name("rules".into())
             .spawn(move || {
-                let mut rules = theirs
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .take()
-                    .unwrap_or_default();
+                let mut rules = rules_rx.recv().unwrap_or_default();
                 for mut batch in full_rx {
                     batch.apply(&mut rules);
                     batch.clear();
@@ -346,19 +341,17 @@ impl Helper {
                 }
                 rules
             });
-        match spawned {
-            Ok(thread) => Ok(RulesRunner::Helper(Helper {
-                batch: Batch::default(),
-                full: Some(full_tx),
-                empty: empty_rx,
-                thread: Some(thread),
-            })),
-            Err(_) => Err(slot
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take()
-                .unwrap_or_default()),
-        }
+        let Ok(thread) = spawned else {
+            return Err(rules);
+        };
+        // The thread waits for this first, so the receiver is alive.
+        let _ = rules_tx.send(rules);
+        Ok(RulesRunner::Helper(Helper {
+            batch: Batch::default(),
+            full: Some(full_tx),
+            empty: empty_rx,
+            thread: Some(thread),
+        }))
     }
 
     fn push(&mut self, row: u64, captured: &Captured<'_>) {
