@@ -173,6 +173,9 @@ impl<'p> DelimitedCheck<'p> {
         });
         if let Some(c) = capture {
             walker.set_capture(c);
+            if state.rules.keeps_captures() {
+                walker.keep_captures();
+            }
         }
     }
 
@@ -199,7 +202,11 @@ impl<'p> DelimitedCheck<'p> {
         let state = &mut self.state;
         let (profiles, election_date) = (self.profiles, self.election_date);
         let mut capture = None;
-        walker.finish(&mut |event| state.on_event(event, profiles, election_date, &mut capture));
+        let mut sink =
+            |event: RecordEvent<'_>| state.on_event(event, profiles, election_date, &mut capture);
+        walker.finish(&mut sink);
+        // The rules' helper takes the captured fields of the last rows.
+        walker.hand_over(&mut sink);
         if let Some(row) = walker.unclosed_quote_row() {
             state.problems.push(
                 Problem::warning(
@@ -267,6 +274,10 @@ impl<'p> Walk<'p> {
         capture: &mut Option<Capture>,
     ) -> Flow {
         match event {
+            RecordEvent::Captures { bytes, spans } => {
+                self.rules.take_captures(bytes, spans);
+                Flow::Continue
+            }
             RecordEvent::Nul { row } => {
                 self.rows = row;
                 self.problems.push(

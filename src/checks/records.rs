@@ -38,6 +38,13 @@ pub enum RecordEvent<'a> {
     },
     /// A NUL byte, which no EMS export contains: the file is corrupt or not text.
     Nul { row: u64 },
+    /// With [`RecordWalker::keep_captures`]: the captured fields of the records passed since
+    /// the last hand-over, end to end, for the sink to take (swap them out). Every
+    /// [`Captured::cells`] range given in those records indexes `spans`.
+    Captures {
+        bytes: &'a mut Vec<u8>,
+        spans: &'a mut Vec<(usize, usize, usize)>,
+    },
 }
 
 /// The captured fields of one record, in column order, raw (quotes not yet removed).
@@ -45,6 +52,8 @@ pub enum RecordEvent<'a> {
 pub struct Captured<'a> {
     buf: &'a [u8],
     spans: &'a [(usize, usize, usize)],
+    /// Where `spans` lies among every span kept since the last hand-over.
+    cells: (usize, usize),
 }
 
 impl<'a> Captured<'a> {
@@ -60,6 +69,12 @@ impl<'a> Captured<'a> {
     /// end)` in them: to hand the values on with one copy, unquoting them later.
     pub fn raw(&self) -> (&'a [u8], &'a [(usize, usize, usize)]) {
         (self.buf, self.spans)
+    }
+
+    /// With [`RecordWalker::keep_captures`]: this record's spans among those the next
+    /// [`RecordEvent::Captures`] hands over.
+    pub fn cells(&self) -> (usize, usize) {
+        self.cells
     }
 
     pub fn get(&self, col: usize) -> Option<std::borrow::Cow<'a, [u8]>> {
@@ -349,7 +364,17 @@ pub struct RecordWalker {
     stopped: bool,
     /// Whether input ended inside a quoted field (the rest of the file was one value).
     unclosed_quote_row: Option<u64>,
+    /// Keep the captured fields of this many records before handing them over (0: clear
+    /// them after each record).
+    keep_records: usize,
+    /// Records whose captured fields are kept, and where the current record's spans begin.
+    kept_records: usize,
+    record_spans_from: usize,
 }
+
+/// Records whose captured fields [`RecordWalker::keep_captures`] keeps at most: a few hundred
+/// KB, so memory stays flat whatever the file's size.
+pub const KEPT_RECORDS: usize = 2048;
 
 impl RecordWalker {
     pub fn new(delimiter: u8) -> Self {
@@ -383,6 +408,34 @@ impl RecordWalker {
             quote_opened_on: 0,
             stopped: false,
             unclosed_quote_row: None,
+            keep_records: 0,
+            kept_records: 0,
+            record_spans_from: 0,
+        }
+    }
+
+    /// From the next record on, keeps the captured fields of [`KEPT_RECORDS`] records end to
+    /// end and hands them to the sink in one [`RecordEvent::Captures`], instead of clearing them
+    /// after each record: the sink can pass them on without copying them. Call
+    /// [`Self::hand_over`] once the input has ended for the last ones.
+    pub fn keep_captures(&mut self) {
+        self.keep_records = KEPT_RECORDS;
+    }
+
+    /// Hands the kept captured fields to the sink now (between records).
+    pub fn hand_over<F>(&mut self, sink: &mut F)
+    where
+        F: FnMut(RecordEvent<'_>) -> Flow,
+    {
+        if self.kept_records > 0 {
+            sink(RecordEvent::Captures {
+                bytes: &mut self.buf,
+                spans: &mut self.spans,
+            });
+            self.buf.clear();
+            self.spans.clear();
+            self.kept_records = 0;
+            self.record_spans_from = 0;
         }
     }
 
@@ -468,16 +521,26 @@ impl RecordWalker {
     where
         F: FnMut(RecordEvent<'_>) -> Flow,
     {
+        let from = self.record_spans_from;
         let flow = sink(RecordEvent::Record {
             row: self.row,
             fields: self.fields,
             captured: Captured {
                 buf: &self.buf,
-                spans: &self.spans,
+                spans: &self.spans[from..],
+                cells: (from, self.spans.len()),
             },
         });
-        self.buf.clear();
-        self.spans.clear();
+        if self.keep_records == 0 {
+            self.buf.clear();
+            self.spans.clear();
+        } else {
+            self.kept_records += 1;
+            self.record_spans_from = self.spans.len();
+            if self.kept_records >= self.keep_records {
+                self.hand_over(sink);
+            }
+        }
         self.fields = 0;
         self.row += 1;
         if flow == Flow::Stop {
@@ -876,9 +939,12 @@ mod tests {
     use proptest::prelude::*;
 
     /// (row, field count, captured values) for every record; NUL shows as fields = usize::MAX.
-    /// Walks twice, with and without AVX2, and insists both agree.
+    /// Walks with and without AVX2, each with and without kept captures, and insists all agree.
     fn walk(input: &[u8], delimiter: u8, chunk: usize) -> Vec<(u64, usize, Vec<Vec<u8>>)> {
-        on_both_paths(|avx2| walk_on(input, delimiter, chunk, avx2))
+        let plain = on_both_paths(|avx2| walk_on(input, delimiter, chunk, avx2, false));
+        let kept = on_both_paths(|avx2| walk_on(input, delimiter, chunk, avx2, true));
+        assert_eq!(plain, kept, "keeping the captures changes the walk");
+        plain
     }
 
     /// What `walk` gives with AVX2 (where the CPU has it) and without, once both agree.
@@ -893,9 +959,15 @@ mod tests {
         delimiter: u8,
         chunk: usize,
         avx2: bool,
+        keep: bool,
     ) -> Vec<(u64, usize, Vec<Vec<u8>>)> {
         let mut walker = RecordWalker::new(delimiter);
         walker.avx2 &= avx2;
+        if keep {
+            walker.keep_captures();
+            // Hand over often, so that hand-overs fall between records of every kind.
+            walker.keep_records = 3;
+        }
         let mut out = Vec::new();
         let mut sink = |event: RecordEvent<'_>| {
             match event {
@@ -909,6 +981,11 @@ mod tests {
                     captured.iter().map(|(_, v)| v.into_owned()).collect(),
                 )),
                 RecordEvent::Nul { row } => out.push((row, usize::MAX, vec![])),
+                RecordEvent::Captures { bytes, spans } => {
+                    // Taken, as the rules' helper takes them.
+                    bytes.clear();
+                    spans.clear();
+                }
             }
             Flow::Continue
         };
@@ -1141,7 +1218,10 @@ mod tests {
     /// Walks a header, switches the capture to `cols`, then walks `body` in chunks; with and
     /// without AVX2, insisting both agree.
     fn walk_capturing(body: &[u8], chunk: usize, cols: &[bool]) -> Vec<(usize, Vec<Vec<u8>>)> {
-        on_both_paths(|avx2| walk_capturing_on(body, chunk, cols, avx2))
+        let plain = on_both_paths(|avx2| walk_capturing_on(body, chunk, cols, avx2, false));
+        let kept = on_both_paths(|avx2| walk_capturing_on(body, chunk, cols, avx2, true));
+        assert_eq!(plain, kept, "keeping the captures changes the walk");
+        plain
     }
 
     fn walk_capturing_on(
@@ -1149,6 +1229,7 @@ mod tests {
         chunk: usize,
         cols: &[bool],
         avx2: bool,
+        keep: bool,
     ) -> Vec<(usize, Vec<Vec<u8>>)> {
         let mut walker = RecordWalker::new(b',');
         walker.avx2 &= avx2;
@@ -1167,6 +1248,10 @@ mod tests {
         };
         walker.feed(b"h0,h1,h2,h3,h4,h5\n", &mut sink);
         walker.set_capture(Capture::Columns(cols.to_vec()));
+        if keep {
+            walker.keep_captures();
+            walker.keep_records = 3;
+        }
         for piece in body.chunks(chunk.max(1)) {
             walker.feed(piece, &mut sink);
         }

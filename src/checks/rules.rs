@@ -259,6 +259,28 @@ impl RulesRunner {
         }
     }
 
+    /// Whether the record walker should keep the captured fields of many records and hand
+    /// them over at once ([`crate::checks::records::RecordWalker::keep_captures`]): on the
+    /// helper thread they are then passed on without a copy. From now on, every row's captured
+    /// fields must come that way.
+    pub fn keeps_captures(&mut self) -> bool {
+        match self {
+            RulesRunner::Inline(_) => false,
+            RulesRunner::Helper(helper) => {
+                helper.keep();
+                true
+            }
+        }
+    }
+
+    /// The captured fields of the rows passed since the last hand-over
+    /// ([`crate::checks::records::RecordEvent::Captures`]): taken, and left empty.
+    pub fn take_captures(&mut self, bytes: &mut Vec<u8>, spans: &mut Vec<(usize, usize, usize)>) {
+        if let RulesRunner::Helper(helper) = self {
+            helper.take(bytes, spans);
+        }
+    }
+
     /// Applies the rules to one record's captured fields (here, or later on the helper).
     pub fn check_row(&mut self, row: u64, captured: &Captured<'_>) {
         match self {
@@ -283,8 +305,8 @@ const BATCH_ROWS: usize = 2048;
 /// Captured values of consecutive rows, raw (the helper unquotes them), laid end to end.
 #[derive(Default)]
 struct Batch {
-    /// Each row's number and where its cells end in `cells`.
-    rows: Vec<(u64, usize)>,
+    /// Each row's number and where its cells lie in `cells`.
+    rows: Vec<(u64, (usize, usize))>,
     /// Each cell's column and where its raw (still quoted) value lies in `bytes`.
     cells: Vec<(usize, usize, usize)>,
     bytes: Vec<u8>,
@@ -299,16 +321,14 @@ impl Batch {
 
     /// Applies `rules` to every row of the batch, in order.
     fn apply(&self, rules: &mut RowRules) {
-        let mut cell = 0;
-        for &(row, cells_end) in &self.rows {
-            let cells = &self.cells[cell..cells_end];
+        for &(row, (from, to)) in &self.rows {
+            let cells = &self.cells[from..to];
             rules.check_row(row, |col| {
                 cells
                     .iter()
                     .find(|c| c.0 == col)
                     .map(|&(_, start, end)| unquote(&self.bytes[start..end]))
             });
-            cell = cells_end;
         }
     }
 }
@@ -316,6 +336,8 @@ impl Batch {
 /// The rules on their own thread. Batches go round: filled here, applied there, sent back empty.
 pub struct Helper {
     batch: Batch,
+    /// Whether the walker keeps the captured fields and hands them over ([`Helper::take`]).
+    kept: bool,
     full: Option<std::sync::mpsc::SyncSender<Batch>>,
     empty: std::sync::mpsc::Receiver<Batch>,
     thread: Option<std::thread::JoinHandle<RowRules>>,
@@ -348,6 +370,7 @@ impl Helper {
         let _ = rules_tx.send(rules);
         Ok(RulesRunner::Helper(Helper {
             batch: Batch::default(),
+            kept: false,
             full: Some(full_tx),
             empty: empty_rx,
             thread: Some(thread),
@@ -355,17 +378,45 @@ impl Helper {
     }
 
     fn push(&mut self, row: u64, captured: &Captured<'_>) {
+        if self.kept {
+            // The bytes come with the hand-over (`take`).
+            self.batch.rows.push((row, captured.cells()));
+            return;
+        }
         // One copy of the record's captured bytes; the helper unquotes them.
         let (bytes, spans) = captured.raw();
         let base = self.batch.bytes.len();
         self.batch.bytes.extend_from_slice(bytes);
+        let cells_from = self.batch.cells.len();
         self.batch.cells.extend(
             spans
                 .iter()
                 .map(|&(col, start, end)| (col, base + start, base + end)),
         );
-        self.batch.rows.push((row, self.batch.cells.len()));
+        self.batch
+            .rows
+            .push((row, (cells_from, self.batch.cells.len())));
         if self.batch.rows.len() >= BATCH_ROWS {
+            self.send();
+        }
+    }
+
+    /// Rows come by reference from now on: what was copied so far goes first.
+    fn keep(&mut self) {
+        if !self.batch.rows.is_empty() {
+            self.send();
+        }
+        self.kept = true;
+    }
+
+    /// Takes the walker's kept fields for the rows pushed since the last hand-over, and sends
+    /// them; the walker gets the spare batch's empty vectors to fill next.
+    fn take(&mut self, bytes: &mut Vec<u8>, spans: &mut Vec<(usize, usize, usize)>) {
+        std::mem::swap(&mut self.batch.bytes, bytes);
+        std::mem::swap(&mut self.batch.cells, spans);
+        bytes.clear();
+        spans.clear();
+        if !self.batch.rows.is_empty() {
             self.send();
         }
     }
@@ -417,21 +468,28 @@ impl Uprn {
         if value.is_empty() {
             return Uprn::Empty;
         }
-        if value.iter().all(u8::is_ascii_digit) {
-            let start = value.iter().position(|&b| b != b'0').unwrap_or(value.len());
-            let digits = &value[start..];
-            if digits.len() > 12 {
-                return Uprn::Malformed;
+        // One pass over the digits, leading zeros set aside: it runs on every row.
+        let (mut n, mut significant) = (0u64, 0usize);
+        for &b in value {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return if is_scientific(value) {
+                    Uprn::Scientific
+                } else {
+                    Uprn::Malformed
+                };
             }
-            let n = digits
-                .iter()
-                .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
-            return Uprn::Number(n);
+            if significant > 0 || d > 0 {
+                significant += 1;
+                if significant <= 12 {
+                    n = n * 10 + u64::from(d);
+                }
+            }
         }
-        if is_scientific(value) {
-            Uprn::Scientific
-        } else {
+        if significant > 12 {
             Uprn::Malformed
+        } else {
+            Uprn::Number(n)
         }
     }
 }
