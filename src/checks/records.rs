@@ -144,6 +144,7 @@ struct Masks {
     delim: u64,
     lf: u64,
     cr: u64,
+    /// Non-zero when the block holds a NUL byte (its bits need not say where).
     nul: u64,
 }
 
@@ -222,20 +223,13 @@ unsafe fn masks_avx2(block: &[u8], delimiter: u8) -> Masks {
         let b = _mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, needle)) as u32 as u64;
         a | (b << 32)
     };
-    // CR and NUL are rare in most blocks: look for them only where some byte below 14, other
-    // than LF (and a tab delimiter), is present.
-    let low = |v: __m256i| {
-        let limit = _mm256_set1_epi8(13);
-        _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(v, limit), v)) as u32 as u64
-    };
     let lf = find(b'\n');
     let delim = find(delimiter);
-    let rare = (low(lo) | (low(hi) << 32)) & !lf & !delim;
-    let (cr, nul) = if rare == 0 {
-        (0, 0)
-    } else {
-        (find(b'\r'), find(0))
-    };
+    let cr = find(b'\r');
+    // A NUL is rare: whether the block has one at all is enough (the byte-at-a-time walker
+    // then finds it), and costs one compare of the two halves' minimum.
+    let zero = _mm256_setzero_si256();
+    let nul = _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(lo, hi), zero)) as u32 as u64;
     Masks {
         quote: find(b'"'),
         delim,
@@ -306,7 +300,7 @@ fn masks(block: &[u8], delimiter: u8) -> Masks {
 /// Bits `from..to` of a block (`from` < 64, `to` <= 64).
 #[inline(always)]
 fn bit_range(from: u32, to: u32) -> u64 {
-    let below_to = if to >= 64 { !0 } else { (1u64 << to) - 1 };
+    let below_to = (!0u64).checked_shr(64 - to).unwrap_or(0);
     below_to & (!0u64 << from)
 }
 
@@ -495,10 +489,28 @@ impl RecordWalker {
         };
     }
 
-    fn keep(&mut self, bytes: &[u8]) {
+    /// Keeps `chunk[start..end]`, the (rest of the) current captured field, up to the limit.
+    #[inline(always)]
+    fn keep(&mut self, chunk: &[u8], start: usize, end: usize) {
         let span_start = self.spans_end();
         let room = MAX_CAPTURED_FIELD.saturating_sub(self.buf.len() - span_start);
-        self.buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let n = (end - start).min(room);
+        if n <= 16 && start + 16 <= chunk.len() {
+            // Most captured values (postcodes, UPRNs, dates) are short: one copy of a fixed 16
+            // bytes, of which `n` are kept, costs less than a call to memcpy.
+            let src: &[u8; 16] = chunk[start..start + 16].try_into().expect("16 bytes");
+            self.buf.reserve(16);
+            let len = self.buf.len();
+            // SAFETY: `reserve` left room for 16 more bytes after `len`, so the copy writes
+            // inside the allocation; `src` is 16 readable bytes. Only `n` <= 16 of them, copies
+            // of `chunk[start..start + n]`, are then counted as initialised.
+            unsafe {
+                std::ptr::copy_nonoverlapping(src.as_ptr(), self.buf.as_mut_ptr().add(len), 16);
+                self.buf.set_len(len + n);
+            }
+        } else {
+            self.buf.extend_from_slice(&chunk[start..start + n]);
+        }
     }
 
     fn spans_end(&self) -> usize {
@@ -506,11 +518,11 @@ impl RecordWalker {
     }
 
     /// Ends the current field at `at` (exclusive) in `chunk`.
-    #[inline]
+    #[inline(always)]
     fn end_field(&mut self, chunk: &[u8], at: usize) {
         if let Some(start) = self.field_start.take() {
             let span_start = self.spans_end();
-            self.keep(&chunk[start..at]);
+            self.keep(chunk, start, at);
             let end = self.buf.len();
             self.spans.push((self.fields, span_start, end));
         }
@@ -614,7 +626,7 @@ impl RecordWalker {
             i = next;
         }
         if let Some(start) = self.field_start {
-            self.keep(&chunk[start..]);
+            self.keep(chunk, start, chunk.len());
         }
     }
 
@@ -629,6 +641,24 @@ impl RecordWalker {
         let m = C::masks(&chunk[base..base + BLOCK], self.delimiter);
         if m.nul != 0 {
             return Fast::Unusual;
+        }
+        // Most blocks lie inside one record and hold no quote: only their delimiters count.
+        if (m.quote | m.lf | m.cr) == 0 && matches!(self.state, State::StartField | State::InField)
+        {
+            let d = m.delim;
+            if d != 0 {
+                if self.capture_until <= 64 {
+                    self.fields_by_mask::<C>(chunk, base, d);
+                } else {
+                    self.fields_one_by_one(chunk, base, d);
+                }
+            }
+            self.state = if d >> 63 != 0 {
+                State::StartField
+            } else {
+                State::InField
+            };
+            return Fast::Done(Flow::Continue);
         }
         let starts_inside = self.state == State::InQuoted;
         let inside = C::prefix_xor(m.quote) ^ if starts_inside { !0 } else { 0 };
