@@ -468,28 +468,26 @@ impl Uprn {
         if value.is_empty() {
             return Uprn::Empty;
         }
-        // One pass over the digits, leading zeros set aside: it runs on every row.
-        let (mut n, mut significant) = (0u64, 0usize);
-        for &b in value {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
-                return if is_scientific(value) {
-                    Uprn::Scientific
-                } else {
-                    Uprn::Malformed
-                };
+        let start = value.iter().position(|&b| b != b'0').unwrap_or(value.len());
+        let digits = &value[start..];
+        if digits.len() <= 12 {
+            // It runs on every row: no branch per digit, a non-digit is noticed at the end.
+            let (mut n, mut bad) = (0u64, false);
+            for &b in digits {
+                let d = b.wrapping_sub(b'0');
+                bad |= d > 9;
+                n = n.wrapping_mul(10).wrapping_add(u64::from(d));
             }
-            if significant > 0 || d > 0 {
-                significant += 1;
-                if significant <= 12 {
-                    n = n * 10 + u64::from(d);
-                }
+            if !bad {
+                return Uprn::Number(n);
             }
+        } else if digits.iter().all(u8::is_ascii_digit) {
+            return Uprn::Malformed;
         }
-        if significant > 12 {
-            Uprn::Malformed
+        if is_scientific(value) {
+            Uprn::Scientific
         } else {
-            Uprn::Number(n)
+            Uprn::Malformed
         }
     }
 }
@@ -820,6 +818,11 @@ mod tests {
             ("100021243352.0", Malformed),
             ("N/A", Malformed),
             ("-100", Malformed),
+            ("0000000000000", Number(0)),
+            ("00E5", Scientific),
+            ("1234567890123e5", Scientific),
+            ("12345678901234", Malformed),
+            ("000123456789012x", Malformed),
         ] {
             assert_eq!(Uprn::parse(value.as_bytes()), want, "{value:?}");
         }
