@@ -366,9 +366,11 @@ pub struct RecordWalker {
     record_spans_from: usize,
 }
 
-/// Records whose captured fields [`RecordWalker::keep_captures`] keeps at most: a few hundred
-/// KB, so memory stays flat whatever the file's size.
+/// Records whose captured fields [`RecordWalker::keep_captures`] keeps at most, and how many of
+/// their bytes (a hostile file's captured values can be 4 KB each): so memory stays flat
+/// whatever the file's size.
 pub const KEPT_RECORDS: usize = 2048;
+pub const KEPT_BYTES: usize = 512 * 1024;
 
 impl RecordWalker {
     pub fn new(delimiter: u8) -> Self {
@@ -549,7 +551,7 @@ impl RecordWalker {
         } else {
             self.kept_records += 1;
             self.record_spans_from = self.spans.len();
-            if self.kept_records >= self.keep_records {
+            if self.kept_records >= self.keep_records || self.buf.len() >= KEPT_BYTES {
                 self.hand_over(sink);
             }
         }
@@ -1086,6 +1088,37 @@ mod tests {
         let rows = walk(b"a\tb,c\td\n", b'\t', 2);
         assert_eq!(rows[0].1, 3);
         assert_eq!(rows[0].2[1], b"b,c".to_vec());
+    }
+
+    #[test]
+    fn kept_captures_are_handed_over_before_their_bytes_grow_past_the_bound() {
+        // 1,000 records of a 4,000-byte captured value: 4 MB if the 2048-record bound alone held.
+        let big = "x".repeat(4000);
+        let input: String = (0..1000).map(|_| format!("{big},y\n")).collect();
+        let mut walker = RecordWalker::new(b',');
+        walker.set_capture(Capture::Columns(vec![true, false]));
+        walker.keep_captures();
+        let (mut records, mut hand_overs, mut most) = (0, 0, 0);
+        let mut sink = |event: RecordEvent<'_>| {
+            match event {
+                RecordEvent::Record { .. } => records += 1,
+                RecordEvent::Captures { bytes, spans } => {
+                    hand_overs += 1;
+                    most = most.max(bytes.len());
+                    assert_eq!(spans.last().map(|s| s.2), Some(bytes.len()));
+                }
+                RecordEvent::Nul { .. } => unreachable!("no NUL in the input"),
+            }
+            Flow::Continue
+        };
+        for piece in input.as_bytes().chunks(64 * 1024) {
+            walker.feed(piece, &mut sink);
+        }
+        walker.finish(&mut sink);
+        walker.hand_over(&mut sink);
+        assert_eq!(records, 1000);
+        assert!(hand_overs >= 7, "{hand_overs} hand-overs");
+        assert!(most < KEPT_BYTES + 4096, "{most} bytes kept at once");
     }
 
     #[test]

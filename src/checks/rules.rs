@@ -298,8 +298,9 @@ impl RulesRunner {
     }
 }
 
-/// Rows per batch sent to the helper: a few hundred KB of values at most, and two batches in
-/// flight, so memory stays flat whatever the file's size.
+/// Rows per batch sent to the helper (fewer when their values pass
+/// [`crate::checks::records::KEPT_BYTES`]), and two batches in flight, so memory stays flat
+/// whatever the file's size.
 const BATCH_ROWS: usize = 2048;
 
 /// Captured values of consecutive rows, raw (the helper unquotes them), laid end to end.
@@ -396,7 +397,9 @@ impl Helper {
         self.batch
             .rows
             .push((row, (cells_from, self.batch.cells.len())));
-        if self.batch.rows.len() >= BATCH_ROWS {
+        if self.batch.rows.len() >= BATCH_ROWS
+            || self.batch.bytes.len() >= crate::checks::records::KEPT_BYTES
+        {
             self.send();
         }
     }
