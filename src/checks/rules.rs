@@ -82,7 +82,13 @@ impl Tally {
 #[derive(Debug)]
 enum Bound {
     Postcode(Tally),
-    ElectionDate { expected: Date, tally: Tally },
+    ElectionDate {
+        expected: Date,
+        tally: Tally,
+        /// The last value read and whether it differed from `expected`: every row of a file
+        /// usually holds the same date, so it is parsed once.
+        last: Option<(Vec<u8>, bool)>,
+    },
     Uprn(Box<UprnColumn>),
 }
 
@@ -133,6 +139,7 @@ impl RowRules {
                     Bound::ElectionDate {
                         expected,
                         tally: Tally::new(header[i].trim()),
+                        last: None,
                     },
                 ));
             }
@@ -164,9 +171,25 @@ impl RowRules {
                 Bound::Postcode(tally) => {
                     (!value.is_empty() && !is_uk_postcode(value)).then_some(tally)
                 }
-                Bound::ElectionDate { expected, tally } => {
-                    (std::str::from_utf8(value).ok().and_then(Date::parse_loose) != Some(*expected))
-                        .then_some(tally)
+                Bound::ElectionDate {
+                    expected,
+                    tally,
+                    last,
+                } => {
+                    let differs = match last {
+                        Some((seen, differs)) if seen.as_slice() == value => *differs,
+                        _ => {
+                            let differs =
+                                std::str::from_utf8(value).ok().and_then(Date::parse_loose)
+                                    != Some(*expected);
+                            let seen = last.get_or_insert_with(|| (Vec::new(), differs));
+                            seen.0.clear();
+                            seen.0.extend_from_slice(value);
+                            seen.1 = differs;
+                            differs
+                        }
+                    };
+                    differs.then_some(tally)
                 }
                 Bound::Uprn(uprns) => uprns.check(row, value),
             };
@@ -207,7 +230,9 @@ impl Bound {
                 .at_row(t.examples[0].0)
                 .in_column(t.column),
             ),
-            Bound::ElectionDate { expected, tally: t } if t.count > 0 => Some(
+            Bound::ElectionDate {
+                expected, tally: t, ..
+            } if t.count > 0 => Some(
                 Problem::warning(
                     "election-date-mismatch",
                     format!(
@@ -792,6 +817,40 @@ mod tests {
             .message
             .contains("ElectionDate other than the upload's election date 2019-05-23"));
         assert_eq!(warnings[1].row, Some(3));
+    }
+
+    #[test]
+    fn a_date_read_once_is_judged_the_same_on_every_row_that_repeats_it() {
+        let rules = crate::checks::profiles::Rules {
+            election_date_column: Some("ElectionDate".into()),
+            ..Default::default()
+        };
+        let header = ["ElectionDate".to_string()];
+        let mut r = RowRules::bind(&rules, &header, "2019-05-23".parse().ok());
+        let dates = [
+            "23/05/2019",
+            "23/05/2019",
+            "02/05/2019",
+            "02/05/2019",
+            "23/05/2019",
+            "2019-05-23",
+            "02/05/2019",
+            "not a date",
+        ];
+        for (i, date) in dates.iter().enumerate() {
+            r.check_row(i as u64 + 2, |_| Some(date.as_bytes().into()));
+        }
+        let warnings = r.finish();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].message.starts_with(
+                "4 rows have an ElectionDate other than the upload's election date 2019-05-23 \
+                 (first: row 4: \"02/05/2019\", row 5: \"02/05/2019\", row 8: \"02/05/2019\", \
+                 row 9: \"not a date\")"
+            ),
+            "{}",
+            warnings[0].message
+        );
     }
 
     #[test]
