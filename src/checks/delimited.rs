@@ -173,7 +173,7 @@ impl<'p> DelimitedCheck<'p> {
         });
         if let Some(c) = capture {
             walker.set_capture(c);
-            if state.rules.keeps_captures() {
+            if state.rules.keep_captures() {
                 walker.keep_captures();
             }
         }

@@ -649,11 +649,7 @@ impl RecordWalker {
         {
             let d = m.delim;
             if d != 0 {
-                if self.capture_until <= 64 {
-                    self.fields_by_mask::<C>(chunk, base, d);
-                } else {
-                    self.fields_one_by_one(chunk, base, d);
-                }
+                self.fields_ended_by::<C>(chunk, base, d);
             }
             self.state = if d >> 63 != 0 {
                 State::StartField
@@ -699,11 +695,7 @@ impl RecordWalker {
             let d = delim & bit_range(from, p);
             if d != 0 {
                 empty_from = None;
-                if self.capture_until <= 64 {
-                    self.fields_by_mask::<C>(chunk, base, d);
-                } else {
-                    self.fields_one_by_one(chunk, base, d);
-                }
+                self.fields_ended_by::<C>(chunk, base, d);
             }
             if p == BLOCK as u32 {
                 break;
@@ -751,7 +743,17 @@ impl RecordWalker {
     }
 
     /// The delimiters `d` (bit positions in the block at `base`, all in one record) end the
-    /// current field and the ones after it. Every captured column is among the first 64
+    /// current field and the ones after it.
+    #[inline(always)]
+    fn fields_ended_by<C: Classify>(&mut self, chunk: &[u8], base: usize, d: u64) {
+        if self.capture_until <= 64 {
+            self.fields_by_mask::<C>(chunk, base, d);
+        } else {
+            self.fields_one_by_one(chunk, base, d);
+        }
+    }
+
+    /// As [`Self::fields_ended_by`], when every captured column is among the first 64
     /// (`capture_mask`), so the captured fields are found by selecting their delimiters, and
     /// the others are only counted.
     #[inline(always)]

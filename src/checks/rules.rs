@@ -182,10 +182,10 @@ impl RowRules {
                             let differs =
                                 std::str::from_utf8(value).ok().and_then(Date::parse_loose)
                                     != Some(*expected);
-                            let seen = last.get_or_insert_with(|| (Vec::new(), differs));
-                            seen.0.clear();
-                            seen.0.extend_from_slice(value);
-                            seen.1 = differs;
+                            let (seen, seen_differs) = last.get_or_insert_with(Default::default);
+                            seen.clear();
+                            seen.extend_from_slice(value);
+                            *seen_differs = differs;
                             differs
                         }
                     };
@@ -288,7 +288,7 @@ impl RulesRunner {
     /// them over at once ([`crate::checks::records::RecordWalker::keep_captures`]): on the
     /// helper thread they are then passed on without a copy. From now on, every row's captured
     /// fields must come that way.
-    pub fn keeps_captures(&mut self) -> bool {
+    pub fn keep_captures(&mut self) -> bool {
         match self {
             RulesRunner::Inline(_) => false,
             RulesRunner::Helper(helper) => {
@@ -438,12 +438,10 @@ impl Helper {
     }
 
     /// Takes the walker's kept fields for the rows pushed since the last hand-over, and sends
-    /// them; the walker gets the spare batch's empty vectors to fill next.
+    /// them; the walker gets the spare batch's vectors (emptied by the helper) to fill next.
     fn take(&mut self, bytes: &mut Vec<u8>, spans: &mut Vec<(usize, usize, usize)>) {
         std::mem::swap(&mut self.batch.bytes, bytes);
         std::mem::swap(&mut self.batch.cells, spans);
-        bytes.clear();
-        spans.clear();
         if !self.batch.rows.is_empty() {
             self.send();
         }
