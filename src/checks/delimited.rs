@@ -3,6 +3,7 @@
 use super::profiles::{Profile, Profiles};
 use super::records::{Capture, Flow, RecordEvent, RecordWalker};
 use super::rules::{RowRules, RulesRunner};
+use super::spare::Spare;
 use crate::report::{Problem, Problems};
 use crate::text::quote;
 use crate::vocab::Date;
@@ -67,8 +68,8 @@ struct Walk<'p> {
     header: Vec<String>,
     profile: Option<&'p Profile>,
     rules: RulesRunner,
-    /// Whether the rules may run on a helper thread ([`RulesRunner`]).
-    rules_thread: bool,
+    /// Where the rules may run besides here ([`RulesRunner`]).
+    spare: Option<Spare>,
     rows: u64,
     long_rows: LongRows,
     problems: Problems,
@@ -93,7 +94,7 @@ impl<'p> DelimitedCheck<'p> {
                 header: Vec::new(),
                 profile: None,
                 rules: RulesRunner::default(),
-                rules_thread: false,
+                spare: None,
                 rows: 0,
                 long_rows: LongRows::default(),
                 problems: Problems::new(),
@@ -104,10 +105,10 @@ impl<'p> DelimitedCheck<'p> {
         }
     }
 
-    /// Lets the profile's row rules run on a helper thread, so a machine with two cores checks
-    /// faster; the findings are the same.
-    pub fn with_rules_thread(mut self, on: bool) -> Self {
-        self.state.rules_thread = on;
+    /// Lets the profile's row rules run on the `spare` thread, so a machine with two cores
+    /// checks faster; the findings are the same.
+    pub fn with_spare(mut self, spare: Option<Spare>) -> Self {
+        self.state.spare = spare;
         self
     }
 
@@ -360,7 +361,7 @@ impl<'p> Walk<'p> {
             None => RowRules::default(),
         };
         let cols = rules.columns();
-        self.rules = RulesRunner::new(rules, self.rules_thread);
+        self.rules = RulesRunner::new(rules, self.spare.take());
         *capture = Some(if cols.is_empty() {
             Capture::None
         } else {

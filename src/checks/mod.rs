@@ -12,6 +12,7 @@ pub mod json;
 pub mod profiles;
 pub mod records;
 pub mod rules;
+pub mod spare;
 
 pub use crate::vocab::{Date, UNKNOWN_EMS};
 use delimited::DelimitedCheck;
@@ -21,6 +22,7 @@ pub use profiles::Profiles;
 pub use records::Flow;
 
 use crate::report::{FileReport, Problem, Problems, UploadVerdict};
+use spare::Spare;
 
 /// Smallest file the original accepted, in bytes.
 pub const MIN_BYTES: u64 = 1024;
@@ -144,6 +146,9 @@ pub struct FileChecker<'p> {
     /// Bytes still to skip (a byte order mark).
     skip: usize,
     body: Body<'p>,
+    /// The thread reading the file, lent for the rules when `options.rules_thread` asks for
+    /// a helper thread ([`spare`]).
+    spare: Option<Spare>,
 }
 
 impl<'p> FileChecker<'p> {
@@ -165,6 +170,7 @@ impl<'p> FileChecker<'p> {
             bytes: 0,
             skip: 0,
             body: Body::Head(Vec::with_capacity(HEAD_BYTES)),
+            spare: None,
         }))
     }
 
@@ -239,7 +245,11 @@ impl<'p> FileChecker<'p> {
             text,
             check: Box::new(
                 DelimitedCheck::new(self.options.profiles, self.options.election_date, fallback)
-                    .with_rules_thread(self.options.rules_thread),
+                    .with_spare(
+                        self.options
+                            .rules_thread
+                            .then(|| self.spare.take().unwrap_or(Spare::Own)),
+                    ),
             ),
         };
     }
@@ -382,6 +392,8 @@ impl<'p> FileChecker<'p> {
     ///
     /// A second thread reads while this one checks, so the copy from the kernel overlaps the
     /// walk; three buffers go round between them, so memory stays flat whatever the file size.
+    /// When the rules may run on a helper thread, they run on that one, between its reads
+    /// ([`spare`]).
     pub fn check_reader(
         key: &str,
         declared_len: Option<u64>,
@@ -396,27 +408,22 @@ impl<'p> FileChecker<'p> {
             Begin::Checking(checker) => checker,
         };
         // Buffers travel with how much of them was filled, so they are never cleared or resized.
-        type Filled = std::io::Result<(Vec<u8>, usize)>;
-        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Filled>(BUFFERS);
-        let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<spare::Filled>(BUFFERS);
+        let (work_tx, work_rx) = std::sync::mpsc::channel::<spare::Work>();
         for _ in 0..BUFFERS {
-            free_tx
-                .send(vec![0; BUFFER_BYTES])
+            work_tx
+                .send(spare::Work::Fill(vec![0; BUFFER_BYTES]))
                 .expect("the receiver is alive");
         }
+        if checker.options.rules_thread {
+            checker.spare = Some(Spare::Reader(work_tx.clone()));
+        }
         std::thread::scope(|scope| {
-            scope.spawn(move || {
-                while let Ok(mut buf) = free_rx.recv() {
-                    let filled = fill(&mut reader, &mut buf);
-                    let done = !matches!(filled, Ok(n) if n > 0);
-                    if full_tx.send(filled.map(|n| (buf, n))).is_err() || done {
-                        return;
-                    }
-                }
-            });
+            scope.spawn(move || spare::read_and_serve(&mut reader, work_rx, full_tx));
             // Owned here, so that leaving early (an error, the size limit) drops both channel
-            // ends and the reader, blocked on either, stops instead of waiting forever.
-            let (full_rx, free_tx) = (full_rx, free_tx);
+            // ends and the checker with its rules: the reader, blocked on either, then stops
+            // instead of waiting forever.
+            let (full_rx, work_tx, mut checker) = (full_rx, work_tx, checker);
             let mut checking = true;
             for message in full_rx.iter() {
                 let (buf, n) = message?;
@@ -434,26 +441,12 @@ impl<'p> FileChecker<'p> {
                     break;
                 }
                 // The reader may have stopped already (end of input): then no one needs it back.
-                let _ = free_tx.send(buf);
+                let _ = work_tx.send(spare::Work::Fill(buf));
             }
-            drop((full_rx, free_tx));
+            drop((full_rx, work_tx));
             Ok(checker.finish())
         })
     }
-}
-
-/// Reads until `buf` is full or the input ends; returns how many bytes were read.
-fn fill(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 fn json_not_utf8(encoding: Encoding) -> Problem {
