@@ -16,6 +16,9 @@ const MAX_SNIFF: usize = 64 * 1024;
 /// with no line break), and reading on would only delay the verdict.
 pub const MAX_HEADER_BYTES: u64 = 1024 * 1024;
 
+/// How much is walked at once while the header row has not ended ([`DelimitedCheck::walk`]).
+const HEADER_PART: usize = 4096;
+
 /// The exact message the original used; staff and WDIV know it word for word.
 pub fn too_few_columns(n: usize) -> String {
     format!("File has only {n} columns. We might have failed to detect the delimiter")
@@ -144,10 +147,12 @@ impl<'p> DelimitedCheck<'p> {
 
     /// Walks `chunk`, but at most [`MAX_HEADER_BYTES`] of it while the header row has not ended,
     /// so the verdict on a header too long is the same however the file is cut into chunks.
+    /// Until then it goes [`HEADER_PART`] bytes at a time: every field is captured while the
+    /// header is read, and the rows after it should not be.
     fn walk(&mut self, mut chunk: &[u8]) {
         while self.state.header_len.is_none() && !chunk.is_empty() && !self.is_done() {
             let room = (MAX_HEADER_BYTES - self.header_bytes) as usize;
-            let (part, rest) = chunk.split_at(room.min(chunk.len()));
+            let (part, rest) = chunk.split_at(room.min(chunk.len()).min(HEADER_PART));
             self.header_bytes += part.len() as u64;
             self.header_line_break |= memchr::memchr2(b'\n', b'\r', part).is_some();
             self.walk_part(part);
@@ -267,7 +272,35 @@ impl DelimitedCheck<'_> {
 }
 
 impl<'p> Walk<'p> {
+    /// One event of the walk. The usual one, a row as long as the header, is handled here,
+    /// inlined into the walk; the rest in [`Self::on_other_event`].
+    #[inline(always)]
     fn on_event(
+        &mut self,
+        event: RecordEvent<'_>,
+        profiles: &'p Profiles,
+        election_date: Option<Date>,
+        capture: &mut Option<Capture>,
+    ) -> Flow {
+        if let RecordEvent::Record {
+            row,
+            fields,
+            captured,
+        } = &event
+        {
+            if self.header_len == Some(*fields) {
+                self.rows = *row;
+                if !self.rules.is_empty() {
+                    self.rules.check_row(*row, captured);
+                }
+                return Flow::Continue;
+            }
+        }
+        self.on_other_event(event, profiles, election_date, capture)
+    }
+
+    #[inline(never)]
+    fn on_other_event(
         &mut self,
         event: RecordEvent<'_>,
         profiles: &'p Profiles,

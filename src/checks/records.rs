@@ -73,6 +73,7 @@ impl<'a> Captured<'a> {
 
     /// With [`RecordWalker::keep_captures`]: this record's spans among those the next
     /// [`RecordEvent::Captures`] hands over.
+    #[inline]
     pub fn cells(&self) -> (usize, usize) {
         self.cells
     }

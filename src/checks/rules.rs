@@ -359,6 +359,7 @@ impl RulesRunner {
         }
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         match self {
             RulesRunner::Inline(rules) => rules.is_empty(),
@@ -389,6 +390,7 @@ impl RulesRunner {
     }
 
     /// Applies the rules to one record's captured fields (here, or later on the helper).
+    #[inline]
     pub fn check_row(&mut self, row: u64, captured: &Captured<'_>) {
         match self {
             RulesRunner::Inline(rules) => rules.check_row(row, |col| captured.get(col)),
@@ -429,7 +431,19 @@ impl Batch {
 
     /// Applies `rules` to every row of the batch, in order.
     fn apply(&self, rules: &mut RowRules) {
-        for &(row, (from, to)) in &self.rows {
+        // The batch was written on the other core: its cells and values are asked for a few
+        // rows ahead, so they are here by the time the rules read them.
+        const AHEAD: usize = 8;
+        for (i, &(row, (from, to))) in self.rows.iter().enumerate() {
+            if let Some(&(_, (ahead, _))) = self.rows.get(i + AHEAD) {
+                if let Some(cell) = self.cells.get(ahead) {
+                    prefetch(cell);
+                    prefetch(self.cells.get(ahead + 2).unwrap_or(cell));
+                    if let Some(byte) = self.bytes.get(cell.1) {
+                        prefetch(byte);
+                    }
+                }
+            }
             let cells = &self.cells[from..to];
             // Rules and cells are both in column order: one pass over each pairs them.
             let mut at = 0;
@@ -448,6 +462,19 @@ impl Batch {
 /// Batches out at once (sent, not yet back empty): when the rules fall behind, the walk waits
 /// for one, so memory stays flat whatever the file's size.
 const BATCHES_OUT: usize = 3;
+
+/// Asks for the cache line holding `value`, without waiting for it.
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch only hints at a cache line; `value` is a valid reference anyway.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
 
 /// The rules on the spare thread ([`Spare`]). Batches go round: filled here, applied there as
 /// tasks, in order, and sent back empty.
@@ -508,12 +535,17 @@ impl Helper {
         }))
     }
 
+    #[inline]
     fn push(&mut self, row: u64, captured: &Captured<'_>) {
         if self.kept {
             // The bytes come with the hand-over (`take`).
             self.batch.rows.push((row, captured.cells()));
             return;
         }
+        self.push_copy(row, captured);
+    }
+
+    fn push_copy(&mut self, row: u64, captured: &Captured<'_>) {
         // One copy of the record's captured bytes; the helper unquotes them.
         let (bytes, spans) = captured.raw();
         let base = self.batch.bytes.len();
