@@ -6,6 +6,7 @@ Usage (from anywhere; paths are resolved from the repository root):
     python3 scripts/bench.py                    # generate/reuse data, run both, check targets
     python3 scripts/bench.py --build            # `cargo build --release` first
     python3 scripts/bench.py --runs 15          # 15 measured rounds (default 9)
+    python3 scripts/bench.py --order fixed      # every round in the same order (see below)
     python3 scripts/bench.py --skip-baseline    # no Python baseline (no speed-up figure)
     python3 scripts/bench.py --skip-wc          # no `wc -l` (no ratio to it)
     python3 scripts/bench.py --no-targets       # report only, never fail on a target
@@ -33,7 +34,12 @@ What it does:
 * Measuring: per command one warm-up run (page cache warm, not counted), then
   ``--runs`` measured rounds; each round runs every command once, in turn, so
   a burst of load on a shared machine falls on all of them alike rather than
-  on one command's whole series. Wall time is taken around spawn..reap. Peak RSS is the command's ``ru_maxrss`` (KiB): by default as
+  on one command's whole series. Round i starts with command i (``--order
+  rotate``, the default), so no command always runs right after the same one:
+  on the VMs this was measured on, a run straight after the Python baseline
+  (which ends by freeing ~500 MB) is ~10 ms slower than after another command,
+  and with a fixed order that fell on ours in every round. ``--order fixed``
+  gives the old order (baseline, wc -l, ours) to compare. Wall time is taken around spawn..reap. Peak RSS is the command's ``ru_maxrss`` (KiB): by default as
   reported by GNU ``/usr/bin/time -f %M`` (Debian package ``time``), which
   forks the command from its own ~1 MB process; without it (or with
   ``--rss-method wait4``) from ``os.wait4`` on a direct child, where Linux
@@ -183,10 +189,12 @@ def rows_from_baseline(stdout):
                          f"{stdout[:300]!r}")
 
 
-def measure(commands, runs, method):
+def measure(commands, runs, method, order="rotate"):
     """Times every command: one warm-up each, then `runs` rounds of one run each.
 
     commands: list of (name, argv, parse_rows). Returns one result dict per command.
+    With order "rotate", round i starts at command i (mod their number), so that no command
+    always follows the same one; with "fixed", every round runs them in the order given.
     """
     for name, argv, _ in commands:
         print(f"{name}: $ {shlex.join(argv)}", file=sys.stderr, flush=True)
@@ -194,7 +202,8 @@ def measure(commands, runs, method):
     for i in range(runs + 1):  # round 0 is the warm-up
         label = "warm-up" if i == 0 else f"round {i}/{runs}"
         shown = []
-        for name, argv, parse_rows in commands:
+        start = i % len(commands) if order == "rotate" else 0
+        for name, argv, parse_rows in commands[start:] + commands[:start]:
             wall, maxrss, rc, out, err = run_once(argv, method)
             if rc != 0:
                 raise BenchError(
@@ -260,6 +269,10 @@ def main():
     p.add_argument("--runs", type=int, default=9,
                    help="measured rounds (one run of each command), after one warm-up "
                         "(default 9)")
+    p.add_argument("--order", choices=["rotate", "fixed"], default="rotate",
+                   help="rotate: round i starts with command i, so no command always runs "
+                        "right after the same one (default); fixed: baseline, wc -l, ours "
+                        "in every round")
     p.add_argument("--bin", help="binary under test (default: "
                    "$CARGO_TARGET_DIR or target/, then release/" + BIN_NAME + ")")
     p.add_argument("--ours-cmd", metavar="TEMPLATE",
@@ -336,7 +349,7 @@ def main():
         if not a.skip_wc:
             commands.append(("wc -l", ["wc", "-l", data], rows_from_ours))
         commands.append(("ours", ours_argv, rows_from_ours))
-        results = measure(commands, a.runs, method)
+        results = measure(commands, a.runs, method, a.order)
     except BenchError as exc:
         print(f"\nERROR: {exc}", file=sys.stderr)
         return 2
