@@ -49,7 +49,9 @@ pub struct CheckOptions<'p> {
     /// Councils exempt from the 1 KB floor.
     pub size_floor_exempt: Vec<String>,
     /// Run the row rules on a helper thread (see [`rules::RulesRunner`]): for `check` on a
-    /// machine with two cores or more. The report is the same either way.
+    /// machine with two cores or more. [`FileChecker::check_reader`] lends its reading thread
+    /// for them ([`spare`]); other inputs start a thread of the rules' own. The report is the
+    /// same either way.
     pub rules_thread: bool,
 }
 
