@@ -85,10 +85,17 @@ impl<'a> Captured<'a> {
 
 /// Removes the quoting of a raw field the way Python reads it: an opening quote starts a quoted
 /// section in which `""` is one quote; text after the closing quote is kept as is.
+#[inline]
 pub fn unquote(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     if raw.first() != Some(&b'"') {
+        // Most values: inlined where they are read, so they cost one comparison.
         return std::borrow::Cow::Borrowed(raw);
     }
+    unquote_quoted(raw)
+}
+
+/// [`unquote`] of a value that starts with a quote.
+fn unquote_quoted(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 1;
     while i < raw.len() {

@@ -205,7 +205,25 @@ impl RowRules {
         self.bound.is_empty()
     }
 
-    /// Applies the rules to one row's captured values (raw bytes, by column).
+    /// Applies the rules to one row's captured cells: each cell's column and where its raw
+    /// (still quoted) value lies in `bytes`, in column order, as the record walker keeps them.
+    #[inline]
+    pub fn check_cells(&mut self, row: u64, bytes: &[u8], cells: &[(usize, usize, usize)]) {
+        // Rules and cells are both in column order: one pass over each pairs them.
+        let mut at = 0;
+        for (col, rule) in &mut self.bound {
+            while cells.get(at).is_some_and(|cell| cell.0 < *col) {
+                at += 1;
+            }
+            if let Some(&(_, start, end)) = cells.get(at).filter(|cell| cell.0 == *col) {
+                rule.check(row, &unquote(&bytes[start..end]));
+            }
+        }
+    }
+
+    /// Applies the rules to one row's values, looked up by column (unquoted bytes): for tests
+    /// that give a row's values without laying them out as the walker does.
+    #[cfg(test)]
     pub fn check_row<'v>(
         &mut self,
         row: u64,
@@ -393,7 +411,10 @@ impl RulesRunner {
     #[inline]
     pub fn check_row(&mut self, row: u64, captured: &Captured<'_>) {
         match self {
-            RulesRunner::Inline(rules) => rules.check_row(row, |col| captured.get(col)),
+            RulesRunner::Inline(rules) => {
+                let (bytes, cells) = captured.raw();
+                rules.check_cells(row, bytes, cells);
+            }
             RulesRunner::Helper(helper) => helper.push(row, captured),
         }
     }
@@ -444,17 +465,7 @@ impl Batch {
                     }
                 }
             }
-            let cells = &self.cells[from..to];
-            // Rules and cells are both in column order: one pass over each pairs them.
-            let mut at = 0;
-            for (col, rule) in &mut rules.bound {
-                while cells.get(at).is_some_and(|cell| cell.0 < *col) {
-                    at += 1;
-                }
-                if let Some(&(_, start, end)) = cells.get(at).filter(|cell| cell.0 == *col) {
-                    rule.check(row, &unquote(&self.bytes[start..end]));
-                }
-            }
+            rules.check_cells(row, &self.bytes, &self.cells[from..to]);
         }
     }
 }
@@ -491,7 +502,6 @@ pub struct Helper {
 }
 
 /// The rules, between the tasks that apply them in turn.
-#[derive(Default)]
 struct Shared {
     rules: Mutex<RowRules>,
     /// A task's panic, raised again by [`Helper::finish`] as it would have been inline.
