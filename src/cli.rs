@@ -252,14 +252,13 @@ pub fn check(args: &CheckArgs) -> Result<u8, CliError> {
         let report = match input {
             Input::File { key, file, len } => {
                 let progress = progress_bar(&key, Some(len));
-                let report =
-                    FileChecker::check_reader(&key, Some(len), file, options.clone(), |n| {
-                        progress.inc(n)
-                    })
-                    .map_err(|source| CliError::Read {
-                        path: crate::text::escape_control(&key),
-                        source,
-                    })?;
+                let report = checks::halves::check_file(&key, &file, len, options.clone(), |n| {
+                    progress.inc(n)
+                })
+                .map_err(|source| CliError::Read {
+                    path: crate::text::escape_control(&key),
+                    source,
+                })?;
                 progress.finish_and_clear();
                 report
             }

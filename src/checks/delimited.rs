@@ -115,6 +115,86 @@ impl<'p> DelimitedCheck<'p> {
         self
     }
 
+    /// A check of the rows after a line end, to be walked on another thread and then
+    /// [`Self::absorb`]ed: once the header is read, with the same columns and rules, run here.
+    /// `None` before that, or once the check has stopped.
+    pub fn fork(&self) -> Option<DelimitedCheck<'p>> {
+        let walker = self.walker.as_ref()?;
+        if self.header_too_long
+            || self.is_done()
+            || !matches!(self.state.header_len, Some(n) if n >= 3)
+        {
+            return None;
+        }
+        let rules = match self.state.profile {
+            Some(profile) => RowRules::bind(&profile.rules, &self.state.header, self.election_date),
+            None => RowRules::default(),
+        };
+        Some(DelimitedCheck {
+            profiles: self.profiles,
+            election_date: self.election_date,
+            fallback_delimiter: self.fallback_delimiter,
+            head: Vec::new(),
+            sniffer: Sniffer::default(),
+            walker: Some(walker.fork()),
+            state: Walk {
+                header_len: self.state.header_len,
+                header: Vec::new(),
+                profile: self.state.profile,
+                rules: RulesRunner::Inline(rules),
+                spare: None,
+                rows: 0,
+                long_rows: LongRows::default(),
+                problems: Problems::new(),
+            },
+            header_bytes: self.header_bytes,
+            header_line_break: self.header_line_break,
+            header_too_long: false,
+        })
+    }
+
+    /// Whether the rows read so far end with a line end, outside quotes, with the check still
+    /// going: where a [`Self::fork`] can take over.
+    pub fn at_record_start(&self) -> bool {
+        !self.header_too_long
+            && !self.is_done()
+            && self.state.header_len.is_some()
+            && self
+                .walker
+                .as_ref()
+                .is_some_and(RecordWalker::at_record_start)
+    }
+
+    /// Takes in `fork`, which walked the rows after these ([`Self::fork`], fed from where
+    /// [`Self::at_record_start`] held): the findings are then those of one check fed every
+    /// byte. Gives `fork` back when that cannot be exact: the fork stopped (its verdict would
+    /// need the rows before it), the rules keep what cannot be joined, or this check is not at
+    /// a record's start.
+    pub fn absorb(&mut self, fork: DelimitedCheck<'p>) -> Result<(), Box<DelimitedCheck<'p>>> {
+        let joinable = self.at_record_start()
+            && !fork.is_done()
+            && fork.state.problems.is_empty()
+            && fork.walker.is_some()
+            && fork.state.header_len == self.state.header_len
+            && self.state.rules.can_absorb(&fork.state.rules);
+        if !joinable {
+            return Err(Box::new(fork));
+        }
+        let walker = self.walker.as_mut().expect("at a record start");
+        let before = walker.rows_before();
+        walker.follow(fork.walker.expect("checked above"));
+        let later = fork.state;
+        if later.rows > 0 {
+            self.state.rows = before + later.rows;
+        }
+        self.state.long_rows.count += later.long_rows.count;
+        if self.state.long_rows.first.is_none() {
+            self.state.long_rows.first = later.long_rows.first.map(|(row, n)| (row + before, n));
+        }
+        self.state.rules.absorb(later.rules, before);
+        Ok(())
+    }
+
     /// Whether the check has stopped reading (a failing row, a NUL byte, a bad header).
     pub fn is_done(&self) -> bool {
         self.header_too_long || self.walker.as_ref().is_some_and(RecordWalker::is_stopped)

@@ -186,6 +186,21 @@ impl EightBitTracker {
         }
     }
 
+    /// Whether the bytes fed so far end between two characters, so that a tracker of the bytes
+    /// after them, started afresh, can be [`Self::absorb`]ed.
+    pub fn at_char_boundary(&self) -> bool {
+        self.carry.is_empty()
+    }
+
+    /// Takes in a tracker of the bytes after these (fed from a character boundary on): as if
+    /// this one had been fed them too.
+    pub fn absorb(&mut self, later: EightBitTracker) {
+        debug_assert!(self.at_char_boundary());
+        self.utf8_valid &= later.utf8_valid;
+        self.cp1252_undefined |= later.cp1252_undefined;
+        self.carry = later.carry;
+    }
+
     /// The encoding, once every chunk has been fed.
     pub fn finish(&self) -> Encoding {
         if self.utf8_valid && self.carry.is_empty() {

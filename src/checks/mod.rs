@@ -8,6 +8,7 @@
 pub mod delimited;
 pub mod encoding;
 pub mod filetype;
+pub mod halves;
 pub mod json;
 pub mod profiles;
 pub mod records;
@@ -304,6 +305,88 @@ impl<'p> FileChecker<'p> {
         }
     }
 
+    /// A check of the rows after a line end, to run on another thread while this one reads
+    /// the rows before it, and then be [`Self::absorb`]ed ([`halves`]). Only 8-bit and UTF-8
+    /// text can be cut: `None` for other bodies, and until the header has been read.
+    fn fork(&self) -> Option<Fork<'p>> {
+        let Body::Delimited { text, check } = &self.body else {
+            return None;
+        };
+        let tracker = match text {
+            Text::EightBit(_) => Some(EightBitTracker::new()),
+            Text::Utf8 => None,
+            Text::Utf16 { .. } => return None,
+        };
+        if self.skip > 0 {
+            return None;
+        }
+        Some(Fork {
+            tracker,
+            check: Box::new(check.fork()?),
+            bytes: 0,
+        })
+    }
+
+    /// Whether the bytes fed so far end between two rows (and two characters), with the
+    /// check still going: where a [`Fork`] of the rest can be joined.
+    fn at_record_start(&self) -> bool {
+        let Body::Delimited { text, check } = &self.body else {
+            return false;
+        };
+        let text_ends = match text {
+            Text::EightBit(tracker) => tracker.at_char_boundary(),
+            Text::Utf8 => true,
+            Text::Utf16 { .. } => false,
+        };
+        text_ends && self.skip == 0 && self.bytes <= MAX_BYTES && check.at_record_start()
+    }
+
+    /// Takes in `fork`, fed every byte after those fed here: the report is then the one a
+    /// single checker fed every byte gives. Gives `fork` back when that cannot be exact.
+    fn absorb(&mut self, fork: Fork<'p>) -> Result<(), Fork<'p>> {
+        if !self.at_record_start() {
+            return Err(fork);
+        }
+        let Fork {
+            tracker: later_text,
+            check: later,
+            bytes,
+        } = fork;
+        let Body::Delimited { text, check } = &mut self.body else {
+            unreachable!("at_record_start holds only for delimited bodies");
+        };
+        match (text, later_text) {
+            (Text::EightBit(tracker), Some(later_tracker)) => {
+                if let Err(later) = check.absorb(*later) {
+                    return Err(Fork {
+                        tracker: Some(later_tracker),
+                        check: later,
+                        bytes,
+                    });
+                }
+                tracker.absorb(later_tracker);
+            }
+            (Text::Utf8, None) => {
+                if let Err(later) = check.absorb(*later) {
+                    return Err(Fork {
+                        tracker: None,
+                        check: later,
+                        bytes,
+                    });
+                }
+            }
+            (_, later_text) => {
+                return Err(Fork {
+                    tracker: later_text,
+                    check: later,
+                    bytes,
+                })
+            }
+        }
+        self.bytes += bytes;
+        Ok(())
+    }
+
     /// The verdict, once the body has ended (or [`Flow::Stop`] was returned).
     pub fn finish(mut self) -> FileReport {
         if let Body::Head(head) = &mut self.body {
@@ -451,6 +534,32 @@ impl<'p> FileChecker<'p> {
     }
 }
 
+/// The rows after a line end of a file being checked, fed on another thread
+/// ([`FileChecker::fork`]).
+pub struct Fork<'p> {
+    /// The encoding of the bytes fed here (none for UTF-8 with a byte order mark).
+    tracker: Option<EightBitTracker>,
+    check: Box<DelimitedCheck<'p>>,
+    bytes: u64,
+}
+
+impl Fork<'_> {
+    /// Feeds the next chunk. [`Flow::Stop`] means this fork cannot be joined (its check
+    /// stopped: that verdict needs the rows before it): the rest is for the first checker.
+    fn feed(&mut self, chunk: &[u8]) -> Flow {
+        self.bytes += chunk.len() as u64;
+        if let Some(tracker) = &mut self.tracker {
+            tracker.feed(chunk);
+        }
+        self.check.feed(chunk);
+        if self.check.is_done() {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+}
+
 fn json_not_utf8(encoding: Encoding) -> Problem {
     Problem::error(
         "json-not-utf8",
@@ -571,6 +680,32 @@ mod tests {
         vec![chunked(false), chunked(true), read]
     }
 
+    /// `bytes` with the rows after its first line repeated until it is `at_least` bytes long.
+    fn repeat_rows(bytes: &[u8], at_least: usize) -> Vec<u8> {
+        let body_from = memchr::memchr(b'\n', bytes).map_or(bytes.len(), |i| i + 1);
+        let mut long = bytes.to_vec();
+        while !bytes[body_from..].is_empty() && long.len() < at_least {
+            long.extend_from_slice(&bytes[body_from..]);
+        }
+        long
+    }
+
+    /// A file's reports checked in halves ([`halves`]), cut at the line ends after each of
+    /// `middles`, read `buffer` bytes at a time; and how many joined their second half.
+    fn in_halves(
+        key: &str,
+        bytes: &[u8],
+        middles: &[u64],
+        buffer: usize,
+    ) -> (Vec<FileReport>, usize) {
+        halves::testing::reports_in_halves(key, bytes, middles, buffer, || CheckOptions {
+            election_date: "2024-05-02".parse().ok(),
+            council: Some("IOS".to_owned()),
+            rules_thread: true,
+            ..CheckOptions::default()
+        })
+    }
+
     fn assert_all_equal(reports: &[FileReport], what: &str) {
         for other in &reports[1..] {
             assert_eq!(other, &reports[0], "{what}");
@@ -592,10 +727,20 @@ mod tests {
             }
         }
         assert!(files.len() > 40, "the fixtures are found");
-        let mut warned = 0;
+        let (mut warned, mut joined) = (0, 0);
         for path in files {
             let key = path.file_name().unwrap().to_string_lossy().into_owned();
             let bytes = std::fs::read(&path).unwrap();
+            // In halves, as the fixture's rows repeated past the first 8 KB: only then is the
+            // header read before the cut.
+            let long = repeat_rows(&bytes, 40_000);
+            let len = long.len() as u64;
+            let middles: Vec<u64> = (1..8).map(|i| len * i / 8).collect();
+            let whole = with_and_without_rules_thread(&key, &long, 4096);
+            let (mut halved, both) = in_halves(&key, &long, &middles, 1024);
+            joined += both;
+            halved.insert(0, whole[2].clone());
+            assert_all_equal(&halved, &format!("{} repeated, in halves", path.display()));
             for chunk in [7, 4096] {
                 let reports = with_and_without_rules_thread(&key, &bytes, chunk);
                 assert_all_equal(
@@ -617,6 +762,10 @@ mod tests {
             warned > 0,
             "some fixture has a rule's warning, so the rules are compared"
         );
+        assert!(
+            joined > 20,
+            "halves were joined {joined} times, so joining is compared"
+        );
     }
 
     proptest::proptest! {
@@ -637,6 +786,8 @@ mod tests {
                 0..5000,
             ),
             chunk in proptest::prop_oneof![1usize..64, 64usize..70000],
+            middles in proptest::collection::vec(0.0f64..1.0, 1..4),
+            buffer in proptest::prop_oneof![64usize..4096, 4096usize..300_000],
         ) {
             let mut text = String::from(
                 "ElectionDate,Property_URN,AddressLine1,Post_Code,Polling_Place_Postcode,\
@@ -671,10 +822,11 @@ mod tests {
                     c => c as u8,
                 })
                 .collect();
-            assert_all_equal(
-                &with_and_without_rules_thread("damaged.csv", &bytes, chunk),
-                "a damaged file",
-            );
+            let mut reports = with_and_without_rules_thread("damaged.csv", &bytes, chunk);
+            let len = bytes.len() as f64;
+            let middles: Vec<u64> = middles.iter().map(|m| (m * len) as u64).collect();
+            reports.extend(in_halves("damaged.csv", &bytes, &middles, buffer).0);
+            assert_all_equal(&reports, "a damaged file, whole and in halves");
         }
     }
 

@@ -466,6 +466,43 @@ impl RecordWalker {
         self.delimiter
     }
 
+    /// A walker for the records that follow a line end, read on another thread: the same
+    /// delimiter and captured columns, at the start of a record, numbering rows from 1 again
+    /// (see [`Self::follow`]).
+    pub fn fork(&self) -> RecordWalker {
+        let mut fork = RecordWalker::new(self.delimiter);
+        fork.avx2 = self.avx2;
+        fork.set_capture(self.capture.clone());
+        fork
+    }
+
+    /// Whether the walk stands between two records: a line ended last (outside quotes), no
+    /// field has begun, and nothing is kept for a hand-over.
+    pub fn at_record_start(&self) -> bool {
+        self.state == State::StartRecord
+            && !self.stopped
+            && self.fields == 0
+            && self.field_start.is_none()
+            && self.kept_records == 0
+            && self.spans.is_empty()
+    }
+
+    /// Takes over from `fork`, which walked the records after this walker's last (it was
+    /// [`Self::fork`]ed, and this walker is [`Self::at_record_start`]): the walk goes on from
+    /// where the fork stopped, its rows renumbered to follow this walker's.
+    pub fn follow(&mut self, mut fork: RecordWalker) {
+        let before = self.row - 1;
+        fork.row += before;
+        fork.quote_opened_on += before;
+        fork.unclosed_quote_row = fork.unclosed_quote_row.map(|row| row + before);
+        *self = fork;
+    }
+
+    /// How many records were walked before the one being read.
+    pub fn rows_before(&self) -> u64 {
+        self.row - 1
+    }
+
     pub fn is_stopped(&self) -> bool {
         self.stopped
     }

@@ -103,6 +103,20 @@ impl Tally {
         }
     }
 
+    /// Adds the rows of `later`, which came after this tally's and are numbered from 1 again,
+    /// `before` rows on.
+    fn absorb(&mut self, later: Tally, before: u64) {
+        self.count += later.count;
+        let room = EXAMPLES.saturating_sub(self.examples.len());
+        self.examples.extend(
+            later
+                .examples
+                .into_iter()
+                .take(room)
+                .map(|(row, value)| (row + before, value)),
+        );
+    }
+
     fn examples(&self) -> String {
         self.examples
             .iter()
@@ -194,6 +208,29 @@ impl RowRules {
         numbered.sort_by_key(|(_, (col, _))| *col);
         let (order, bound) = numbered.into_iter().unzip();
         RowRules { bound, order }
+    }
+
+    /// Whether [`Self::absorb`] can add `later`'s rows to these exactly: the same rules, and
+    /// UPRNs that still fit under the limit (past it, the row of the first UPRN not kept is
+    /// not known).
+    pub fn can_absorb(&self, later: &RowRules) -> bool {
+        self.order == later.order
+            && self.bound.len() == later.bound.len()
+            && self
+                .bound
+                .iter()
+                .zip(&later.bound)
+                .all(|((a_col, a), (b_col, b))| a_col == b_col && a.can_absorb(b))
+    }
+
+    /// Adds the findings of `later`, the same rules applied to the rows after these, numbered
+    /// from 1 again, `before` rows on: as if this one had read those rows too. Call only when
+    /// [`Self::can_absorb`] says so.
+    pub fn absorb(&mut self, later: RowRules, before: u64) {
+        debug_assert!(self.can_absorb(&later));
+        for ((_, a), (_, b)) in self.bound.iter_mut().zip(later.bound) {
+            a.absorb(b, before);
+        }
     }
 
     /// Which columns the rules read, in column order, for the record walker to capture.
@@ -310,6 +347,34 @@ impl Bound {
         }
     }
 
+    fn can_absorb(&self, later: &Bound) -> bool {
+        match (self, later) {
+            (Bound::Postcode(_), Bound::Postcode(_)) => true,
+            (Bound::ElectionDate { expected: a, .. }, Bound::ElectionDate { expected: b, .. }) => {
+                a == b
+            }
+            (Bound::Uprn(a), Bound::Uprn(b)) => match (&a.seen, &b.seen) {
+                (None, None) => true,
+                (Some(a), Some(b)) => {
+                    a.full_at.is_some() || a.values.len() + b.values.len() <= MAX_TRACKED_UPRNS
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    fn absorb(&mut self, later: Bound, before: u64) {
+        match (self, later) {
+            (Bound::Postcode(a), Bound::Postcode(b)) => a.absorb(b, before),
+            (Bound::ElectionDate { tally: a, .. }, Bound::ElectionDate { tally: b, .. }) => {
+                a.absorb(b, before)
+            }
+            (Bound::Uprn(a), Bound::Uprn(b)) => a.absorb(*b, before),
+            _ => unreachable!("can_absorb pairs the same rules"),
+        }
+    }
+
     /// The warning of a postcode or election-date rule, when some row broke it.
     fn finish(self) -> Option<Problem> {
         match self {
@@ -416,6 +481,22 @@ impl RulesRunner {
                 rules.check_cells(row, bytes, cells);
             }
             RulesRunner::Helper(helper) => helper.push(row, captured),
+        }
+    }
+
+    /// Whether [`Self::absorb`] can add `later`'s findings exactly: both run here
+    /// ([`RulesRunner::Inline`]) and [`RowRules::can_absorb`] says so.
+    pub fn can_absorb(&self, later: &RulesRunner) -> bool {
+        match (self, later) {
+            (RulesRunner::Inline(a), RulesRunner::Inline(b)) => a.can_absorb(b),
+            _ => false,
+        }
+    }
+
+    /// [`RowRules::absorb`], for rules run here.
+    pub fn absorb(&mut self, later: RulesRunner, before: u64) {
+        if let (RulesRunner::Inline(a), RulesRunner::Inline(b)) = (self, later) {
+            a.absorb(b, before);
         }
     }
 
@@ -796,6 +877,16 @@ impl UprnSet {
         }
     }
 
+    /// Adds the UPRNs of `later`, read after these; `before` rows came before its first.
+    fn absorb(&mut self, later: UprnSet, before: u64) {
+        if self.full_at.is_some() {
+            return;
+        }
+        debug_assert!(self.values.len() + later.values.len() <= MAX_TRACKED_UPRNS);
+        self.values.extend_from_slice(&later.values);
+        self.full_at = later.full_at.map(|row| row + before);
+    }
+
     /// How many values repeat an earlier one, how many distinct values repeat, and the first
     /// few (smallest) of those.
     fn repeats(mut self) -> (u64, u64, Vec<u64>) {
@@ -860,6 +951,16 @@ impl UprnColumn {
         };
         if let Some(tally) = tally {
             tally.add(row, &String::from_utf8_lossy(value));
+        }
+    }
+
+    fn absorb(&mut self, later: UprnColumn, before: u64) {
+        self.non_empty += later.non_empty;
+        self.scientific.absorb(later.scientific, before);
+        self.malformed.absorb(later.malformed, before);
+        self.rounded.absorb(later.rounded, before);
+        if let (Some(a), Some(b)) = (&mut self.seen, later.seen) {
+            a.absorb(b, before);
         }
     }
 
