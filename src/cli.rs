@@ -252,7 +252,7 @@ pub fn check(args: &CheckArgs) -> Result<u8, CliError> {
         let report = match input {
             Input::File { key, file, len } => {
                 let progress = progress_bar(&key, Some(len));
-                let report = checks::halves::check_file(&key, &file, len, options.clone(), |n| {
+                let report = checks::parts::check_file(&key, &file, len, options.clone(), |n| {
                     progress.inc(n)
                 })
                 .map_err(|source| CliError::Read {

@@ -8,8 +8,8 @@
 pub mod delimited;
 pub mod encoding;
 pub mod filetype;
-pub mod halves;
 pub mod json;
+pub mod parts;
 pub mod profiles;
 pub mod records;
 pub mod rules;
@@ -306,7 +306,7 @@ impl<'p> FileChecker<'p> {
     }
 
     /// A check of the rows after a line end, to run on another thread while this one reads
-    /// the rows before it, and then be [`Self::absorb`]ed ([`halves`]). Only 8-bit and UTF-8
+    /// the rows before it, and then be [`Self::absorb`]ed ([`parts`]). Only 8-bit and UTF-8
     /// text can be cut: `None` for other bodies, and until the header has been read.
     fn fork(&self) -> Option<Fork<'p>> {
         let Body::Delimited { text, check } = &self.body else {
@@ -690,15 +690,15 @@ mod tests {
         long
     }
 
-    /// A file's reports checked in halves ([`halves`]), cut at the line ends after each of
-    /// `middles`, read `buffer` bytes at a time; and how many joined their second half.
-    fn in_halves(
+    /// A file's reports checked in parts ([`parts`]), once for each list of cut offsets in
+    /// `plans`, read `buffer` bytes at a time; and how many parts were joined, of how many.
+    fn in_parts(
         key: &str,
         bytes: &[u8],
-        middles: &[u64],
+        plans: &[Vec<u64>],
         buffer: usize,
-    ) -> (Vec<FileReport>, usize) {
-        halves::testing::reports_in_halves(key, bytes, middles, buffer, || CheckOptions {
+    ) -> (Vec<FileReport>, usize, usize) {
+        parts::testing::reports_in_parts(key, bytes, plans, buffer, || CheckOptions {
             election_date: "2024-05-02".parse().ok(),
             council: Some("IOS".to_owned()),
             rules_thread: true,
@@ -731,16 +731,18 @@ mod tests {
         for path in files {
             let key = path.file_name().unwrap().to_string_lossy().into_owned();
             let bytes = std::fs::read(&path).unwrap();
-            // In halves, as the fixture's rows repeated past the first 8 KB: only then is the
-            // header read before the cut.
+            // In parts, as the fixture's rows repeated past the first 8 KB: only then is the
+            // header read before the first cut. Cut once at each eighth, and every 3 KB past
+            // the first 9 KB.
             let long = repeat_rows(&bytes, 40_000);
             let len = long.len() as u64;
-            let middles: Vec<u64> = (1..8).map(|i| len * i / 8).collect();
+            let mut plans: Vec<Vec<u64>> = (1..8).map(|i| vec![len * i / 8]).collect();
+            plans.push((3..).map(|k| k * 3000).take_while(|&o| o < len).collect());
             let whole = with_and_without_rules_thread(&key, &long, 4096);
-            let (mut halved, both) = in_halves(&key, &long, &middles, 1024);
-            joined += both;
-            halved.insert(0, whole[2].clone());
-            assert_all_equal(&halved, &format!("{} repeated, in halves", path.display()));
+            let (mut in_parts, n, _) = in_parts(&key, &long, &plans, 1024);
+            joined += n;
+            in_parts.insert(0, whole[2].clone());
+            assert_all_equal(&in_parts, &format!("{} repeated, in parts", path.display()));
             for chunk in [7, 4096] {
                 let reports = with_and_without_rules_thread(&key, &bytes, chunk);
                 assert_all_equal(
@@ -764,7 +766,7 @@ mod tests {
         );
         assert!(
             joined > 20,
-            "halves were joined {joined} times, so joining is compared"
+            "parts were joined {joined} times, so joining is compared"
         );
     }
 
@@ -824,9 +826,11 @@ mod tests {
                 .collect();
             let mut reports = with_and_without_rules_thread("damaged.csv", &bytes, chunk);
             let len = bytes.len() as f64;
-            let middles: Vec<u64> = middles.iter().map(|m| (m * len) as u64).collect();
-            reports.extend(in_halves("damaged.csv", &bytes, &middles, buffer).0);
-            assert_all_equal(&reports, "a damaged file, whole and in halves");
+            // Cut once, and into parts of any size.
+            let mut plans: Vec<Vec<u64>> = middles.iter().map(|m| vec![(m * len) as u64]).collect();
+            plans.push(parts::testing::every(len as u64, (middles[0] * len / 4.0) as u64 + 100));
+            reports.extend(in_parts("damaged.csv", &bytes, &plans, buffer).0);
+            assert_all_equal(&reports, "a damaged file, whole and in parts");
         }
     }
 

@@ -1,0 +1,546 @@
+//! A large local file checked in parts, on both cores at once.
+//!
+//! On two cores, handing work between threads costs: a reading thread's copy of the file lands
+//! in its core's cache and a walk on the other core reads it from there, and the walk's captured
+//! values travel back for the rules. Cut at line ends into parts of a few MB, the file is many
+//! independent checks instead: each thread takes the next part, reads it, walks it and applies
+//! the rules to it, all in its own cache. A thread that the host slows down simply takes fewer
+//! parts. The parts are then joined in order to the first, as if one checker had read every byte
+//! ([`FileChecker::absorb`]): rows renumbered, counts added, examples in file order, UPRN repeats
+//! found across parts.
+//!
+//! A cut is a guess: a line end may lie inside a quoted value. The part before it tells: a part
+//! is joined only when the walk up to it ends at its cut between two rows, nothing stopped, and
+//! everything joins exactly. Otherwise the parts from there on are dropped and the first thread
+//! reads on alone, so the report is always the one a single checker gives.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use super::{Begin, CheckOptions, FileChecker, Flow, Fork, MAX_BYTES};
+use crate::report::FileReport;
+
+/// Files smaller than this are read by one walk ([`FileChecker::check_reader`]): a second
+/// thread would not earn its start.
+pub const PARTS_FROM: u64 = 8 * 1024 * 1024;
+
+/// A part's size, about (each ends at a line end): small enough that the two threads end
+/// within a few milliseconds of each other, large enough that a part's fixed costs do not count.
+const PART_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Each thread reads this much at a time: small enough that the bytes are still in the core's
+/// cache when the walk reaches them.
+const BUFFER_BYTES: usize = 128 * 1024;
+
+/// How far past a part's nominal start a line end is looked for; none there, no cut there.
+const FIND_LINE_END: usize = 64 * 1024;
+
+/// Checks a local file of `len` bytes: in parts on two threads when the options allow a second
+/// thread (`rules_thread`), the file is large enough and `WDIV_ONE_WALK` is unset; otherwise as
+/// [`FileChecker::check_reader`] does. The report is the same either way.
+pub fn check_file<'p>(
+    key: &str,
+    file: &File,
+    len: u64,
+    options: CheckOptions<'p>,
+    progress: impl FnMut(u64),
+) -> io::Result<FileReport> {
+    let one_walk =
+        !options.rules_thread || len < PARTS_FROM || std::env::var_os("WDIV_ONE_WALK").is_some();
+    let cuts = if one_walk {
+        Vec::new()
+    } else {
+        cuts(file, len, PART_BYTES)?
+    };
+    if cuts.is_empty() {
+        return FileChecker::check_reader(key, Some(len), from_start(file), options, progress);
+    }
+    Ok(in_parts(key, file, len, &cuts, BUFFER_BYTES, options, progress)?.0)
+}
+
+/// Where to cut a file of `len` bytes into parts of about `every` bytes: just after the first
+/// line feed at or after each multiple of `every`, where one comes soon enough.
+fn cuts(file: &File, len: u64, every: u64) -> io::Result<Vec<u64>> {
+    let mut cuts: Vec<u64> = Vec::new();
+    let mut at = every;
+    while at < len {
+        if let Some(cut) = line_end_after(file, at)? {
+            if cuts.last().is_none_or(|&last| cut > last) {
+                cuts.push(cut);
+            }
+        }
+        at += every;
+    }
+    Ok(cuts)
+}
+
+/// A part after the first: its bytes, from `from` to `to` (`None`: to the end of the file),
+/// and the check that reads them.
+struct Part<'p> {
+    from: u64,
+    to: Option<u64>,
+    fork: Fork<'p>,
+}
+
+/// What the two threads share: the parts still to take, and each part's check once read
+/// (`None` in a slot: not read, or not joinable).
+struct Parts<'p> {
+    waiting: Mutex<VecDeque<(usize, Part<'p>)>>,
+    read: Mutex<Vec<Option<Fork<'p>>>>,
+    /// A part cannot be joined, or the first part ended off a cut: take no more.
+    stop: AtomicBool,
+    /// Bytes read by the parts, for the progress bar.
+    bytes: AtomicU64,
+}
+
+impl<'p> Parts<'p> {
+    /// Takes the next part and reads it, until none is left or [`Parts::stop`] is set.
+    fn work(&self, file: &File, buf: &mut [u8]) {
+        while !self.stop.load(Ordering::Relaxed) {
+            let Some((i, part)) = self.waiting.lock().expect("not poisoned").pop_front() else {
+                return;
+            };
+            match self.read_part(file, buf, part) {
+                Some(fork) => self.read.lock().expect("not poisoned")[i] = Some(fork),
+                None => self.stop.store(true, Ordering::Relaxed),
+            }
+        }
+    }
+
+    /// Feeds a part's check its bytes. `None` when it cannot be joined (its check stopped, a
+    /// read failed, the file outgrew the limit) or the parts were stopped meanwhile: the first
+    /// thread then reads those bytes itself.
+    fn read_part(&self, file: &File, buf: &mut [u8], part: Part<'p>) -> Option<Fork<'p>> {
+        let Part { from, to, mut fork } = part;
+        let mut at = from;
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let want = to.map_or(buf.len(), |to| (to - at).min(buf.len() as u64) as usize);
+            if want == 0 {
+                return Some(fork);
+            }
+            let n = read_at_most(file, &mut buf[..want], at).ok()?;
+            if n == 0 {
+                // The end of the file (or of a part cut short by a shrinking file: the first
+                // thread finds it so when it joins).
+                return to.is_none().then_some(fork);
+            }
+            at += n as u64;
+            self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            if fork.feed(&buf[..n]) == Flow::Stop || at > MAX_BYTES {
+                return None;
+            }
+        }
+    }
+}
+
+/// Checks `file` cut at `cuts` (increasing, each just after a line feed), reading `buffer`
+/// bytes at a time; also says how many parts after the first were joined (rather than read
+/// again by the first thread).
+fn in_parts<'p>(
+    key: &str,
+    file: &File,
+    len: u64,
+    cuts: &[u64],
+    buffer: usize,
+    mut options: CheckOptions<'p>,
+    mut progress: impl FnMut(u64),
+) -> io::Result<(FileReport, usize)> {
+    // Each part applies its rules as it walks.
+    options.rules_thread = false;
+    let mut checker = match FileChecker::begin(key, Some(len), options) {
+        Begin::Done(report) => return Ok((report, 0)),
+        Begin::Checking(checker) => checker,
+    };
+    let first_end = cuts[0];
+    let parts = Parts {
+        waiting: Mutex::new(VecDeque::new()),
+        read: Mutex::new((0..cuts.len()).map(|_| None).collect()),
+        stop: AtomicBool::new(false),
+        bytes: AtomicU64::new(0),
+    };
+    let mut shown = 0u64;
+    let mut show = |progress: &mut dyn FnMut(u64), upto: u64| {
+        if upto > shown {
+            progress(upto - shown);
+            shown = upto;
+        }
+    };
+    let mut buf = vec![0; buffer];
+    let mut at = 0u64;
+    let mut checking = true;
+    let forked = std::thread::scope(|scope| -> io::Result<bool> {
+        let mut other = None;
+        // The first part, with the others handed out as soon as the header is known.
+        while at < first_end {
+            let want = (first_end - at).min(buffer as u64) as usize;
+            let n = read_at_most(file, &mut buf[..want], at)?;
+            if n == 0 {
+                break;
+            }
+            at += n as u64;
+            show(&mut progress, at + parts.bytes.load(Ordering::Relaxed));
+            checking = checker.feed(&buf[..n]) == Flow::Continue;
+            if !checking {
+                break;
+            }
+            if other.is_none() {
+                let Some(forks) = (0..cuts.len())
+                    .map(|_| checker.fork())
+                    .collect::<Option<Vec<_>>>()
+                else {
+                    continue;
+                };
+                let mut waiting = parts.waiting.lock().expect("not poisoned");
+                for (i, fork) in forks.into_iter().enumerate() {
+                    let (from, to) = (cuts[i], cuts.get(i + 1).copied());
+                    waiting.push_back((i, Part { from, to, fork }));
+                }
+                drop(waiting);
+                let parts = &parts;
+                other = Some(
+                    std::thread::Builder::new()
+                        .name("parts".into())
+                        .spawn_scoped(scope, move || parts.work(file, &mut vec![0; buffer]))?,
+                );
+            }
+        }
+        if checking && at == first_end && checker.at_record_start() {
+            parts.work(file, &mut buf);
+        } else {
+            parts.stop.store(true, Ordering::Relaxed);
+        }
+        let forked = other.is_some();
+        if let Some(thread) = other {
+            if let Err(panic) = thread.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Ok(forked)
+    })?;
+    // Join the parts in order, while each follows on exactly.
+    let mut joined = 0;
+    if forked && checking && at == first_end {
+        let read = parts.read.into_inner().expect("not poisoned");
+        for (i, fork) in read.into_iter().enumerate() {
+            let Some(fork) = fork else { break };
+            let bytes = fork.bytes;
+            if checker.absorb(fork).is_err() {
+                break;
+            }
+            joined += 1;
+            at = cuts[i] + bytes;
+            show(&mut progress, at);
+        }
+    }
+    if joined < cuts.len() || !checking {
+        // Not all joined: the first thread reads on alone, as one walk would.
+        loop {
+            let n = read_at_most(file, &mut buf, at)?;
+            if n == 0 {
+                break;
+            }
+            at += n as u64;
+            show(&mut progress, at);
+            if checking {
+                checking = checker.feed(&buf[..n]) == Flow::Continue;
+            } else {
+                // The verdict is in; count the rest so the size rule sees the real size.
+                checker.bytes += n as u64;
+            }
+            if checker.bytes > MAX_BYTES {
+                break;
+            }
+        }
+    }
+    Ok((checker.finish(), joined))
+}
+
+/// Just after the first line feed at or after `offset`, if one comes within
+/// [`FIND_LINE_END`] bytes and before the end of the file.
+fn line_end_after(file: &File, offset: u64) -> io::Result<Option<u64>> {
+    let mut buf = vec![0; FIND_LINE_END];
+    let n = read_at_most(file, &mut buf, offset)?;
+    Ok(memchr::memchr(b'\n', &buf[..n])
+        .map(|i| offset + i as u64 + 1)
+        .filter(|&cut| cut < offset + n as u64))
+}
+
+/// The file from its first byte, wherever its cursor is, as the parts read it.
+fn from_start(file: &File) -> impl io::Read + Send + '_ {
+    struct ReadAt<'f> {
+        file: &'f File,
+        at: u64,
+    }
+    impl io::Read for ReadAt<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = read_at(self.file, buf, self.at)?;
+            self.at += n as u64;
+            Ok(n)
+        }
+    }
+    ReadAt { file, at: 0 }
+}
+
+/// Reads from `offset` until `buf` is full or the file ends; returns how many bytes were read.
+fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match read_at(file, &mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+/// The reports of `bytes` checked in parts, for the tests that hold them to one walk's.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use std::io::Write;
+
+    /// `bytes` (as a file named `key`) checked in parts, once for each list of `plans`: cut
+    /// after the line end at or after each offset of the list, read `buffer` bytes at a time.
+    /// Each report, and how many parts after the first were joined, of how many, in all.
+    pub fn reports_in_parts(
+        key: &str,
+        bytes: &[u8],
+        plans: &[Vec<u64>],
+        buffer: usize,
+        options: impl Fn() -> CheckOptions<'static>,
+    ) -> (Vec<FileReport>, usize, usize) {
+        let mut file = tempfile::tempfile().expect("a temporary file");
+        file.write_all(bytes).expect("written");
+        let len = bytes.len() as u64;
+        let mut reports = Vec::new();
+        let (mut joined, mut parts) = (0, 0);
+        for offsets in plans {
+            let mut cuts: Vec<u64> = Vec::new();
+            for &offset in offsets {
+                if let Some(cut) = line_end_after(&file, offset).expect("read") {
+                    if cuts.last().is_none_or(|&last| cut > last) {
+                        cuts.push(cut);
+                    }
+                }
+            }
+            if cuts.is_empty() {
+                continue;
+            }
+            let mut seen = 0;
+            let (report, n) = in_parts(key, &file, len, &cuts, buffer, options(), |n| seen += n)
+                .expect("checked");
+            assert_eq!(seen, len, "progress counts every byte once");
+            joined += n;
+            parts += cuts.len();
+            reports.push(report);
+        }
+        (reports, joined, parts)
+    }
+
+    /// Offsets every `every` bytes of a file of `len` bytes.
+    pub fn every(len: u64, every: u64) -> Vec<u64> {
+        (1..)
+            .map(|i| i * every.max(1))
+            .take_while(|&o| o < len)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{every, reports_in_parts};
+    use super::*;
+
+    fn options() -> CheckOptions<'static> {
+        CheckOptions {
+            election_date: "2024-05-02".parse().ok(),
+            council: Some("IOS".to_owned()),
+            rules_thread: true,
+            ..CheckOptions::default()
+        }
+    }
+
+    /// An Xpress DC file of `rows` rows; `damage` may change row `k`'s cells.
+    fn xpress(rows: usize, damage: impl Fn(usize, &mut Vec<String>)) -> Vec<u8> {
+        let mut text = String::from(
+            "ElectionDate,Property_URN,AddressLine1,Post_Code,Polling_Place_Postcode,\
+             Polling_Place_UPRN\r\n",
+        );
+        for k in 0..rows {
+            let mut cells = vec![
+                "02/05/2024".to_owned(),
+                format!("{}", 200_001 + k),
+                format!("\"{k} Buttercup Row, Marlfield\""),
+                "HA8 6NB".to_owned(),
+                "HA8 6EZ".to_owned(),
+                "800200000101".to_owned(),
+            ];
+            damage(k, &mut cells);
+            text.push_str(&cells.join(","));
+            text.push_str("\r\n");
+        }
+        text.into_bytes()
+    }
+
+    /// The report of one walk, through the reading thread, as `check` gives it for a small file.
+    fn whole(bytes: &[u8]) -> FileReport {
+        FileChecker::check_reader("x.csv", None, bytes, options(), |_| {}).unwrap()
+    }
+
+    fn codes(report: &FileReport) -> Vec<(&str, Option<u64>)> {
+        report
+            .problems
+            .iter()
+            .map(|p| (p.code.as_str(), p.row))
+            .collect()
+    }
+
+    /// One cut per plan at each of `middles`.
+    fn single_cuts(middles: &[u64]) -> Vec<Vec<u64>> {
+        middles.iter().map(|&m| vec![m]).collect()
+    }
+
+    /// Findings in every part come out as one walk gives them: counts added, later parts'
+    /// rows numbered on from the earlier ones', examples in file order, repeats found across
+    /// cuts; with two parts or many, and parts shorter than a read.
+    #[test]
+    fn the_parts_are_joined_as_if_one_walk_read_them() {
+        let rows = 6000;
+        let bytes = xpress(rows, |k, cells| {
+            if k % 1500 == 7 {
+                cells[3] = format!("BAD{k}");
+            }
+            if k == 5990 {
+                // Repeats a UPRN of the first half.
+                cells[1] = "200002".to_owned();
+            }
+            if k == 4000 || k == 10 {
+                cells.push("extra".to_owned());
+            }
+            if k == 5000 {
+                cells[0] = "03/05/2024".to_owned();
+            }
+        });
+        let len = bytes.len() as u64;
+        let middles: Vec<u64> = (1..16).map(|i| len * i / 16).collect();
+        let mut plans = single_cuts(&middles);
+        plans.push(every(len, len / 10));
+        // Past the first 8 KB, which the checker reads before it knows the header (and can
+        // fork), a cut every 1,000 bytes: parts shorter than a read.
+        plans.push((9..).map(|k| k * 1000).take_while(|&o| o < len).collect());
+        let (reports, joined, parts) = reports_in_parts("x.csv", &bytes, &plans, 4096, options);
+        assert_eq!(joined, parts, "every cut between rows is joined");
+        let one = whole(&bytes);
+        assert_eq!(one.csv_rows, rows as u64 + 1);
+        // Row k is on line k + 2.
+        assert_eq!(
+            codes(&one),
+            vec![
+                ("malformed-postcode", Some(9)),
+                ("uprn-duplicate", None),
+                ("election-date-mismatch", Some(5002)),
+                ("long-rows", Some(12)),
+            ]
+        );
+        assert!(
+            one.problems[0].message.starts_with("4 rows have"),
+            "{}",
+            one.problems[0].message
+        );
+        for report in &reports {
+            assert_eq!(report, &one);
+        }
+    }
+
+    /// A cut inside a quoted value (a line break in an address) cannot be joined: the first
+    /// thread reads on alone from there, and the report is still one walk's.
+    #[test]
+    fn a_cut_inside_quotes_is_read_again_by_the_first_thread() {
+        let rows = 3000;
+        let bytes = xpress(rows, |k, cells| {
+            cells[2] = format!("\"{k} Buttercup Row\n\nMarlfield\n\"");
+        });
+        let len = bytes.len() as u64;
+        let middles: Vec<u64> = (1..8).map(|i| len * i / 8).collect();
+        let mut plans = single_cuts(&middles);
+        plans.push(every(len, 5000));
+        let (reports, joined, parts) = reports_in_parts("x.csv", &bytes, &plans, 4096, options);
+        assert!(joined < parts, "some cut fell inside quotes");
+        let one = whole(&bytes);
+        assert_eq!(one.csv_rows, rows as u64 + 1);
+        for report in &reports {
+            assert_eq!(report, &one);
+        }
+    }
+
+    /// A short row in a later part stops its walk: that verdict needs the rows before it to
+    /// number it, so the first thread reads on from that part itself and gives it.
+    #[test]
+    fn a_failing_part_is_read_again_by_the_first_thread() {
+        let bytes = xpress(4000, |k, cells| {
+            if k == 3500 {
+                cells.truncate(3);
+            }
+        });
+        let len = bytes.len() as u64;
+        let mut plans = single_cuts(&[len / 3, len / 2]);
+        plans.push(every(len, 10_000));
+        let (reports, joined, parts) = reports_in_parts("x.csv", &bytes, &plans, 4096, options);
+        // Only the parts before the short row's are joined.
+        assert!(joined > 0 && joined < parts, "{joined} of {parts}");
+        let one = whole(&bytes);
+        assert_eq!(codes(&one), vec![("incomplete-row", Some(3502))]);
+        for report in &reports {
+            assert_eq!(report, &one);
+        }
+    }
+
+    /// Bytes that are not UTF-8 in the last part only: the file is windows-1252 whole and in
+    /// parts.
+    #[test]
+    fn the_encoding_is_judged_across_the_cut() {
+        let mut bytes = xpress(3000, |_, _| {});
+        let at = bytes.len() - 100;
+        bytes[at] = 0xe9;
+        let one = whole(&bytes);
+        assert_eq!(one.csv_encoding, "windows-1252");
+        let len = bytes.len() as u64;
+        let plans = vec![vec![len / 2], every(len, 20_000)];
+        let (reports, joined, parts) = reports_in_parts("x.csv", &bytes, &plans, 4096, options);
+        assert_eq!(joined, parts);
+        assert_eq!(reports, vec![one.clone(), one]);
+    }
+
+    /// A local file of any size gets the one-walk report through [`check_file`].
+    #[test]
+    fn check_file_gives_the_same_report() {
+        use std::io::Write;
+        let bytes = xpress(2000, |k, cells| {
+            if k == 1999 {
+                cells[3] = "nope".to_owned();
+            }
+        });
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&bytes).unwrap();
+        let report = check_file("x.csv", &file, bytes.len() as u64, options(), |_| {}).unwrap();
+        assert_eq!(report, whole(&bytes));
+    }
+}
