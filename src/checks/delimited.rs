@@ -153,6 +153,11 @@ impl<'p> DelimitedCheck<'p> {
         })
     }
 
+    /// Readies this fork's findings to be [`Self::absorb`]ed, on the thread that walked it.
+    pub fn settle(&mut self) {
+        self.state.rules.settle();
+    }
+
     /// Whether the rows read so far end with a line end, outside quotes, with the check still
     /// going: where a [`Self::fork`] can take over.
     pub fn at_record_start(&self) -> bool {

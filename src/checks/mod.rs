@@ -544,6 +544,11 @@ pub struct Fork<'p> {
 }
 
 impl Fork<'_> {
+    /// Readies the fork, once fed, to be joined (on the thread that fed it).
+    fn settle(&mut self) {
+        self.check.settle();
+    }
+
     /// Feeds the next chunk. [`Flow::Stop`] means this fork cannot be joined (its check
     /// stopped: that verdict needs the rows before it): the rest is for the first checker.
     fn feed(&mut self, chunk: &[u8]) -> Flow {

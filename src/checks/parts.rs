@@ -122,12 +122,14 @@ impl<'p> Parts<'p> {
             }
             let want = to.map_or(buf.len(), |to| (to - at).min(buf.len() as u64) as usize);
             if want == 0 {
+                fork.settle();
                 return Some(fork);
             }
             let n = read_at_most(file, &mut buf[..want], at).ok()?;
             if n == 0 {
                 // The end of the file (or of a part cut short by a shrinking file: the first
                 // thread finds it so when it joins).
+                fork.settle();
                 return to.is_none().then_some(fork);
             }
             at += n as u64;

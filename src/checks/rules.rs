@@ -233,6 +233,16 @@ impl RowRules {
         }
     }
 
+    /// Readies these findings to be [`Self::absorb`]ed, on the thread that made them, so the
+    /// thread that joins them has less to do.
+    pub fn settle(&mut self) {
+        for (_, rule) in &mut self.bound {
+            if let Bound::Uprn(uprns) = rule {
+                uprns.settle();
+            }
+        }
+    }
+
     /// Which columns the rules read, in column order, for the record walker to capture.
     pub fn columns(&self) -> Vec<usize> {
         self.bound.iter().map(|(i, _)| *i).collect()
@@ -355,9 +365,7 @@ impl Bound {
             }
             (Bound::Uprn(a), Bound::Uprn(b)) => match (&a.seen, &b.seen) {
                 (None, None) => true,
-                (Some(a), Some(b)) => {
-                    a.full_at.is_some() || a.values.len() + b.values.len() <= MAX_TRACKED_UPRNS
-                }
+                (Some(a), Some(b)) => a.full_at.is_some() || a.kept + b.kept <= MAX_TRACKED_UPRNS,
                 _ => false,
             },
             _ => false,
@@ -490,6 +498,13 @@ impl RulesRunner {
         match (self, later) {
             (RulesRunner::Inline(a), RulesRunner::Inline(b)) => a.can_absorb(b),
             _ => false,
+        }
+    }
+
+    /// [`RowRules::settle`], for rules run here.
+    pub fn settle(&mut self) {
+        if let RulesRunner::Inline(rules) = self {
+            rules.settle();
         }
     }
 
@@ -859,22 +874,35 @@ fn is_scientific(value: &[u8]) -> bool {
 
 /// The UPRNs seen in a column whose UPRNs should be unique, to count repeats at the end.
 ///
-/// A sorted vector rather than a hash set: 8 bytes a UPRN instead of about 18 (a set's spare
-/// room and control bytes), and pushing is sequential; one sort at the end finds the repeats.
+/// Sorted vectors rather than a hash set: 8 bytes a UPRN instead of about 18 (a set's spare
+/// room and control bytes), and pushing is sequential; sorting at the end finds the repeats.
+/// A file read in parts ([`crate::checks::parts`]) keeps each part's values as its thread
+/// sorted them, and the repeats are counted over all of them merged, without one vector of all.
 #[derive(Debug, Default)]
 struct UprnSet {
+    /// The values of the rows read here.
     values: Vec<u64>,
+    /// Those of the parts joined to these ([`Self::absorb`]), each sorted ([`Self::settle`]).
+    joined: Vec<Vec<u64>>,
+    /// How many values are kept in all.
+    kept: usize,
     /// The row whose UPRN was the first not kept, once [`MAX_TRACKED_UPRNS`] were.
     full_at: Option<u64>,
 }
 
 impl UprnSet {
     fn add(&mut self, row: u64, n: u64) {
-        if self.values.len() < MAX_TRACKED_UPRNS {
+        if self.kept < MAX_TRACKED_UPRNS {
             self.values.push(n);
+            self.kept += 1;
         } else if self.full_at.is_none() {
             self.full_at = Some(row);
         }
+    }
+
+    /// Sorts the values read here, on the thread that read them, before they are joined.
+    fn settle(&mut self) {
+        self.values.sort_unstable();
     }
 
     /// Adds the UPRNs of `later`, read after these; `before` rows came before its first.
@@ -882,8 +910,10 @@ impl UprnSet {
         if self.full_at.is_some() {
             return;
         }
-        debug_assert!(self.values.len() + later.values.len() <= MAX_TRACKED_UPRNS);
-        self.values.extend_from_slice(&later.values);
+        debug_assert!(self.kept + later.kept <= MAX_TRACKED_UPRNS);
+        self.kept += later.kept;
+        self.joined.push(later.values);
+        self.joined.extend(later.joined);
         self.full_at = later.full_at.map(|row| row + before);
     }
 
@@ -891,20 +921,64 @@ impl UprnSet {
     /// few (smallest) of those.
     fn repeats(mut self) -> (u64, u64, Vec<u64>) {
         self.values.sort_unstable();
-        let (mut extra, mut distinct, mut examples) = (0u64, 0u64, Vec::new());
-        for (i, pair) in self.values.windows(2).enumerate() {
-            if pair[0] == pair[1] {
-                extra += 1;
-                if i == 0 || self.values[i - 1] != pair[0] {
-                    distinct += 1;
-                    if examples.len() < EXAMPLES {
-                        examples.push(pair[0]);
-                    }
+        if self.joined.is_empty() {
+            return count_repeats(self.values);
+        }
+        let mut runs = self.joined;
+        runs.push(self.values);
+        runs.retain(|run| !run.is_empty());
+        for run in &mut runs {
+            // Already sorted by the thread that read it: one pass to tell.
+            run.sort_unstable();
+        }
+        runs.sort_by_key(|run| run[0]);
+        if runs.windows(2).all(|w| w[0][w[0].len() - 1] <= w[1][0]) {
+            // Runs that follow one another (a file in UPRN order): merged by going through them.
+            return count_repeats(runs.into_iter().flatten());
+        }
+        count_repeats(merged(runs))
+    }
+}
+
+/// [`UprnSet::repeats`] of values in ascending order.
+fn count_repeats(sorted: impl IntoIterator<Item = u64>) -> (u64, u64, Vec<u64>) {
+    let (mut extra, mut distinct, mut examples) = (0u64, 0u64, Vec::new());
+    let mut last = None;
+    let mut repeated = false;
+    for n in sorted {
+        if last == Some(n) {
+            extra += 1;
+            if !repeated {
+                repeated = true;
+                distinct += 1;
+                if examples.len() < EXAMPLES {
+                    examples.push(n);
                 }
             }
+        } else {
+            last = Some(n);
+            repeated = false;
         }
-        (extra, distinct, examples)
     }
+    (extra, distinct, examples)
+}
+
+/// The values of sorted `runs`, in ascending order.
+fn merged(runs: Vec<Vec<u64>>) -> impl Iterator<Item = u64> {
+    use std::cmp::Reverse;
+    let mut iters: Vec<std::vec::IntoIter<u64>> = runs.into_iter().map(Vec::into_iter).collect();
+    let mut heads: std::collections::BinaryHeap<Reverse<(u64, usize)>> = iters
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, it)| it.next().map(|n| Reverse((n, i))))
+        .collect();
+    std::iter::from_fn(move || {
+        let Reverse((n, i)) = heads.pop()?;
+        if let Some(next) = iters[i].next() {
+            heads.push(Reverse((next, i)));
+        }
+        Some(n)
+    })
 }
 
 /// The UPRN checks of one column.
@@ -951,6 +1025,12 @@ impl UprnColumn {
         };
         if let Some(tally) = tally {
             tally.add(row, &String::from_utf8_lossy(value));
+        }
+    }
+
+    fn settle(&mut self) {
+        if let Some(seen) = &mut self.seen {
+            seen.settle();
         }
     }
 
@@ -1440,6 +1520,46 @@ mod tests {
         assert!(p[0]
             .message
             .contains("(1 UPRN appears more than once; for example 1)"));
+    }
+
+    proptest::proptest! {
+        /// UPRNs read in parts and joined count the same repeats as read in one go, whether
+        /// the parts' values interleave or follow one another.
+        #[test]
+        fn joined_parts_count_the_same_repeats(
+            values in proptest::collection::vec(0u64..300, 0..400),
+            cuts in proptest::collection::vec(0usize..400, 0..6),
+            in_order in proptest::bool::ANY,
+        ) {
+            let mut values = values;
+            if in_order {
+                values.sort_unstable();
+            }
+            let mut one = UprnSet::default();
+            for (row, &n) in values.iter().enumerate() {
+                one.add(row as u64 + 2, n);
+            }
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(values.len())).collect();
+            cuts.sort_unstable();
+            cuts.push(values.len());
+            let mut parts = Vec::new();
+            let mut from = 0;
+            for cut in cuts {
+                let mut part = UprnSet::default();
+                for (row, &n) in values[from..cut].iter().enumerate() {
+                    part.add(row as u64 + 1, n);
+                }
+                part.settle();
+                parts.push((from as u64 + 1, part));
+                from = cut;
+            }
+            let mut parts = parts.into_iter();
+            let (_, mut joined) = parts.next().expect("one part at least");
+            for (before, part) in parts {
+                joined.absorb(part, before);
+            }
+            proptest::prop_assert_eq!(joined.repeats(), one.repeats());
+        }
     }
 
     #[test]
