@@ -200,7 +200,12 @@ pub fn main() -> ExitCode {
 
 /// An input of `check`: a file, or stdin.
 enum Input {
-    File { key: String, file: File, len: u64 },
+    File {
+        key: String,
+        path: PathBuf,
+        file: File,
+        len: u64,
+    },
     Stdin,
 }
 
@@ -230,6 +235,7 @@ fn open_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, CliError> {
             }
             Ok(Input::File {
                 key,
+                path: path.clone(),
                 file,
                 len: meta.len(),
             })
@@ -250,15 +256,21 @@ pub fn check(args: &CheckArgs) -> Result<u8, CliError> {
     let mut reports = Vec::with_capacity(inputs.len());
     for input in inputs {
         let report = match input {
-            Input::File { key, file, len } => {
+            Input::File {
+                key,
+                path,
+                file,
+                len,
+            } => {
                 let progress = progress_bar(&key, Some(len));
-                let report = checks::parts::check_file(&key, &file, len, options.clone(), |n| {
-                    progress.inc(n)
-                })
-                .map_err(|source| CliError::Read {
-                    path: crate::text::escape_control(&key),
-                    source,
-                })?;
+                let report =
+                    checks::parts::check_file(&key, &path, &file, len, options.clone(), |n| {
+                        progress.inc(n)
+                    })
+                    .map_err(|source| CliError::Read {
+                        path: crate::text::escape_control(&key),
+                        source,
+                    })?;
                 progress.finish_and_clear();
                 report
             }

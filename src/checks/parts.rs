@@ -17,6 +17,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -38,11 +39,13 @@ const BUFFER_BYTES: usize = 128 * 1024;
 /// How far past a part's nominal start a line end is looked for; none there, no cut there.
 const FIND_LINE_END: usize = 64 * 1024;
 
-/// Checks a local file of `len` bytes: in parts on two threads when the options allow a second
-/// thread (`rules_thread`), the file is large enough and `WDIV_ONE_WALK` is unset; otherwise as
-/// [`FileChecker::check_reader`] does. The report is the same either way.
+/// Checks a local file of `len` bytes, opened from `path`: in parts on two threads when the
+/// options allow a second thread (`rules_thread`), the file is large enough and
+/// `WDIV_ONE_WALK` is unset; otherwise as [`FileChecker::check_reader`] does. The report is the
+/// same either way.
 pub fn check_file<'p>(
     key: &str,
+    path: &Path,
     file: &File,
     len: u64,
     options: CheckOptions<'p>,
@@ -58,7 +61,34 @@ pub fn check_file<'p>(
     if cuts.is_empty() {
         return FileChecker::check_reader(key, Some(len), from_start(file), options, progress);
     }
-    Ok(in_parts(key, file, len, &cuts, BUFFER_BYTES, options, progress)?.0)
+    let own = reopen(path, file);
+    let second = own.as_ref().unwrap_or(file);
+    Ok(in_parts(
+        key,
+        [file, second],
+        len,
+        &cuts,
+        BUFFER_BYTES,
+        options,
+        progress,
+    )?
+    .0)
+}
+
+/// The file at `path` opened again, when it is still `file`: the second thread reads through
+/// its own descriptor, so the kernel sees each thread's reads as one sequential stream and reads
+/// ahead for each (parts of a file no longer cached are then read in large pieces).
+fn reopen(path: &Path, file: &File) -> Option<File> {
+    let again = File::open(path).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let (a, b) = (file.metadata().ok()?, again.metadata().ok()?);
+        if (a.dev(), a.ino()) != (b.dev(), b.ino()) {
+            return None;
+        }
+    }
+    Some(again)
 }
 
 /// Where to cut a file of `len` bytes into parts of about `every` bytes: just after the first
@@ -141,18 +171,20 @@ impl<'p> Parts<'p> {
     }
 }
 
-/// Checks `file` cut at `cuts` (increasing, each just after a line feed), reading `buffer`
-/// bytes at a time; also says how many parts after the first were joined (rather than read
-/// again by the first thread).
+/// Checks a file cut at `cuts` (increasing, each just after a line feed), reading `buffer`
+/// bytes at a time: the first thread through `files[0]`, the second through `files[1]` (the
+/// same file). Also says how many parts after the first were joined (rather than read again by
+/// the first thread).
 fn in_parts<'p>(
     key: &str,
-    file: &File,
+    files: [&File; 2],
     len: u64,
     cuts: &[u64],
     buffer: usize,
     mut options: CheckOptions<'p>,
     mut progress: impl FnMut(u64),
 ) -> io::Result<(FileReport, usize)> {
+    let [file, second] = files;
     // Each part applies its rules as it walks.
     options.rules_thread = false;
     let mut checker = match FileChecker::begin(key, Some(len), options) {
@@ -208,7 +240,7 @@ fn in_parts<'p>(
                 other = Some(
                     std::thread::Builder::new()
                         .name("parts".into())
-                        .spawn_scoped(scope, move || parts.work(file, &mut vec![0; buffer]))?,
+                        .spawn_scoped(scope, move || parts.work(second, &mut vec![0; buffer]))?,
                 );
             }
         }
@@ -347,8 +379,10 @@ pub(crate) mod testing {
                 continue;
             }
             let mut seen = 0;
-            let (report, n) = in_parts(key, &file, len, &cuts, buffer, options(), |n| seen += n)
-                .expect("checked");
+            let (report, n) = in_parts(key, [&file, &file], len, &cuts, buffer, options(), |n| {
+                seen += n
+            })
+            .expect("checked");
             assert_eq!(seen, len, "progress counts every byte once");
             joined += n;
             parts += cuts.len();
@@ -542,7 +576,15 @@ mod tests {
         });
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(&bytes).unwrap();
-        let report = check_file("x.csv", &file, bytes.len() as u64, options(), |_| {}).unwrap();
+        let report = check_file(
+            "x.csv",
+            Path::new("/nonexistent/x.csv"),
+            &file,
+            bytes.len() as u64,
+            options(),
+            |_| {},
+        )
+        .unwrap();
         assert_eq!(report, whole(&bytes));
     }
 }
