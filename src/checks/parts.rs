@@ -39,6 +39,9 @@ const BUFFER_BYTES: usize = 128 * 1024;
 /// How far past a part's nominal start a line end is looked for; none there, no cut there.
 const FIND_LINE_END: usize = 64 * 1024;
 
+/// How long the second thread spins while the first reads the header, before it dozes.
+const SPIN: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Checks a local file of `len` bytes, opened from `path`: in parts on two threads when the
 /// options allow a second thread (`rules_thread`), the file is large enough and
 /// `WDIV_ONE_WALK` is unset; otherwise as [`FileChecker::check_reader`] does. The report is the
@@ -120,6 +123,8 @@ struct Part<'p> {
 struct Parts<'p> {
     waiting: Mutex<VecDeque<(usize, Part<'p>)>>,
     read: Mutex<Vec<Option<Fork<'p>>>>,
+    /// The parts after the first are in `waiting`.
+    ready: AtomicBool,
     /// A part cannot be joined, or the first part ended off a cut: take no more.
     stop: AtomicBool,
     /// Bytes read by the parts, for the progress bar.
@@ -127,6 +132,25 @@ struct Parts<'p> {
 }
 
 impl<'p> Parts<'p> {
+    /// Waits for the parts to be handed out: spinning at first, then dozing. False when they
+    /// never will be.
+    fn wait_until_ready(&self) -> bool {
+        let started = std::time::Instant::now();
+        loop {
+            if self.ready.load(Ordering::Acquire) {
+                return true;
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            if started.elapsed() < SPIN {
+                std::hint::spin_loop();
+            } else {
+                std::thread::park_timeout(std::time::Duration::from_millis(1));
+            }
+        }
+    }
+
     /// Takes the next part and reads it, until none is left or [`Parts::stop`] is set.
     fn work(&self, file: &File, buf: &mut [u8]) {
         while !self.stop.load(Ordering::Relaxed) {
@@ -195,6 +219,7 @@ fn in_parts<'p>(
     let parts = Parts {
         waiting: Mutex::new(VecDeque::new()),
         read: Mutex::new((0..cuts.len()).map(|_| None).collect()),
+        ready: AtomicBool::new(false),
         stop: AtomicBool::new(false),
         bytes: AtomicU64::new(0),
     };
@@ -209,7 +234,20 @@ fn in_parts<'p>(
     let mut at = 0u64;
     let mut checking = true;
     let forked = std::thread::scope(|scope| -> io::Result<bool> {
-        let mut other = None;
+        // Started first, so that its core is awake (an idle virtual CPU can take a millisecond or
+        // two to be woken) by the time the parts are ready.
+        let other = {
+            let parts = &parts;
+            std::thread::Builder::new()
+                .name("parts".into())
+                .spawn_scoped(scope, move || {
+                    if parts.wait_until_ready() {
+                        parts.work(second, &mut vec![0; buffer]);
+                    }
+                })
+                .ok()
+        };
+        let mut forked = false;
         // The first part, with the others handed out as soon as the header is known.
         while at < first_end {
             let want = (first_end - at).min(buffer as u64) as usize;
@@ -223,7 +261,8 @@ fn in_parts<'p>(
             if !checking {
                 break;
             }
-            if other.is_none() {
+            if !forked {
+                let Some(other) = &other else { break };
                 let Some(forks) = (0..cuts.len())
                     .map(|_| checker.fork())
                     .collect::<Option<Vec<_>>>()
@@ -236,22 +275,19 @@ fn in_parts<'p>(
                     waiting.push_back((i, Part { from, to, fork }));
                 }
                 drop(waiting);
-                let parts = &parts;
-                other = Some(
-                    std::thread::Builder::new()
-                        .name("parts".into())
-                        .spawn_scoped(scope, move || parts.work(second, &mut vec![0; buffer]))?,
-                );
+                forked = true;
+                parts.ready.store(true, Ordering::Release);
+                other.thread().unpark();
             }
         }
-        if checking && at == first_end && checker.at_record_start() {
+        if forked && checking && at == first_end && checker.at_record_start() {
             parts.work(file, &mut buf);
         } else {
             parts.stop.store(true, Ordering::Relaxed);
         }
-        let forked = other.is_some();
-        if let Some(thread) = other {
-            if let Err(panic) = thread.join() {
+        if let Some(other) = other {
+            other.thread().unpark();
+            if let Err(panic) = other.join() {
                 std::panic::resume_unwind(panic);
             }
         }
@@ -298,11 +334,20 @@ fn in_parts<'p>(
 /// Just after the first line feed at or after `offset`, if one comes within
 /// [`FIND_LINE_END`] bytes and before the end of the file.
 fn line_end_after(file: &File, offset: u64) -> io::Result<Option<u64>> {
-    let mut buf = vec![0; FIND_LINE_END];
-    let n = read_at_most(file, &mut buf, offset)?;
-    Ok(memchr::memchr(b'\n', &buf[..n])
-        .map(|i| offset + i as u64 + 1)
-        .filter(|&cut| cut < offset + n as u64))
+    // A row is seldom longer than 4 KB: that much is read first.
+    let mut buf = vec![0; 4096];
+    loop {
+        let n = read_at_most(file, &mut buf, offset)?;
+        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+            // Not at the file's end (a full read may have more after it).
+            let cut = offset + i as u64 + 1;
+            return Ok((cut < offset + n as u64 || n == buf.len()).then_some(cut));
+        }
+        if n < buf.len() || buf.len() >= FIND_LINE_END {
+            return Ok(None);
+        }
+        buf.resize(FIND_LINE_END, 0);
+    }
 }
 
 /// The file from its first byte, wherever its cursor is, as the parts read it.
@@ -563,6 +608,57 @@ mod tests {
         let (reports, joined, parts) = reports_in_parts("x.csv", &bytes, &plans, 4096, options);
         assert_eq!(joined, parts);
         assert_eq!(reports, vec![one.clone(), one]);
+    }
+
+    /// Where the cut goes: just after the first line feed from the offset on, however far
+    /// into the 64 KB looked at; never at the file's end.
+    #[test]
+    fn cuts_go_just_after_a_line_feed() {
+        use std::io::Write;
+        let mut bytes = vec![b'a'; 200_000];
+        for at in [4095, 20_000, 199_999] {
+            bytes[at] = b'\n';
+        }
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&bytes).unwrap();
+        assert_eq!(line_end_after(&file, 0).unwrap(), Some(4096));
+        assert_eq!(line_end_after(&file, 4096).unwrap(), Some(20_001));
+        // The next line feed is more than 64 KB on.
+        assert_eq!(line_end_after(&file, 20_001).unwrap(), None);
+        // The last byte: no part would follow.
+        assert_eq!(line_end_after(&file, 150_000).unwrap(), None);
+        assert_eq!(cuts(&file, 200_000, 4000).unwrap(), vec![4096, 20_001]);
+    }
+
+    /// A file large enough to be read in parts, through [`check_file`] with its path (so the
+    /// second thread opens it again), gets the one-walk report.
+    #[test]
+    fn a_large_file_gets_the_one_walk_report() {
+        use std::io::Write;
+        let bytes = xpress(130_000, |k, cells| {
+            if k % 40_000 == 39_999 {
+                cells[4] = format!("X{k}");
+            }
+        });
+        assert!(bytes.len() as u64 > PARTS_FROM);
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(&bytes).unwrap();
+        let path = file.path().to_owned();
+        let opened = File::open(&path).unwrap();
+        let mut seen = 0;
+        let report = check_file(
+            "x.csv",
+            &path,
+            &opened,
+            bytes.len() as u64,
+            options(),
+            |n| seen += n,
+        )
+        .unwrap();
+        assert_eq!(seen, bytes.len() as u64);
+        let one = whole(&bytes);
+        assert_eq!(codes(&one), vec![("malformed-postcode", Some(40_001))]);
+        assert_eq!(report, one);
     }
 
     /// A local file of any size gets the one-walk report through [`check_file`].
