@@ -49,10 +49,11 @@ pub struct CheckOptions<'p> {
     pub election_date: Option<Date>,
     /// Councils exempt from the 1 KB floor.
     pub size_floor_exempt: Vec<String>,
-    /// Run the row rules on a helper thread (see [`rules::RulesRunner`]): for `check` on a
-    /// machine with two cores or more. [`FileChecker::check_reader`] lends its reading thread
-    /// for them ([`spare`]); other inputs start a thread of the rules' own. The report is the
-    /// same either way.
+    /// Use a second thread: for `check` on a machine with two cores or more. A large local
+    /// file is then checked in parts, one walk per thread ([`parts::check_file`]); otherwise
+    /// the row rules run on a helper thread (see [`rules::RulesRunner`]):
+    /// [`FileChecker::check_reader`] lends its reading thread for them ([`spare`]), and other
+    /// inputs start a thread of the rules' own. The report is the same either way.
     pub rules_thread: bool,
 }
 
