@@ -474,6 +474,22 @@ impl<'p> FileChecker<'p> {
         report
     }
 
+    /// Takes the next chunk of a file read to its end: fed while `checking` (which a verdict
+    /// turns off), only counted after, so the size rule sees the real size. [`Flow::Stop`]:
+    /// stop reading, the file is past the size limit.
+    fn take(&mut self, chunk: &[u8], checking: &mut bool) -> Flow {
+        if *checking {
+            *checking = self.feed(chunk) == Flow::Continue;
+        } else {
+            self.bytes += chunk.len() as u64;
+        }
+        if self.bytes > MAX_BYTES {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+
     /// Checks a whole file from a reader, in chunks; for local files and stdin.
     ///
     /// A second thread reads while this one checks, so the copy from the kernel overlaps the
@@ -517,13 +533,7 @@ impl<'p> FileChecker<'p> {
                     break;
                 }
                 progress(n as u64);
-                if checking {
-                    checking = checker.feed(&buf[..n]) == Flow::Continue;
-                } else {
-                    // The verdict is in; count the rest so the size rule sees the real size.
-                    checker.bytes += n as u64;
-                }
-                if checker.bytes > MAX_BYTES {
+                if checker.take(&buf[..n], &mut checking) == Flow::Stop {
                     break;
                 }
                 // The reader may have stopped already (end of input): then no one needs it back.

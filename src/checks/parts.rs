@@ -317,13 +317,7 @@ fn in_parts<'p>(
             }
             at += n as u64;
             show(&mut progress, at);
-            if checking {
-                checking = checker.feed(&buf[..n]) == Flow::Continue;
-            } else {
-                // The verdict is in; count the rest so the size rule sees the real size.
-                checker.bytes += n as u64;
-            }
-            if checker.bytes > MAX_BYTES {
+            if checker.take(&buf[..n], &mut checking) == Flow::Stop {
                 break;
             }
         }
