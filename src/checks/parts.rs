@@ -195,6 +195,15 @@ impl<'p> Parts<'p> {
     }
 }
 
+/// Sets its flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Checks a file cut at `cuts` (increasing, each just after a line feed), reading `buffer`
 /// bytes at a time: the first thread through `files[0]`, the second through `files[1]` (the
 /// same file). Also says how many parts after the first were joined (rather than read again by
@@ -234,6 +243,9 @@ fn in_parts<'p>(
     let mut at = 0u64;
     let mut checking = true;
     let forked = std::thread::scope(|scope| -> io::Result<bool> {
+        // However this closure ends (a read error, a panic), the second thread stops waiting
+        // and working, so the scope's join cannot hang.
+        let _stop = StopOnDrop(&parts.stop);
         // Started first, so that its core is awake (an idle virtual CPU can take a millisecond or
         // two to be woken) by the time the parts are ready.
         let other = {
@@ -653,6 +665,17 @@ mod tests {
         let one = whole(&bytes);
         assert_eq!(codes(&one), vec![("malformed-postcode", Some(40_001))]);
         assert_eq!(report, one);
+    }
+
+    /// A read that fails ends the check with the error, and the second thread (waiting for
+    /// parts that will never come) with it: nothing hangs.
+    #[test]
+    fn a_read_error_ends_both_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_file = File::open(dir.path()).unwrap();
+        let files = [&not_a_file, &not_a_file];
+        let failed = in_parts("x.csv", files, 20_000, &[10_000], 4096, options(), |_| {});
+        assert!(failed.is_err());
     }
 
     /// A local file of any size gets the one-walk report through [`check_file`].
