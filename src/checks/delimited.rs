@@ -172,10 +172,10 @@ impl<'p> DelimitedCheck<'p> {
 
     /// Takes in `fork`, which walked the rows after these ([`Self::fork`], fed from where
     /// [`Self::at_record_start`] held): the findings are then those of one check fed every
-    /// byte. Gives `fork` back when that cannot be exact: the fork stopped (its verdict would
-    /// need the rows before it), the rules keep what cannot be joined, or this check is not at
-    /// a record's start.
-    pub fn absorb(&mut self, fork: DelimitedCheck<'p>) -> Result<(), Box<DelimitedCheck<'p>>> {
+    /// byte. False, with nothing taken in, when that cannot be exact: the fork stopped (its
+    /// verdict would need the rows before it), the rules keep what cannot be joined, or this
+    /// check is not at a record's start.
+    pub fn absorb(&mut self, fork: DelimitedCheck<'p>) -> bool {
         let joinable = self.at_record_start()
             && !fork.is_done()
             && fork.state.problems.is_empty()
@@ -183,7 +183,7 @@ impl<'p> DelimitedCheck<'p> {
             && fork.state.header_len == self.state.header_len
             && self.state.rules.can_absorb(&fork.state.rules);
         if !joinable {
-            return Err(Box::new(fork));
+            return false;
         }
         let walker = self.walker.as_mut().expect("at a record start");
         let before = walker.rows_before();
@@ -197,7 +197,7 @@ impl<'p> DelimitedCheck<'p> {
             self.state.long_rows.first = later.long_rows.first.map(|(row, n)| (row + before, n));
         }
         self.state.rules.absorb(later.rules, before);
-        Ok(())
+        true
     }
 
     /// Whether the check has stopped reading (a failing row, a NUL byte, a bad header).

@@ -343,49 +343,28 @@ impl<'p> FileChecker<'p> {
     }
 
     /// Takes in `fork`, fed every byte after those fed here: the report is then the one a
-    /// single checker fed every byte gives. Gives `fork` back when that cannot be exact.
-    fn absorb(&mut self, fork: Fork<'p>) -> Result<(), Fork<'p>> {
+    /// single checker fed every byte gives. False, with nothing taken in, when that cannot be
+    /// exact.
+    fn absorb(&mut self, fork: Fork<'p>) -> bool {
         if !self.at_record_start() {
-            return Err(fork);
+            return false;
         }
-        let Fork {
-            tracker: later_text,
-            check: later,
-            bytes,
-        } = fork;
         let Body::Delimited { text, check } = &mut self.body else {
             unreachable!("at_record_start holds only for delimited bodies");
         };
-        match (text, later_text) {
-            (Text::EightBit(tracker), Some(later_tracker)) => {
-                if let Err(later) = check.absorb(*later) {
-                    return Err(Fork {
-                        tracker: Some(later_tracker),
-                        check: later,
-                        bytes,
-                    });
-                }
-                tracker.absorb(later_tracker);
-            }
-            (Text::Utf8, None) => {
-                if let Err(later) = check.absorb(*later) {
-                    return Err(Fork {
-                        tracker: None,
-                        check: later,
-                        bytes,
-                    });
-                }
-            }
-            (_, later_text) => {
-                return Err(Fork {
-                    tracker: later_text,
-                    check: later,
-                    bytes,
-                })
-            }
+        // A fork tracks the encoding exactly when this checker does.
+        let same_text = matches!(
+            (&*text, &fork.tracker),
+            (Text::EightBit(_), Some(_)) | (Text::Utf8, None)
+        );
+        if !same_text || !check.absorb(*fork.check) {
+            return false;
         }
-        self.bytes += bytes;
-        Ok(())
+        if let (Text::EightBit(tracker), Some(later)) = (text, fork.tracker) {
+            tracker.absorb(later);
+        }
+        self.bytes += fork.bytes;
+        true
     }
 
     /// The verdict, once the body has ended (or [`Flow::Stop`] was returned).

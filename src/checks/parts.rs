@@ -312,7 +312,7 @@ fn in_parts<'p>(
         for (i, fork) in read.into_iter().enumerate() {
             let Some(fork) = fork else { break };
             let bytes = fork.bytes;
-            if checker.absorb(fork).is_err() {
+            if !checker.absorb(fork) {
                 break;
             }
             joined += 1;
