@@ -97,15 +97,19 @@ fn reopen(path: &Path, file: &File) -> Option<File> {
 /// Where to cut a file of `len` bytes into parts of about `every` bytes: just after the first
 /// line feed at or after each multiple of `every`, where one comes soon enough.
 fn cuts(file: &File, len: u64, every: u64) -> io::Result<Vec<u64>> {
+    cuts_after(file, (1..).map(|i| i * every).take_while(|&at| at < len))
+}
+
+/// The cuts just after the first line feed at or after each of `offsets` (ascending), where
+/// one comes soon enough; each further on than the last.
+fn cuts_after(file: &File, offsets: impl IntoIterator<Item = u64>) -> io::Result<Vec<u64>> {
     let mut cuts: Vec<u64> = Vec::new();
-    let mut at = every;
-    while at < len {
-        if let Some(cut) = line_end_after(file, at)? {
+    for offset in offsets {
+        if let Some(cut) = line_end_after(file, offset)? {
             if cuts.last().is_none_or(|&last| cut > last) {
                 cuts.push(cut);
             }
         }
-        at += every;
     }
     Ok(cuts)
 }
@@ -242,7 +246,7 @@ fn in_parts<'p>(
     let mut buf = vec![0; buffer];
     let mut at = 0u64;
     let mut checking = true;
-    let forked = std::thread::scope(|scope| -> io::Result<bool> {
+    let joinable = std::thread::scope(|scope| -> io::Result<bool> {
         // However this closure ends (a read error, a panic), the second thread stops waiting
         // and working, so the scope's join cannot hang.
         let _stop = StopOnDrop(&parts.stop);
@@ -292,7 +296,9 @@ fn in_parts<'p>(
                 other.thread().unpark();
             }
         }
-        if forked && checking && at == first_end && checker.at_record_start() {
+        // The parts can follow on only from the first part's cut, between two rows.
+        let joinable = forked && checking && at == first_end && checker.at_record_start();
+        if joinable {
             parts.work(file, &mut buf);
         } else {
             parts.stop.store(true, Ordering::Relaxed);
@@ -303,11 +309,11 @@ fn in_parts<'p>(
                 std::panic::resume_unwind(panic);
             }
         }
-        Ok(forked)
+        Ok(joinable)
     })?;
     // Join the parts in order, while each follows on exactly.
     let mut joined = 0;
-    if forked && checking && at == first_end {
+    if joinable {
         let read = parts.read.into_inner().expect("not poisoned");
         for (i, fork) in read.into_iter().enumerate() {
             let Some(fork) = fork else { break };
@@ -418,14 +424,7 @@ pub(crate) mod testing {
         let mut reports = Vec::new();
         let (mut joined, mut parts) = (0, 0);
         for offsets in plans {
-            let mut cuts: Vec<u64> = Vec::new();
-            for &offset in offsets {
-                if let Some(cut) = line_end_after(&file, offset).expect("read") {
-                    if cuts.last().is_none_or(|&last| cut > last) {
-                        cuts.push(cut);
-                    }
-                }
-            }
+            let cuts = cuts_after(&file, offsets.iter().copied()).expect("read");
             if cuts.is_empty() {
                 continue;
             }
