@@ -33,7 +33,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut records, mut captured_bytes) = (0u64, 0u64);
     let mut header_fields = None;
     let mut capturing = false;
-    for piece in data.chunks(512 * 1024) {
+    // The header alone first, as `check` reads it (4 KiB at a time), then 512 KiB chunks.
+    let (head, body) = data.split_at(data.len().min(4096));
+    for piece in std::iter::once(head).chain(body.chunks(512 * 1024)) {
         walker.feed(piece, &mut |event| {
             if let RecordEvent::Record {
                 fields, captured, ..

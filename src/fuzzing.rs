@@ -25,7 +25,7 @@ fn pieces(bytes: &[u8], size: usize, seed: u64) -> Vec<&[u8]> {
         x ^= x >> 7;
         x ^= x << 17;
         // Mostly small pieces, sometimes large ones.
-        let cap = if x % 8 == 0 { 70_000 } else { 17 };
+        let cap = if x.is_multiple_of(8) { 70_000 } else { 17 };
         let n = (1 + (x >> 8) as usize % cap).min(rest.len());
         let (piece, tail) = rest.split_at(n);
         out.push(piece);

@@ -174,6 +174,16 @@ trait Classify {
         }
         x.trailing_zeros()
     }
+
+    /// The `n` (at most 64) lowest bits of `x`.
+    #[inline(always)]
+    fn low_bits(x: u64, n: u32) -> u64 {
+        if n < 64 {
+            x & ((1u64 << n) - 1)
+        } else {
+            x
+        }
+    }
 }
 
 /// The baseline every target has (SSE2 on x86_64, plain code elsewhere).
@@ -194,7 +204,7 @@ struct Avx2;
 impl Classify for Avx2 {
     #[inline(always)]
     fn masks(block: &[u8], delimiter: u8) -> Masks {
-        // SAFETY: `Avx2` is only used after `is_x86_feature_detected!("avx2")` said yes.
+        // SAFETY: `Avx2` is only used after `Simd::detect` found AVX2.
         unsafe { masks_avx2(block, delimiter) }
     }
 
@@ -202,7 +212,7 @@ impl Classify for Avx2 {
     #[inline(always)]
     fn prefix_xor(x: u64) -> u64 {
         use std::arch::x86_64::*;
-        // SAFETY: as above; PCLMULQDQ is detected with AVX2 (`RecordWalker::new`).
+        // SAFETY: as above; PCLMULQDQ is detected with AVX2 (`Simd::detect`).
         unsafe {
             let product = _mm_clmulepi64_si128(_mm_set_epi64x(0, x as i64), _mm_set1_epi8(-1), 0);
             _mm_cvtsi128_si64(product) as u64
@@ -211,8 +221,60 @@ impl Classify for Avx2 {
 
     #[inline(always)]
     fn select(x: u64, k: u32) -> u32 {
-        // SAFETY: as above; BMI2 is detected with AVX2 (`RecordWalker::new`).
+        // SAFETY: as above; BMI2 is detected with AVX2 (`Simd::detect`).
         unsafe { std::arch::x86_64::_pdep_u64(1u64 << k, x).trailing_zeros() }
+    }
+
+    #[inline(always)]
+    fn low_bits(x: u64, n: u32) -> u64 {
+        // SAFETY: as above.
+        unsafe { std::arch::x86_64::_bzhi_u64(x, n) }
+    }
+}
+
+/// AVX-512 BW: one 64-byte load, and one compare straight into a mask register per byte value.
+#[cfg(target_arch = "x86_64")]
+struct Avx512;
+
+#[cfg(target_arch = "x86_64")]
+impl Classify for Avx512 {
+    #[inline(always)]
+    fn masks(block: &[u8], delimiter: u8) -> Masks {
+        // SAFETY: `Avx512` is only used after `Simd::detect` found AVX-512 F and BW.
+        unsafe { masks_avx512(block, delimiter) }
+    }
+
+    #[inline(always)]
+    fn prefix_xor(x: u64) -> u64 {
+        <Avx2 as Classify>::prefix_xor(x)
+    }
+
+    #[inline(always)]
+    fn select(x: u64, k: u32) -> u32 {
+        <Avx2 as Classify>::select(x, k)
+    }
+
+    #[inline(always)]
+    fn low_bits(x: u64, n: u32) -> u64 {
+        <Avx2 as Classify>::low_bits(x, n)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+unsafe fn masks_avx512(block: &[u8], delimiter: u8) -> Masks {
+    use std::arch::x86_64::*;
+    assert!(block.len() >= BLOCK);
+    // SAFETY: one unaligned 64-byte load inside `block`, checked to be at least 64 bytes.
+    let v = unsafe { _mm512_loadu_epi8(block.as_ptr() as *const i8) };
+    let find = |byte: u8| _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(byte as i8));
+    Masks {
+        quote: find(b'"'),
+        delim: find(delimiter),
+        lf: find(b'\n'),
+        cr: find(b'\r'),
+        nul: _mm512_testn_epi8_mask(v, v),
     }
 }
 
@@ -340,12 +402,51 @@ pub enum Capture {
     Columns(Vec<bool>),
 }
 
+/// The vector instructions a walk uses, from the least to the most: chosen once from what the
+/// CPU offers. `WDIV_NO_AVX2=1` keeps a walk to the baseline (SSE2 on x86_64), and
+/// `WDIV_NO_AVX512=1` to AVX2, to compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Simd {
+    Baseline,
+    /// AVX2 with POPCNT, BMI1, BMI2 and PCLMULQDQ.
+    Avx2,
+    /// AVX2's set, and AVX-512 F and BW.
+    Avx512,
+}
+
+impl Simd {
+    pub fn detect() -> Simd {
+        static DETECTED: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                let avx2 = std::env::var_os("WDIV_NO_AVX2").is_none()
+                    && is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("popcnt")
+                    && is_x86_feature_detected!("bmi1")
+                    && is_x86_feature_detected!("bmi2")
+                    && is_x86_feature_detected!("pclmulqdq");
+                let avx512 = avx2
+                    && std::env::var_os("WDIV_NO_AVX512").is_none()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw");
+                if avx512 {
+                    return Simd::Avx512;
+                }
+                if avx2 {
+                    return Simd::Avx2;
+                }
+            }
+            Simd::Baseline
+        })
+    }
+}
+
 /// The push-based record walker. Feed it chunks; it calls back once per record.
 pub struct RecordWalker {
     delimiter: u8,
-    /// Whether the CPU has AVX2 (x86_64 only).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    avx2: bool,
+    /// The vector instructions the walk uses.
+    simd: Simd,
     classes: [u8; 256],
     state: State,
     /// Number of the record being read (1-based; the header is row 1).
@@ -390,15 +491,7 @@ impl RecordWalker {
         classes[0] = NUL;
         RecordWalker {
             delimiter,
-            #[cfg(target_arch = "x86_64")]
-            avx2: std::env::var_os("WDIV_NO_AVX2").is_none()
-                && is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("popcnt")
-                && is_x86_feature_detected!("bmi1")
-                && is_x86_feature_detected!("bmi2")
-                && is_x86_feature_detected!("pclmulqdq"),
-            #[cfg(not(target_arch = "x86_64"))]
-            avx2: false,
+            simd: Simd::detect(),
             classes,
             state: State::StartRecord,
             row: 1,
@@ -471,7 +564,7 @@ impl RecordWalker {
     /// (see [`Self::follow`]).
     pub fn fork(&self) -> RecordWalker {
         let mut fork = RecordWalker::new(self.delimiter);
-        fork.avx2 = self.avx2;
+        fork.simd = self.simd;
         fork.set_capture(self.capture.clone());
         fork
     }
@@ -622,12 +715,14 @@ impl RecordWalker {
     where
         F: FnMut(RecordEvent<'_>) -> Flow,
     {
-        #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
-            // SAFETY: `avx2` is set only when the CPU has AVX2, POPCNT, BMI1, BMI2 and PCLMULQDQ.
-            return unsafe { self.feed_avx2(chunk, sink) };
+        match self.simd {
+            // SAFETY: `Simd::detect` chose these only when the CPU has what they enable.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { self.feed_avx512(chunk, sink) },
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => unsafe { self.feed_avx2(chunk, sink) },
+            _ => self.feed_with::<Baseline, F>(chunk, sink),
         }
-        self.feed_with::<Baseline, F>(chunk, sink)
     }
 
     /// [`Self::feed`] compiled for AVX2 (and the POPCNT, BMI1, BMI2 and PCLMULQDQ that come with
@@ -639,6 +734,16 @@ impl RecordWalker {
         F: FnMut(RecordEvent<'_>) -> Flow,
     {
         self.feed_with::<Avx2, F>(chunk, sink)
+    }
+
+    /// [`Self::feed`] with AVX-512 F and BW masks, and the rest of AVX2's set as above.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx2,popcnt,bmi1,bmi2,pclmulqdq")]
+    unsafe fn feed_avx512<F>(&mut self, chunk: &[u8], sink: &mut F)
+    where
+        F: FnMut(RecordEvent<'_>) -> Flow,
+    {
+        self.feed_with::<Avx512, F>(chunk, sink)
     }
 
     #[inline(always)]
@@ -655,9 +760,33 @@ impl RecordWalker {
         if self.field_start.is_some() {
             self.field_start = Some(0);
         }
-        while i < n {
+        'blocks: while i < n {
             let (flow, next) = if n - i >= BLOCK && self.state.is_simple() {
-                let flow = match self.fast_block::<C, F>(chunk, i, sink) {
+                let mut m = C::masks(&chunk[i..i + BLOCK], self.delimiter);
+                // Most blocks lie inside one record and hold no quote, line end or NUL: only
+                // their delimiters count. They are walked here, one after another.
+                if matches!(self.state, State::StartField | State::InField) {
+                    let mut state = self.state;
+                    while (m.quote | m.lf | m.cr | m.nul) == 0 {
+                        let d = m.delim;
+                        if d != 0 {
+                            self.fields_ended_by::<C>(chunk, i, d);
+                        }
+                        state = if d >> 63 != 0 {
+                            State::StartField
+                        } else {
+                            State::InField
+                        };
+                        i += BLOCK;
+                        if n - i < BLOCK {
+                            self.state = state;
+                            continue 'blocks;
+                        }
+                        m = C::masks(&chunk[i..i + BLOCK], self.delimiter);
+                    }
+                    self.state = state;
+                }
+                let flow = match self.fast_block::<C, F>(chunk, i, &m, sink) {
                     Fast::Done(flow) => flow,
                     Fast::Unusual => self.scalar(chunk, i, i + BLOCK, sink),
                 };
@@ -677,31 +806,23 @@ impl RecordWalker {
         }
     }
 
-    /// Walks the 64 bytes at `chunk[base..]` with bit masks: quotes, delimiters and line ends are
-    /// found for the whole block at once, and only structural bytes outside quotes are visited.
-    /// Declines (returns [`Fast::Unusual`]) whatever it cannot model exactly.
+    /// Walks the 64 bytes at `chunk[base..]`, whose masks are `m`, with bit masks: quotes,
+    /// delimiters and line ends are found for the whole block at once, and only structural
+    /// bytes outside quotes are visited. Declines (returns [`Fast::Unusual`]) whatever it cannot
+    /// model exactly.
     #[inline(always)]
-    fn fast_block<C: Classify, F>(&mut self, chunk: &[u8], base: usize, sink: &mut F) -> Fast
+    fn fast_block<C: Classify, F>(
+        &mut self,
+        chunk: &[u8],
+        base: usize,
+        m: &Masks,
+        sink: &mut F,
+    ) -> Fast
     where
         F: FnMut(RecordEvent<'_>) -> Flow,
     {
-        let m = C::masks(&chunk[base..base + BLOCK], self.delimiter);
         if m.nul != 0 {
             return Fast::Unusual;
-        }
-        // Most blocks lie inside one record and hold no quote: only their delimiters count.
-        if (m.quote | m.lf | m.cr) == 0 && matches!(self.state, State::StartField | State::InField)
-        {
-            let d = m.delim;
-            if d != 0 {
-                self.fields_ended_by::<C>(chunk, base, d);
-            }
-            self.state = if d >> 63 != 0 {
-                State::StartField
-            } else {
-                State::InField
-            };
-            return Fast::Done(Flow::Continue);
         }
         let starts_inside = self.state == State::InQuoted;
         let inside = C::prefix_xor(m.quote) ^ if starts_inside { !0 } else { 0 };
@@ -810,14 +931,12 @@ impl RecordWalker {
             self.end_field(chunk, base + C::select(d, 0) as usize);
         }
         // Bit j: column `first + 1 + j`, which starts after delimiter j, is captured.
-        let mut wanted = if first + 1 < 64 {
+        let after = if first + 1 < 64 {
             self.capture_mask >> (first + 1)
         } else {
             0
         };
-        if n < 64 {
-            wanted &= (1u64 << n) - 1;
-        }
+        let mut wanted = C::low_bits(after, n as u32);
         while wanted != 0 {
             let j = wanted.trailing_zeros();
             wanted &= wanted - 1;
@@ -1018,30 +1137,40 @@ mod tests {
     use proptest::prelude::*;
 
     /// (row, field count, captured values) for every record; NUL shows as fields = usize::MAX.
-    /// Walks with and without AVX2, each with and without kept captures, and insists all agree.
+    /// Walks with every vector set the CPU has, each with and without kept captures, and insists
+    /// all agree.
     fn walk(input: &[u8], delimiter: u8, chunk: usize) -> Vec<(u64, usize, Vec<Vec<u8>>)> {
-        let plain = on_both_paths(|avx2| walk_on(input, delimiter, chunk, avx2, false));
-        let kept = on_both_paths(|avx2| walk_on(input, delimiter, chunk, avx2, true));
+        let plain = on_every_path(|simd| walk_on(input, delimiter, chunk, simd, false));
+        let kept = on_every_path(|simd| walk_on(input, delimiter, chunk, simd, true));
         assert_eq!(plain, kept, "keeping the captures changes the walk");
         plain
     }
 
-    /// What `walk` gives with AVX2 (where the CPU has it) and without, once both agree.
-    fn on_both_paths<T: PartialEq + std::fmt::Debug>(walk: impl Fn(bool) -> T) -> T {
-        let with = walk(true);
-        assert_eq!(with, walk(false), "the AVX2 and baseline walks differ");
-        with
+    /// What `walk` gives with AVX-512 and AVX2 (where the CPU has them) and with the baseline,
+    /// once all agree.
+    fn on_every_path<T: PartialEq + std::fmt::Debug>(walk: impl Fn(Simd) -> T) -> T {
+        let baseline = walk(Simd::Baseline);
+        for simd in [Simd::Avx2, Simd::Avx512] {
+            if simd <= Simd::detect() {
+                assert_eq!(
+                    walk(simd),
+                    baseline,
+                    "the {simd:?} and baseline walks differ"
+                );
+            }
+        }
+        baseline
     }
 
     fn walk_on(
         input: &[u8],
         delimiter: u8,
         chunk: usize,
-        avx2: bool,
+        simd: Simd,
         keep: bool,
     ) -> Vec<(u64, usize, Vec<Vec<u8>>)> {
         let mut walker = RecordWalker::new(delimiter);
-        walker.avx2 &= avx2;
+        walker.simd = walker.simd.min(simd);
         if keep {
             walker.keep_captures();
             // Hand over often, so that hand-overs fall between records of every kind.
@@ -1328,8 +1457,8 @@ mod tests {
     /// Walks a header, switches the capture to `cols`, then walks `body` in chunks; with and
     /// without AVX2, insisting both agree.
     fn walk_capturing(body: &[u8], chunk: usize, cols: &[bool]) -> Vec<(usize, Vec<Vec<u8>>)> {
-        let plain = on_both_paths(|avx2| walk_capturing_on(body, chunk, cols, avx2, false));
-        let kept = on_both_paths(|avx2| walk_capturing_on(body, chunk, cols, avx2, true));
+        let plain = on_every_path(|simd| walk_capturing_on(body, chunk, cols, simd, false));
+        let kept = on_every_path(|simd| walk_capturing_on(body, chunk, cols, simd, true));
         assert_eq!(plain, kept, "keeping the captures changes the walk");
         plain
     }
@@ -1338,11 +1467,11 @@ mod tests {
         body: &[u8],
         chunk: usize,
         cols: &[bool],
-        avx2: bool,
+        simd: Simd,
         keep: bool,
     ) -> Vec<(usize, Vec<Vec<u8>>)> {
         let mut walker = RecordWalker::new(b',');
-        walker.avx2 &= avx2;
+        walker.simd = walker.simd.min(simd);
         let mut out = Vec::new();
         let mut sink = |event: RecordEvent<'_>| {
             if let RecordEvent::Record {
@@ -1407,7 +1536,7 @@ mod tests {
         assert_eq!(&input[61..65], b",\"\"\"");
         for chunk in [1, 7, 64, 1 << 20] {
             assert_eq!(
-                on_both_paths(|avx2| unclosed_quote_row(&input, chunk, avx2)),
+                on_every_path(|simd| unclosed_quote_row(&input, chunk, simd)),
                 Some(3),
                 "{chunk}-byte chunks"
             );
@@ -1415,9 +1544,9 @@ mod tests {
     }
 
     /// Where the walk says an unclosed quoted field began, walking `input` in `chunk`-byte pieces.
-    fn unclosed_quote_row(input: &[u8], chunk: usize, avx2: bool) -> Option<u64> {
+    fn unclosed_quote_row(input: &[u8], chunk: usize, simd: Simd) -> Option<u64> {
         let mut walker = RecordWalker::new(b',');
-        walker.avx2 &= avx2;
+        walker.simd = walker.simd.min(simd);
         let mut sink = |_: RecordEvent<'_>| Flow::Continue;
         for piece in input.chunks(chunk) {
             walker.feed(piece, &mut sink);
@@ -1454,9 +1583,10 @@ mod tests {
             chunk in chunking(),
         ) {
             // One byte at a time never takes the fast path: the reference.
-            let reference = unclosed_quote_row(&input, 1, false);
-            prop_assert_eq!(unclosed_quote_row(&input, chunk, true), reference);
-            prop_assert_eq!(unclosed_quote_row(&input, chunk, false), reference);
+            let reference = unclosed_quote_row(&input, 1, Simd::Baseline);
+            for simd in [Simd::Baseline, Simd::Avx2, Simd::Avx512] {
+                prop_assert_eq!(unclosed_quote_row(&input, chunk, simd), reference);
+            }
         }
 
         #[test]
