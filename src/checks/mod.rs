@@ -309,6 +309,13 @@ impl<'p> FileChecker<'p> {
     /// A check of the rows after a line end, to run on another thread while this one reads
     /// the rows before it, and then be [`Self::absorb`]ed ([`parts`]). Only 8-bit and UTF-8
     /// text can be cut: `None` for other bodies, and until the header has been read.
+    /// Says that about `bytes` more bytes are to come ([`DelimitedCheck::expect_bytes`]).
+    fn expect_bytes(&mut self, bytes: u64) {
+        if let Body::Delimited { check, .. } = &mut self.body {
+            check.expect_bytes(bytes);
+        }
+    }
+
     fn fork(&self) -> Option<Fork<'p>> {
         let Body::Delimited { text, check } = &self.body else {
             return None;
@@ -537,6 +544,11 @@ impl Fork<'_> {
     /// Readies the fork, once fed, to be joined (on the thread that fed it).
     fn settle(&mut self) {
         self.check.settle();
+    }
+
+    /// Says that about `bytes` bytes are to come ([`DelimitedCheck::expect_bytes`]).
+    fn expect_bytes(&mut self, bytes: u64) {
+        self.check.expect_bytes(bytes);
     }
 
     /// Feeds the next chunk. [`Flow::Stop`] means this fork cannot be joined (its check

@@ -94,10 +94,29 @@ fn reopen(path: &Path, file: &File) -> Option<File> {
     Some(again)
 }
 
-/// Where to cut a file of `len` bytes into parts of about `every` bytes: just after the first
-/// line feed at or after each multiple of `every`, where one comes soon enough.
+/// Where to cut a file of `len` bytes into parts of about `every` bytes, and the last
+/// [`TAPER`] parts' worth into parts a quarter that size: just after the first line feed at or
+/// after each such offset, where one comes soon enough. The small parts at the end mean the
+/// thread that runs out of parts first waits for the other at most a small part's time.
 fn cuts(file: &File, len: u64, every: u64) -> io::Result<Vec<u64>> {
-    cuts_after(file, (1..).map(|i| i * every).take_while(|&at| at < len))
+    cuts_after(file, offsets(len, every))
+}
+
+/// The last this many parts' worth of a file is cut into parts a quarter the size.
+const TAPER: u64 = 3;
+
+/// The nominal offsets of [`cuts`], ascending, each inside the file.
+fn offsets(len: u64, every: u64) -> impl Iterator<Item = u64> {
+    // The large parts end at the last multiple of `every` that leaves TAPER parts' worth.
+    let start = len.saturating_sub(TAPER * every) / every * every;
+    let large = (1..)
+        .map(move |i| i * every)
+        .take_while(move |&at| at <= start);
+    let step = (every / 4).max(1);
+    let small = (1..)
+        .map(move |i| start + i * step)
+        .take_while(move |&at| at < len);
+    large.chain(small)
 }
 
 /// The cuts just after the first line feed at or after each of `offsets` (ascending), where
@@ -133,6 +152,8 @@ struct Parts<'p> {
     stop: AtomicBool,
     /// Bytes read by the parts, for the progress bar.
     bytes: AtomicU64,
+    /// The file's length when the check began.
+    len: u64,
 }
 
 impl<'p> Parts<'p> {
@@ -173,6 +194,7 @@ impl<'p> Parts<'p> {
     /// thread then reads those bytes itself.
     fn read_part(&self, file: &File, buf: &mut [u8], part: Part<'p>) -> Option<Fork<'p>> {
         let Part { from, to, mut fork } = part;
+        fork.expect_bytes(to.unwrap_or(self.len).saturating_sub(from));
         let mut at = from;
         loop {
             if self.stop.load(Ordering::Relaxed) {
@@ -235,6 +257,7 @@ fn in_parts<'p>(
         ready: AtomicBool::new(false),
         stop: AtomicBool::new(false),
         bytes: AtomicU64::new(0),
+        len,
     };
     let mut shown = 0u64;
     let mut show = |progress: &mut dyn FnMut(u64), upto: u64| {
@@ -291,6 +314,7 @@ fn in_parts<'p>(
                     waiting.push_back((i, Part { from, to, fork }));
                 }
                 drop(waiting);
+                checker.expect_bytes(first_end - at);
                 forked = true;
                 parts.ready.store(true, Ordering::Release);
                 other.thread().unpark();
@@ -613,6 +637,28 @@ mod tests {
         let (reports, joined, parts) = reports_in_parts("x.csv", &bytes, &plans, 4096, options);
         assert_eq!(joined, parts);
         assert_eq!(reports, vec![one.clone(), one]);
+    }
+
+    /// Parts of the nominal size, then quarter parts over the last three parts' worth: the
+    /// offsets ascend, stay inside the file, and leave small parts at its end.
+    #[test]
+    fn the_last_parts_are_small() {
+        const MB: u64 = 1024 * 1024;
+        for len in [8 * MB, 9 * MB, 12 * MB, 16 * MB, 149_000_000, 150 * MB] {
+            let at: Vec<u64> = offsets(len, 4 * MB).collect();
+            assert!(at.windows(2).all(|w| w[0] < w[1]), "{len}: {at:?}");
+            assert!(at.iter().all(|&o| 0 < o && o < len), "{len}: {at:?}");
+            assert!(len - at.last().unwrap() <= MB, "{len}: {at:?}");
+            let small = at.windows(2).filter(|w| w[1] - w[0] == MB).count();
+            assert!(small >= (len / MB).min(12) as usize - 2, "{len}: {at:?}");
+            if len > 20 * MB {
+                assert_eq!(at[..3], [4 * MB, 8 * MB, 12 * MB]);
+            }
+        }
+        assert_eq!(
+            offsets(100, 40).collect::<Vec<_>>(),
+            vec![10, 20, 30, 40, 50, 60, 70, 80, 90]
+        );
     }
 
     /// Where the cut goes: just after the first line feed from the offset on, however far

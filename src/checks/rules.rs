@@ -233,6 +233,18 @@ impl RowRules {
         }
     }
 
+    /// Makes room for the UPRNs of `rows` rows at most, so a part's values are not copied as
+    /// they grow: room not used is only reserved, never touched.
+    pub fn expect_rows(&mut self, rows: usize) {
+        for (_, rule) in &mut self.bound {
+            if let Bound::Uprn(uprns) = rule {
+                if let Some(seen) = &mut uprns.seen {
+                    seen.expect(rows);
+                }
+            }
+        }
+    }
+
     /// Readies these findings to be [`Self::absorb`]ed, on the thread that made them, so the
     /// thread that joins them has less to do.
     pub fn settle(&mut self) {
@@ -898,6 +910,12 @@ impl UprnSet {
         } else if self.full_at.is_none() {
             self.full_at = Some(row);
         }
+    }
+
+    /// Makes room for `more` values (up to the limit).
+    fn expect(&mut self, more: usize) {
+        self.values
+            .reserve(more.min(MAX_TRACKED_UPRNS.saturating_sub(self.kept)));
     }
 
     /// Sorts the values read here, on the thread that read them, before they are joined.
