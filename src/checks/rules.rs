@@ -940,19 +940,17 @@ impl UprnSet {
     fn repeats(mut self) -> (u64, u64, Vec<u64>) {
         self.values.sort_unstable();
         if self.joined.is_empty() {
-            return count_repeats(self.values);
+            return count_repeats_in_runs(std::slice::from_ref(&self.values));
         }
         let mut runs = self.joined;
         runs.push(self.values);
         runs.retain(|run| !run.is_empty());
-        for run in &mut runs {
-            // Already sorted by the thread that read it: one pass to tell.
-            run.sort_unstable();
-        }
+        // Each joined run was sorted by the thread that read it (`settle`).
+        debug_assert!(runs.iter().all(|run| run.is_sorted()));
         runs.sort_by_key(|run| run[0]);
         if runs.windows(2).all(|w| w[0][w[0].len() - 1] <= w[1][0]) {
             // Runs that follow one another (a file in UPRN order): merged by going through them.
-            return count_repeats(runs.into_iter().flatten());
+            return count_repeats_in_runs(&runs);
         }
         count_repeats(merged(runs))
     }
@@ -977,6 +975,47 @@ fn count_repeats(sorted: impl IntoIterator<Item = u64>) -> (u64, u64, Vec<u64>) 
             last = Some(n);
             repeated = false;
         }
+    }
+    (extra, distinct, examples)
+}
+
+/// [`count_repeats`] of `runs` that follow one another (each ascending, and none starting below
+/// the last value of the one before): a run at a time, with no branch on a value's fate but
+/// the rare one that keeps an example. This runs after both threads have ended, on every value.
+fn count_repeats_in_runs(runs: &[Vec<u64>]) -> (u64, u64, Vec<u64>) {
+    let (mut extra, mut distinct, mut examples) = (0u64, 0u64, Vec::new());
+    // The last value seen, and whether it repeated the one before it.
+    let mut last: Option<(u64, bool)> = None;
+    for run in runs.iter().filter(|run| !run.is_empty()) {
+        let mut repeating = false;
+        if let Some((n, was_repeating)) = last {
+            if n == run[0] {
+                repeating = true;
+                extra += 1;
+                if !was_repeating {
+                    distinct += 1;
+                    if examples.len() < EXAMPLES {
+                        examples.push(n);
+                    }
+                }
+            }
+        }
+        // Most runs repeat nothing: one pass that only compares neighbours tells.
+        if run[1..].iter().zip(run).filter(|(b, a)| a == b).count() == 0 {
+            last = Some((run[run.len() - 1], run.len() == 1 && repeating));
+            continue;
+        }
+        for w in run.windows(2) {
+            let repeats = w[0] == w[1];
+            let first_repeat = repeats && !repeating;
+            extra += u64::from(repeats);
+            distinct += u64::from(first_repeat);
+            if first_repeat && examples.len() < EXAMPLES {
+                examples.push(w[1]);
+            }
+            repeating = repeats;
+        }
+        last = Some((run[run.len() - 1], repeating));
     }
     (extra, distinct, examples)
 }
@@ -1577,6 +1616,31 @@ mod tests {
                 joined.absorb(part, before);
             }
             proptest::prop_assert_eq!(joined.repeats(), one.repeats());
+        }
+    }
+
+    proptest::proptest! {
+        /// Counting run by run gives what counting the values one by one does.
+        #[test]
+        fn repeats_counted_in_runs_are_those_counted_one_by_one(
+            values in proptest::collection::vec(0u64..60, 0..300),
+            cuts in proptest::collection::vec(0usize..300, 0..8),
+        ) {
+            let mut values = values;
+            values.sort_unstable();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(values.len())).collect();
+            cuts.sort_unstable();
+            cuts.push(values.len());
+            let mut runs = Vec::new();
+            let mut from = 0;
+            for cut in cuts {
+                runs.push(values[from..cut].to_vec());
+                from = cut;
+            }
+            proptest::prop_assert_eq!(
+                count_repeats_in_runs(&runs),
+                count_repeats(values.iter().copied())
+            );
         }
     }
 
