@@ -1596,19 +1596,14 @@ mod tests {
             for (row, &n) in values.iter().enumerate() {
                 one.add(row as u64 + 2, n);
             }
-            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(values.len())).collect();
-            cuts.sort_unstable();
-            cuts.push(values.len());
             let mut parts = Vec::new();
-            let mut from = 0;
-            for cut in cuts {
+            for (from, run) in cut_at(&values, cuts) {
                 let mut part = UprnSet::default();
-                for (row, &n) in values[from..cut].iter().enumerate() {
+                for (row, &n) in run.iter().enumerate() {
                     part.add(row as u64 + 1, n);
                 }
                 part.settle();
                 parts.push((from as u64 + 1, part));
-                from = cut;
             }
             let mut parts = parts.into_iter();
             let (_, mut joined) = parts.next().expect("one part at least");
@@ -1617,6 +1612,21 @@ mod tests {
             }
             proptest::prop_assert_eq!(joined.repeats(), one.repeats());
         }
+    }
+
+    /// `values` cut at `cuts` (any order, clamped to its length): each piece with where it starts.
+    fn cut_at(values: &[u64], cuts: Vec<usize>) -> Vec<(usize, &[u64])> {
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(values.len())).collect();
+        cuts.sort_unstable();
+        cuts.push(values.len());
+        let mut from = 0;
+        cuts.into_iter()
+            .map(|cut| {
+                let piece = (from, &values[from..cut]);
+                from = cut;
+                piece
+            })
+            .collect()
     }
 
     proptest::proptest! {
@@ -1628,15 +1638,8 @@ mod tests {
         ) {
             let mut values = values;
             values.sort_unstable();
-            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(values.len())).collect();
-            cuts.sort_unstable();
-            cuts.push(values.len());
-            let mut runs = Vec::new();
-            let mut from = 0;
-            for cut in cuts {
-                runs.push(values[from..cut].to_vec());
-                from = cut;
-            }
+            let runs: Vec<Vec<u64>> =
+                cut_at(&values, cuts).into_iter().map(|(_, run)| run.to_vec()).collect();
             proptest::prop_assert_eq!(
                 count_repeats_in_runs(&runs),
                 count_repeats(values.iter().copied())
