@@ -115,9 +115,6 @@ impl<'p> DelimitedCheck<'p> {
         self
     }
 
-    /// A check of the rows after a line end, to be walked on another thread and then
-    /// [`Self::absorb`]ed: once the header is read, with the same columns and rules, run here.
-    /// `None` before that, or once the check has stopped.
     /// Says that about `bytes` more bytes are to come, so the rules can make room for as many
     /// rows as they can hold (a row as wide as the header takes at least one byte a column).
     pub fn expect_bytes(&mut self, bytes: u64) {
@@ -129,6 +126,9 @@ impl<'p> DelimitedCheck<'p> {
         }
     }
 
+    /// A check of the rows after a line end, to be walked on another thread and then
+    /// [`Self::absorb`]ed: once the header is read, with the same columns and rules, run here.
+    /// `None` before that, or once the check has stopped.
     pub fn fork(&self) -> Option<DelimitedCheck<'p>> {
         let walker = self.walker.as_ref()?;
         if self.header_too_long

@@ -306,9 +306,6 @@ impl<'p> FileChecker<'p> {
         }
     }
 
-    /// A check of the rows after a line end, to run on another thread while this one reads
-    /// the rows before it, and then be [`Self::absorb`]ed ([`parts`]). Only 8-bit and UTF-8
-    /// text can be cut: `None` for other bodies, and until the header has been read.
     /// Says that about `bytes` more bytes are to come ([`DelimitedCheck::expect_bytes`]).
     fn expect_bytes(&mut self, bytes: u64) {
         if let Body::Delimited { check, .. } = &mut self.body {
@@ -316,6 +313,9 @@ impl<'p> FileChecker<'p> {
         }
     }
 
+    /// A check of the rows after a line end, to run on another thread while this one reads
+    /// the rows before it, and then be [`Self::absorb`]ed ([`parts`]). Only 8-bit and UTF-8
+    /// text can be cut: `None` for other bodies, and until the header has been read.
     fn fork(&self) -> Option<Fork<'p>> {
         let Body::Delimited { text, check } = &self.body else {
             return None;

@@ -1001,19 +1001,19 @@ fn count_repeats_in_runs(runs: &[Vec<u64>]) -> (u64, u64, Vec<u64>) {
             }
         }
         // Most runs repeat nothing: one pass that only compares neighbours tells.
-        if run[1..].iter().zip(run).filter(|(b, a)| a == b).count() == 0 {
-            last = Some((run[run.len() - 1], run.len() == 1 && repeating));
-            continue;
-        }
-        for w in run.windows(2) {
-            let repeats = w[0] == w[1];
-            let first_repeat = repeats && !repeating;
-            extra += u64::from(repeats);
-            distinct += u64::from(first_repeat);
-            if first_repeat && examples.len() < EXAMPLES {
-                examples.push(w[1]);
+        if run[1..].iter().zip(run).filter(|(b, a)| a == b).count() > 0 {
+            for w in run.windows(2) {
+                let repeats = w[0] == w[1];
+                let first_repeat = repeats && !repeating;
+                extra += u64::from(repeats);
+                distinct += u64::from(first_repeat);
+                if first_repeat && examples.len() < EXAMPLES {
+                    examples.push(w[1]);
+                }
+                repeating = repeats;
             }
-            repeating = repeats;
+        } else if run.len() > 1 {
+            repeating = false;
         }
         last = Some((run[run.len() - 1], repeating));
     }
