@@ -17,38 +17,83 @@ const EXAMPLES: usize = 5;
 /// without the one space, in any case. Raw bytes, no allocation: it runs on every row.
 pub fn is_uk_postcode(value: &[u8]) -> bool {
     let v = value.trim_ascii();
-    if v.len() < 5 || v.len() > 8 {
+    let len = v.len();
+    if !(5..=8).contains(&len) {
         return false;
     }
-    let (outward, inward) = v.split_at(v.len() - 3);
-    let outward = outward.strip_suffix(b" ").unwrap_or(outward);
-    // Outward codes: A9, A99, A9A, AA9, AA99, AA9A; the inward code is 9AA. Compared as
-    // patterns of character classes, two bits a character, so a code costs one comparison.
-    let c = |b: u8| u32::from(POSTCODE_CLASSES[usize::from(b)]);
-    let usual = match *outward {
-        [x, y] => c(x) | c(y) << 2 == pattern(&[A, D]),
-        [x, y, z] => matches!(c(x) | c(y) << 2 | c(z) << 4, ADD | ADA | AAD),
-        [w, x, y, z] => matches!(c(w) | c(x) << 2 | c(y) << 4 | c(z) << 6, AADD | AADA),
-        _ => false,
-    };
-    let inward_ok = c(inward[0]) | c(inward[1]) << 2 | c(inward[2]) << 4 == pattern(&[D, A, A]);
-    (usual && inward_ok)
+    // The value's bytes in one word, zero past its end: its first four and its last four, which
+    // overlap for fewer than eight (a byte OR itself is itself). No branch on the length, which
+    // varies from row to row.
+    let four = |at: usize| u64::from(u32::from_le_bytes(v[at..at + 4].try_into().expect("4")));
+    let word = four(0) | four(len - 4) << (8 * (len - 4));
+    // Each byte's class, two bits a byte, the first byte lowest: the value's shape as a number,
+    // compared with the twelve shapes of a postcode at once. A zero byte past the end is of no
+    // class, so a shape with a byte of no class inside the value is told by the count.
+    let (mut shape, mut classed) = (0u32, 0usize);
+    for i in 0..8 {
+        let class = u32::from(POSTCODE_CLASSES[(word >> (8 * i)) as usize & 0xFF]);
+        shape |= class << (2 * i);
+        classed += usize::from(class != 0);
+    }
+    let usual = POSTCODE_SHAPES
+        .iter()
+        .fold(false, |found, &s| found | (s == shape));
+    (usual && classed == len)
         // And the odd one out, GIR 0AA.
-        || (outward.eq_ignore_ascii_case(b"GIR") && inward.eq_ignore_ascii_case(b"0AA"))
+        || is_gir(v)
+}
+
+/// `GIR 0AA` (or `GIR0AA`), in any case.
+#[cold]
+fn is_gir(v: &[u8]) -> bool {
+    let (outward, inward) = v.split_at(v.len().saturating_sub(3));
+    let outward = outward.strip_suffix(b" ").unwrap_or(outward);
+    outward.eq_ignore_ascii_case(b"GIR") && inward.eq_ignore_ascii_case(b"0AA")
 }
 
 const A: u32 = POSTCODE_LETTER as u32;
 const D: u32 = POSTCODE_DIGIT as u32;
-const ADD: u32 = pattern(&[A, D, D]);
-const ADA: u32 = pattern(&[A, D, A]);
-const AAD: u32 = pattern(&[A, A, D]);
-const AADD: u32 = pattern(&[A, A, D, D]);
-const AADA: u32 = pattern(&[A, A, D, A]);
+const S: u32 = POSTCODE_SPACE as u32;
+
+/// The shapes of a postcode, as [`pattern`]s: the outward code (A9, A99, A9A, AA9, AA99 or
+/// AA9A), the one space or none, and the inward code, 9AA.
+static POSTCODE_SHAPES: [u32; 12] = {
+    const OUTWARD: [&[u32]; 6] = [
+        &[A, D],
+        &[A, D, D],
+        &[A, D, A],
+        &[A, A, D],
+        &[A, A, D, D],
+        &[A, A, D, A],
+    ];
+    let mut shapes = [0; 12];
+    let mut i = 0;
+    while i < 12 {
+        let outward = OUTWARD[i / 2];
+        let mut shape = [0; 8];
+        let mut n = 0;
+        while n < outward.len() {
+            shape[n] = outward[n];
+            n += 1;
+        }
+        if i % 2 == 1 {
+            shape[n] = S;
+            n += 1;
+        }
+        shape[n] = D;
+        shape[n + 1] = A;
+        shape[n + 2] = A;
+        shapes[i] = pattern(&shape);
+        i += 1;
+    }
+    shapes
+};
 
 const POSTCODE_LETTER: u8 = 1;
 const POSTCODE_DIGIT: u8 = 2;
+const POSTCODE_SPACE: u8 = 3;
 
-/// Each byte's class in a postcode: an ASCII letter, an ASCII digit, or neither (0).
+/// Each byte's class in a postcode: an ASCII letter, an ASCII digit, a space, or none (0).
 static POSTCODE_CLASSES: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut b = 0;
@@ -58,6 +103,8 @@ static POSTCODE_CLASSES: [u8; 256] = {
             POSTCODE_LETTER
         } else if byte.is_ascii_digit() {
             POSTCODE_DIGIT
+        } else if byte == b' ' {
+            POSTCODE_SPACE
         } else {
             0
         };
