@@ -175,3 +175,122 @@ fn our_fixture_cases_all_pass() {
         failures.join("\n")
     );
 }
+
+/// Opens `bytes` as Python's `open(path, encoding=label, newline="")` reads it, as WhereDoIVote's
+/// import script does with the report's `csv_encoding`: the first line, or Python's error.
+fn python_first_line(bytes: &[u8], label: &str) -> Result<String, String> {
+    use encoding_rs::{UTF_16BE, UTF_16LE, UTF_8, WINDOWS_1252};
+    let strict = |enc: &'static encoding_rs::Encoding, bytes: &[u8]| {
+        enc.decode_without_bom_handling_and_without_replacement(bytes)
+            .map(|text| text.into_owned())
+            .ok_or_else(|| format!("UnicodeDecodeError: {label}"))
+    };
+    let text = match label {
+        // Python's utf-8 keeps a byte order mark as U+FEFF; utf-8-sig strips one if present.
+        "utf-8" => strict(UTF_8, bytes)?,
+        "utf-8-sig" => strict(UTF_8, bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes))?,
+        // The utf-16 stream reader takes the byte order from the mark, and refuses a file
+        // without one.
+        "utf-16" => match bytes {
+            [0xFF, 0xFE, rest @ ..] => strict(UTF_16LE, rest)?,
+            [0xFE, 0xFF, rest @ ..] => strict(UTF_16BE, rest)?,
+            _ => return Err("UnicodeError: UTF-16 stream does not start with BOM".into()),
+        },
+        "utf-16le" => strict(UTF_16LE, bytes)?,
+        "utf-16be" => strict(UTF_16BE, bytes)?,
+        // Python's cp1252 leaves five bytes undefined.
+        "windows-1252"
+            if bytes
+                .iter()
+                .any(|b| [0x81, 0x8D, 0x8F, 0x90, 0x9D].contains(b)) =>
+        {
+            return Err("UnicodeDecodeError: cp1252".into())
+        }
+        "windows-1252" => strict(WINDOWS_1252, bytes)?,
+        "latin-1" => bytes.iter().map(|&b| b as char).collect(),
+        other => return Err(format!("LookupError: unknown encoding {other}")),
+    };
+    Ok(text.lines().next().unwrap_or_default().to_owned())
+}
+
+/// Each fixture that starts with a byte order mark, and each Democracy Counts pair where only
+/// one file has one, is read by the import script with the label `check --json` reports (a
+/// pair's stations file's label for both, the file with fewer rows): its first header name has
+/// no U+FEFF. A pair file that no shared label reads is the one the report warns about.
+#[test]
+fn each_file_with_a_byte_order_mark_is_read_by_the_import_with_its_reported_label() {
+    let uploads = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/uploads");
+    let uploads_of = [
+        vec!["encoding/utf8-bom.csv"],
+        vec!["encoding/utf16le-bom.csv"],
+        vec!["encoding/utf16be-bom.tsv"],
+        vec!["encoding/utf16le-no-bom.csv"],
+        vec!["encoding/windows-1252.tsv"],
+        vec!["encoding/latin-1.csv"],
+        vec![
+            "democracy-counts/bom-stations.csv",
+            "democracy-counts/plain-districts.csv",
+        ],
+        vec![
+            "democracy-counts/plain-stations.csv",
+            "democracy-counts/bom-districts.csv",
+        ],
+        vec![
+            "democracy-counts/utf16-bom-stations.csv",
+            "democracy-counts/utf16-plain-districts.csv",
+        ],
+    ];
+    let mut labels_seen = Vec::new();
+    for files in uploads_of {
+        let out = Command::new(binary())
+            .args(["check", "--json"])
+            .args(files.iter().map(|f| uploads.join(f)))
+            .output()
+            .expect("the binary runs");
+        assert_eq!(out.status.code(), Some(0), "{files:?}: {out:?}");
+        let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let reports = report["file_set"].as_array().expect("file_set");
+        let stations = reports
+            .iter()
+            .min_by_key(|r| r["csv_rows"].as_u64())
+            .expect("a file");
+        let import_label = stations["csv_encoding"].as_str().expect("a label");
+        for (file, r) in files.iter().zip(reports) {
+            let bytes = std::fs::read(uploads.join(file)).unwrap();
+            let label = r["csv_encoding"].as_str().unwrap();
+            labels_seen.push(format!("{file}: {label}"));
+            let warned = r["warnings"]
+                .as_array()
+                .is_some_and(|w| w.iter().any(|w| w.as_str().unwrap().contains("pair")));
+            let read = python_first_line(&bytes, import_label);
+            let misread = read.as_ref().map_or(true, |line| line.contains('\u{feff}'));
+            assert_eq!(misread, warned, "{file} read as {import_label}: {read:?}");
+            if !warned {
+                let own = python_first_line(&bytes, label).unwrap();
+                assert!(!own.contains('\u{feff}'), "{file} as {label}: {own:?}");
+            }
+        }
+    }
+    assert_eq!(
+        labels_seen,
+        [
+            "encoding/utf8-bom.csv: utf-8-sig",
+            "encoding/utf16le-bom.csv: utf-16",
+            "encoding/utf16be-bom.tsv: utf-16",
+            "encoding/utf16le-no-bom.csv: utf-16le",
+            "encoding/windows-1252.tsv: windows-1252",
+            "encoding/latin-1.csv: latin-1",
+            "democracy-counts/bom-stations.csv: utf-8-sig",
+            "democracy-counts/plain-districts.csv: utf-8-sig",
+            "democracy-counts/plain-stations.csv: utf-8-sig",
+            "democracy-counts/bom-districts.csv: utf-8-sig",
+            "democracy-counts/utf16-bom-stations.csv: utf-16",
+            "democracy-counts/utf16-plain-districts.csv: utf-16le",
+        ]
+    );
+    // What the old labels did: the mark stays in the first header name.
+    let bom = std::fs::read(uploads.join("encoding/utf8-bom.csv")).unwrap();
+    assert!(python_first_line(&bom, "utf-8")
+        .unwrap()
+        .starts_with('\u{feff}'));
+}

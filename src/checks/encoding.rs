@@ -28,6 +28,18 @@ impl Encoding {
         }
     }
 
+    /// The label the report gives (`csv_encoding`): a codec name that Python's `open(…,
+    /// encoding=label)` reads the file with, as WhereDoIVote's import script does. A file that
+    /// starts with a byte order mark gets the codec that strips it (`utf-8-sig`, `utf-16`);
+    /// with the plain name, the mark would become part of the first header name.
+    pub fn label(self, bom: bool) -> &'static str {
+        match (self, bom) {
+            (Encoding::Utf8, true) => "utf-8-sig",
+            (Encoding::Utf16Le | Encoding::Utf16Be, true) => "utf-16",
+            _ => self.name(),
+        }
+    }
+
     /// Decodes a short piece of text (a header name) for people to read.
     pub fn decode_lossy(self, bytes: &[u8]) -> String {
         match self {

@@ -149,6 +149,8 @@ pub struct FileChecker<'p> {
     bytes: u64,
     /// Bytes still to skip (a byte order mark).
     skip: usize,
+    /// Whether the file starts with a byte order mark (its label says so: [`Encoding::label`]).
+    bom: bool,
     body: Body<'p>,
     /// The thread reading the file, lent for the rules when `options.rules_thread` asks for
     /// a helper thread ([`spare`]).
@@ -173,6 +175,7 @@ impl<'p> FileChecker<'p> {
             named: named(key),
             bytes: 0,
             skip: 0,
+            bom: false,
             body: Body::Head(Vec::with_capacity(HEAD_BYTES)),
             spare: None,
         }))
@@ -204,6 +207,7 @@ impl<'p> FileChecker<'p> {
         }
         let start = encoding::sniff_start(head);
         self.skip = start.bom_len;
+        self.bom = start.bom_len > 0;
         let looks_json = matches!(
             head.iter().find(|b| !b.is_ascii_whitespace()),
             Some(b'{' | b'[')
@@ -212,7 +216,7 @@ impl<'p> FileChecker<'p> {
         if is_json {
             self.body = match start.fixed.filter(|e| *e != Encoding::Utf8) {
                 Some(enc) => {
-                    self.report.csv_encoding = enc.name().to_owned();
+                    self.report.csv_encoding = enc.label(self.bom).to_owned();
                     Body::Refused(json_not_utf8(enc))
                 }
                 None => Body::Json {
@@ -397,7 +401,7 @@ impl<'p> FileChecker<'p> {
             Body::Json { tracker, check } => {
                 let (ems, rows, found) = check.finish();
                 let encoding = tracker.finish();
-                report.csv_encoding = encoding.name().to_owned();
+                report.csv_encoding = encoding.label(self.bom).to_owned();
                 report.ems = ems.unwrap_or_else(|| UNKNOWN_EMS.to_owned());
                 report.csv_rows = rows;
                 problems.extend(found);
@@ -440,7 +444,7 @@ impl<'p> FileChecker<'p> {
                     }
                 };
                 let findings = check.finish();
-                report.csv_encoding = encoding.name().to_owned();
+                report.csv_encoding = encoding.label(self.bom).to_owned();
                 report.csv_rows = findings.rows;
                 if let Some(ems) = findings.ems {
                     report.ems = ems;
@@ -636,10 +640,64 @@ pub fn check_upload(mut file_set: Vec<FileReport>, profiles: &Profiles) -> Uploa
             file.problems = problems.into_vec();
         }
     }
+    one_label_for_a_pair(&mut file_set, profiles);
     UploadVerdict {
         email_due: crate::report::email_due(&file_set),
         file_set,
     }
+}
+
+/// WhereDoIVote's import script reads both files of a two-file upload (Democracy Counts) with
+/// one encoding: the stations file's, the one with fewer rows. When the pair is UTF-8 and only
+/// one file has a byte order mark, both get `utf-8-sig`, which reads UTF-8 with or without it.
+/// Otherwise the file the import would misread gets a warning: no Python codec reads UTF-16 both
+/// with and without a mark (`utf-16` refuses a stream without one, `utf-16le` keeps the mark in
+/// the first header name), and an 8-bit label misreads text in another.
+fn one_label_for_a_pair(file_set: &mut [FileReport], profiles: &Profiles) {
+    let [a, b] = file_set else { return };
+    let pair = a.ems == b.ems
+        && profiles
+            .by_name(&a.ems)
+            .is_some_and(|p| p.files_per_upload == 2);
+    if !pair
+        || a.csv_encoding == b.csv_encoding
+        || a.csv_encoding.is_empty()
+        || b.csv_encoding.is_empty()
+    {
+        return;
+    }
+    let shared = match (a.csv_encoding.as_str(), b.csv_encoding.as_str()) {
+        ("utf-8", "utf-8-sig") | ("utf-8-sig", "utf-8") => Some("utf-8-sig"),
+        _ => None,
+    };
+    if let Some(label) = shared {
+        a.csv_encoding = label.to_owned();
+        b.csv_encoding = label.to_owned();
+        return;
+    }
+    let (stations, other) = if b.csv_rows < a.csv_rows {
+        (b, a)
+    } else {
+        (a, b)
+    };
+    let mut problems: Problems = std::mem::take(&mut other.problems).into_iter().collect();
+    problems.push(Problem::warning(
+        "pair-encodings-differ",
+        format!(
+            "This file is {} text, but {} is {}, and WhereDoIVote imports both files of the \
+             pair as {}: please export both files from your EMS with the same settings.",
+            other.csv_encoding,
+            crate::text::quote(key_name(&stations.key)),
+            stations.csv_encoding,
+            stations.csv_encoding,
+        ),
+    ));
+    other.problems = problems.into_vec();
+}
+
+/// The file name at the end of a key.
+fn key_name(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
 }
 
 #[cfg(test)]
@@ -884,7 +942,9 @@ mod tests {
         let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
         let mut be = vec![0xFE, 0xFF];
         be.extend(text.encode_utf16().flat_map(u16::to_be_bytes));
-        for (bytes, enc) in [(le, "utf-16le"), (be, "utf-16be")] {
+        // Without a byte order mark the label names the byte order; with one, `utf-16`, the
+        // codec that reads the mark and strips it.
+        for (bytes, enc) in [(le, "utf-16le"), (be, "utf-16")] {
             for chunk in [1, 3, 4096] {
                 let r = check_bytes("dc.csv", &bytes, chunk, None);
                 assert_eq!(r.csv_encoding, enc);
@@ -901,7 +961,49 @@ mod tests {
         bytes.extend(padded_csv("ElectionDate,b,c", "23/05/2019,2,3", 100).bytes());
         let r = check_bytes("x.csv", &bytes, 2, None);
         assert_eq!(r.ems, "Xpress DC");
-        assert_eq!(r.csv_encoding, "utf-8");
+        // The label WhereDoIVote's import script opens the file with: `utf-8` would keep the
+        // mark in the first header name.
+        assert_eq!(r.csv_encoding, "utf-8-sig");
+    }
+
+    #[test]
+    fn a_democracy_counts_pair_gets_one_label_that_reads_both_files() {
+        let dc = |key: &str, rows: u64, encoding: &str| {
+            let mut r = FileReport::new(key);
+            r.ems = "Democracy Counts".into();
+            r.csv_rows = rows;
+            r.csv_encoding = encoding.into();
+            r
+        };
+        let p = Profiles::embedded();
+        let labels = |v: &UploadVerdict| -> Vec<String> {
+            v.file_set.iter().map(|f| f.csv_encoding.clone()).collect()
+        };
+        for (a, b) in [("utf-8-sig", "utf-8"), ("utf-8", "utf-8-sig")] {
+            let v = check_upload(vec![dc("u/s.csv", 10, a), dc("u/d.csv", 20, b)], p);
+            assert_eq!(labels(&v), ["utf-8-sig", "utf-8-sig"]);
+            assert!(v.file_set.iter().all(|f| f.problems.is_empty()));
+        }
+        // No label reads both: the file the import would misread is warned, labels kept.
+        let v = check_upload(
+            vec![dc("u/d.csv", 20, "utf-16le"), dc("u/s.csv", 10, "utf-16")],
+            p,
+        );
+        assert_eq!(labels(&v), ["utf-16le", "utf-16"]);
+        assert!(v.file_set[1].problems.is_empty());
+        let warning = &v.file_set[0].problems[0];
+        assert_eq!(warning.code, "pair-encodings-differ");
+        assert_eq!(
+            warning.message,
+            "This file is utf-16le text, but \"s.csv\" is utf-16, and WhereDoIVote imports \
+             both files of the pair as utf-16: please export both files from your EMS with the \
+             same settings."
+        );
+        assert!(v.all_valid());
+        // One-file uploads keep their label.
+        let mut one = dc("u/x.csv", 10, "utf-8-sig");
+        one.ems = "Xpress DC".into();
+        assert_eq!(labels(&check_upload(vec![one], p)), ["utf-8-sig"]);
     }
 
     #[test]
