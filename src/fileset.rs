@@ -11,6 +11,7 @@ use crate::report::{FileReport, Problem};
 use crate::storage::ObjectInfo;
 use crate::text;
 use crate::upload::{served_type, Upload, ACCEPTED_TYPES};
+use crate::vocab::WDIV_MAX_KEY_CHARS;
 
 /// Problem codes of refused files.
 pub const BAD_NAME: &str = "bad-file-name";
@@ -18,6 +19,23 @@ pub const BAD_TYPE: &str = "file-type-not-accepted";
 pub const IN_FOLDER: &str = "file-in-folder";
 pub const TOO_MANY_FILES: &str = "too-many-files";
 pub const TOO_MANY_BYTES: &str = "upload-too-large";
+pub const NAME_TOO_LONG: &str = "file-name-too-long";
+
+/// The codes of the problems that refuse a file unread.
+pub const REFUSED_CODES: [&str; 6] = [
+    BAD_NAME,
+    BAD_TYPE,
+    IN_FOLDER,
+    TOO_MANY_FILES,
+    TOO_MANY_BYTES,
+    NAME_TOO_LONG,
+];
+
+/// Whether `file` was refused unread here (so no bytes of it were checked).
+pub fn was_refused(file: &FileReport) -> bool {
+    file.errors()
+        .any(|p| REFUSED_CODES.contains(&p.code.as_str()))
+}
 
 /// The most characters of a file name a message shows.
 const NAME_CHARS: usize = 100;
@@ -75,7 +93,7 @@ pub fn admit(upload: &Upload, listing: Vec<ObjectInfo>, limits: Limits) -> Vec<E
         .into_iter()
         .map(|object| {
             let name = object.key.strip_prefix(&folder).unwrap_or(&object.key);
-            match name_problem(name) {
+            match name_problem(name).or_else(|| length_problem(&folder, name)) {
                 Some(problem) => refused(&object.key, problem),
                 None => Entry::Check(object),
             }
@@ -145,6 +163,24 @@ pub fn name_problem(name: &str) -> Option<Problem> {
     None
 }
 
+/// A file name too long for WhereDoIVote to store its key (`{folder}{name}`): the site would
+/// refuse the whole report, and the upload would stay pending with no word to the officer.
+fn length_problem(folder: &str, name: &str) -> Option<Problem> {
+    let allowed = WDIV_MAX_KEY_CHARS.saturating_sub(folder.chars().count());
+    let length = name.chars().count();
+    (length > allowed).then(|| {
+        Problem::error(
+            NAME_TOO_LONG,
+            format!(
+                "The file name \"{}\" is {length} characters long; names of files in this \
+                 upload can be at most {allowed} characters. Rename the file to a shorter name \
+                 and upload it again.",
+                text::escape_control(&text::truncate_chars(name, NAME_CHARS))
+            ),
+        )
+    })
+}
+
 fn refused(key: &str, problem: Problem) -> Entry {
     // The report names the file as people can read it: hidden characters escaped.
     let mut report = FileReport::new(text::escape_control(key));
@@ -192,6 +228,32 @@ mod tests {
                 Entry::Refused(r) => r.problems[0].code.as_str(),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_name_whose_key_the_site_cannot_store_is_refused_naming_the_longest_allowed() {
+        // The prefix and its slash take 39 characters of the site's 255.
+        assert_eq!(PREFIX.len() + 1, 39);
+        let fits = format!("{}.csv", "a".repeat(212));
+        let long = format!("{}.csv", "a".repeat(213));
+        let entries = admit(
+            &upload(),
+            vec![object(&fits, 5000), object(&long, 5000)],
+            LIMITS,
+        );
+        assert_eq!(codes(&entries), ["check", NAME_TOO_LONG]);
+        let Entry::Refused(report) = &entries[1] else {
+            unreachable!()
+        };
+        let message = &report.problems[0].message;
+        assert!(message.contains("is 217 characters long"), "{message}");
+        assert!(message.contains("at most 216 characters"), "{message}");
+        // Characters, as the site counts them, not bytes.
+        let welsh = format!("{}.csv", "ŵ".repeat(212));
+        assert_eq!(
+            codes(&admit(&upload(), vec![object(&welsh, 5000)], LIMITS)),
+            ["check"]
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! HTTP to WDIV (and, later, other services): timeouts on every call, bounded retries with
-//! backoff on 5xx, throttling (429) and transport failures. Errors name the URL, masked by
+//! HTTP to WDIV (the webhook, council names): timeouts on every call, bounded retries with
+//! backoff on 5xx, throttling (429) and transport failures, no redirect followed, and never more
+//! than [`MAX_ERROR_BODY_BYTES`] of an error answer read. Errors name the URL, masked by
 //! [`redact_url`], never a token.
 
 use std::time::Duration;
@@ -10,6 +11,8 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 pub const ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// The most of an error answer's body that is read (and shown, cut to 200 characters).
+pub const MAX_ERROR_BODY_BYTES: usize = 4 * 1024;
 
 /// Why a call failed, after retries where retrying made sense.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +23,18 @@ pub enum HttpError {
         url: String,
         status: u16,
         body: String,
+    },
+    /// A 3xx: redirects are not followed (a POST would become a GET with no body, or go to
+    /// another origin), so the URL in the setting is wrong.
+    #[error(
+        "{what}: {url} answered HTTP {status}, a redirect to {location}; redirects are not \
+         followed: set the URL it redirects to"
+    )]
+    Redirect {
+        what: &'static str,
+        url: String,
+        status: u16,
+        location: String,
     },
     #[error("{what}: cannot reach {url} ({detail})")]
     Transport {
@@ -34,15 +49,18 @@ fn excerpt(body: &str) -> String {
     if body.is_empty() {
         return String::new();
     }
-    let cut: String = body.chars().take(200).collect();
-    format!(": {cut}")
+    format!(
+        ": {}",
+        crate::text::one_line(&crate::text::truncate_chars(body, 200))
+    )
 }
 
-/// The client every call shares: rustls, timeouts, and our name.
+/// The client every call shares: rustls, timeouts, our name, and no redirects followed.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(20))
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("wdiv-s3-trigger/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("the HTTP client's settings are valid")
@@ -57,6 +75,7 @@ impl HttpError {
     pub fn is_transient(&self) -> bool {
         match self {
             HttpError::Status { status, .. } => StatusCode::from_u16(*status).is_ok_and(transient),
+            HttpError::Redirect { .. } => false,
             HttpError::Transport { .. } => true,
         }
     }
@@ -117,12 +136,39 @@ pub async fn send(
     url: &str,
     build: impl Fn() -> RequestBuilder,
 ) -> Result<Response, HttpError> {
+    send_accepting(what, url, |status| status.is_success(), build).await
+}
+
+/// [`send`], where `accept` says which statuses are a final answer, returned as they are and
+/// never retried (a 2xx always is).
+pub async fn send_accepting(
+    what: &'static str,
+    url: &str,
+    accept: impl Fn(StatusCode) -> bool,
+    build: impl Fn() -> RequestBuilder,
+) -> Result<Response, HttpError> {
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 1;
     loop {
         let last = attempt == ATTEMPTS;
         match build().send().await {
-            Ok(response) if response.status().is_success() => return Ok(response),
+            Ok(response) if response.status().is_success() || accept(response.status()) => {
+                return Ok(response)
+            }
+            Ok(response) if response.status().is_redirection() => {
+                let location = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .map_or("(no Location)".to_owned(), |l| {
+                        redact_url(&String::from_utf8_lossy(l.as_bytes()))
+                    });
+                return Err(HttpError::Redirect {
+                    what,
+                    url: redact_url(url),
+                    status: response.status().as_u16(),
+                    location: crate::text::one_line(&crate::text::truncate_chars(&location, 200)),
+                });
+            }
             Ok(response) if transient(response.status()) && !last => {
                 let wait = retry_after(&response).unwrap_or(backoff);
                 tracing::info!(
@@ -136,7 +182,7 @@ pub async fn send(
             }
             Ok(response) => {
                 let status = response.status().as_u16();
-                let body = response.text().await.unwrap_or_default();
+                let body = read_prefix(response, MAX_ERROR_BODY_BYTES).await;
                 return Err(HttpError::Status {
                     what,
                     url: redact_url(url),
@@ -171,6 +217,22 @@ fn retry_after(response: &Response) -> Option<Duration> {
         .parse()
         .ok()?;
     Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
+/// The first `limit` bytes of a body (what arrives before a transport error), as text: an
+/// error answer is read only as far as a message shows it.
+pub async fn read_prefix(mut response: Response, limit: usize) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(limit - bytes.len());
+                bytes.extend_from_slice(&chunk[..take]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Why a body could not be read.

@@ -51,6 +51,63 @@ pub fn content_id(report: &UploadReport) -> String {
         .collect()
 }
 
+/// Says that staff accepted an upload (`.wdiv-s3-trigger/overridden/{prefix}.json`): a late
+/// run of the upload's original, failing content (Lambda's retry, `replay`) then sends nothing,
+/// so the site never hears "failed" after "accepted".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverrideMarker {
+    pub prefix: String,
+    /// The content staff accepted, as it was before the override ([`content_id`]).
+    pub content_id: String,
+    pub by: String,
+    pub at: String,
+}
+
+fn marker_key(prefix: &str) -> String {
+    format!("{INTERNAL_PREFIX}overridden/{prefix}.json")
+}
+
+/// Writes `marker`, unless one is there already (the first override's stands).
+pub async fn mark_overridden(
+    storage: &dyn Storage,
+    bucket: &str,
+    marker: &OverrideMarker,
+) -> Result<(), StorageError> {
+    let body = Bytes::from(serde_json::to_vec_pretty(marker).expect("a marker serializes"));
+    let key = marker_key(&marker.prefix);
+    match storage
+        .put(
+            bucket,
+            &key,
+            body,
+            "application/json",
+            PutCondition::IfAbsent,
+        )
+        .await
+    {
+        Ok(_) | Err(StorageError::ConditionFailed { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The override marker of `report`'s upload, when staff accepted this very content. A marker
+/// that is not one (the bucket can be written by others) is ignored.
+pub async fn overridden(
+    storage: &dyn Storage,
+    bucket: &str,
+    report: &UploadReport,
+) -> Result<Option<OverrideMarker>, StorageError> {
+    let prefix = report.prefix();
+    let Small::Read(_, bytes) =
+        read_small(storage, bucket, &marker_key(&prefix), 64 * 1024).await?
+    else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice::<OverrideMarker>(&bytes)
+        .ok()
+        .filter(|m| m.prefix == prefix && m.content_id == content_id(report)))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error(transparent)]

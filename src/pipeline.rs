@@ -268,6 +268,30 @@ async fn carry_out(
         wait,
     )
     .await?;
+    // Checked under the lease, which an override waits for once its marker is written: a run of
+    // the failing content either finished before the override, or sees its marker.
+    if !report.all_valid() && report.extra.staff_override.is_none() {
+        let bucket = &services.settings.temp_bucket;
+        if let Some(marker) = crate::ledger::overridden(services.storage(), bucket, report).await? {
+            ledger.release().await?;
+            let why = format!(
+                "not sent: staff accepted this upload by override ({}, {}), so its failing \
+                 report is not sent again",
+                crate::text::bounded_label(&marker.by, 100),
+                crate::text::bounded_label(&marker.at, 40)
+            );
+            tracing::info!("{why}");
+            return Ok(plan
+                .steps
+                .iter()
+                .map(|step| match &step.disposition {
+                    Disposition::Do => StepResult::Skipped(why.clone()),
+                    Disposition::Skip(w) => StepResult::Skipped(w.clone()),
+                    Disposition::Preview(w) => StepResult::Previewed(w.clone()),
+                })
+                .collect());
+        }
+    }
     let results = execute::execute(plan, report, clients, Some(&mut ledger)).await;
     ledger.release().await?;
     Ok(results)
@@ -275,10 +299,10 @@ async fn carry_out(
 
 /// The least time a run waits for another run's lease before giving up (and failing, so that
 /// Lambda retries it later).
-const MIN_LEASE_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const MIN_LEASE_WAIT: Duration = Duration::from_secs(30);
 
 /// This run's name in leases: unique per process and moment.
-fn run_id() -> String {
+pub(crate) fn run_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()

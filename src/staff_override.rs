@@ -80,18 +80,28 @@ pub enum OverrideError {
          carry it through)"
     )]
     AlreadyPasses { prefix: String },
+    #[error(
+        "refused: {prefix} holds files that no override can let through, as they are not \
+         files of an upload: {files}. Ask the council to upload again without them"
+    )]
+    RefusedFiles { prefix: String, files: String },
     #[error("refused: the payload's \"override\" must be {{\"prefix\": ..., \"reason\": ..., \"by\": ...}}: {0}")]
     Payload(String),
     #[error("cannot check the upload: {0}")]
     Pipeline(#[from] PipelineError),
     #[error("cannot keep the override's time: {0}")]
     Storage(#[from] StorageError),
+    #[error("cannot wait for a run of the upload's original content: {0}")]
+    Ledger(#[from] crate::ledger::LedgerError),
 }
 
 impl OverrideError {
     /// A refusal (the request is wrong), rather than a failure to carry it out.
     pub fn is_refusal(&self) -> bool {
-        !matches!(self, OverrideError::Pipeline(_) | OverrideError::Storage(_))
+        !matches!(
+            self,
+            OverrideError::Pipeline(_) | OverrideError::Storage(_) | OverrideError::Ledger(_)
+        )
     }
 }
 
@@ -219,6 +229,37 @@ async fn stable_at(
     })
 }
 
+/// Marks the upload as overridden, then waits out any run of its original content that is under
+/// way (its lease): from then on, a run of that content (Lambda's retry of the original event,
+/// `replay`) sends nothing, so the site never hears "failed" after the override's "accepted".
+async fn mark_and_wait(
+    services: &Services,
+    original: &UploadReport,
+    by: &str,
+    at: &str,
+) -> Result<(), OverrideError> {
+    let settings = &services.settings;
+    let marker = crate::ledger::OverrideMarker {
+        prefix: original.prefix(),
+        content_id: crate::ledger::content_id(original),
+        by: by.to_owned(),
+        at: at.to_owned(),
+    };
+    crate::ledger::mark_overridden(services.storage(), &settings.temp_bucket, &marker).await?;
+    let lease = std::time::Duration::from_secs(settings.lease_seconds);
+    let held = crate::ledger::Ledger::acquire(
+        services.storage(),
+        &settings.temp_bucket,
+        original,
+        &pipeline::run_id(),
+        lease,
+        lease.max(pipeline::MIN_LEASE_WAIT),
+    )
+    .await?;
+    held.release().await?;
+    Ok(())
+}
+
 /// Checks the upload again, and unless the request is refused, accepts it and carries out the
 /// success path (or, on a dry run, plans it).
 pub async fn handle(
@@ -243,11 +284,37 @@ pub async fn handle(
                 .location(&settings.temp_bucket, &format!("{}/", upload.prefix)),
         });
     }
+    // A file refused unread (a folder, a type the site may not serve, a name it cannot store)
+    // has no checked bytes to copy: an override would publish what was never checked.
+    let refused: Vec<String> = report
+        .file_set
+        .iter()
+        .filter(|f| crate::fileset::was_refused(f))
+        .map(|f| {
+            let first = f.errors().next().map_or("", |p| p.message.as_str());
+            let name = f
+                .key
+                .strip_prefix(&format!("{}/", upload.prefix))
+                .unwrap_or(&f.key);
+            format!(
+                "{} ({})",
+                crate::text::quote(name),
+                crate::text::truncate_chars(first, 120)
+            )
+        })
+        .collect();
+    if !refused.is_empty() {
+        return Err(OverrideError::RefusedFiles {
+            prefix: upload.prefix,
+            files: refused.join("; "),
+        });
+    }
     if report.all_valid() {
         return Err(OverrideError::AlreadyPasses {
             prefix: upload.prefix,
         });
     }
+    let original = report.clone();
     apply(&mut report, &by, &reason);
     let at = stable_at(
         services.storage(),
@@ -258,6 +325,9 @@ pub async fn handle(
     .await?;
     if let Some(over) = report.extra.staff_override.as_mut() {
         over.at = at.clone();
+    }
+    if !settings.mode.is_dry_run() {
+        mark_and_wait(services, &original, &by, &at).await?;
     }
     let errors = report.file_set.iter().flat_map(|f| f.errors()).count();
     tracing::warn!(

@@ -73,6 +73,21 @@ pub fn truncate_bytes(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
+/// `text` cut to at most `max` characters by taking out its middle: the start and the end kept,
+/// with `…` between.
+pub fn shorten_middle(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max || max == 0 {
+        return text.chars().take(max).collect();
+    }
+    let tail = (max - 1) / 2;
+    let head = max - 1 - tail;
+    let mut out: String = text.chars().take(head).collect();
+    out.push('…');
+    out.extend(text.chars().skip(count - tail));
+    out
+}
+
 /// A value as a message quotes it: hidden characters escaped, at most [`MAX_QUOTED_CHARS`]
 /// characters, in double quotes.
 pub fn quote(value: &str) -> String {
@@ -145,6 +160,17 @@ pub fn markdown_code(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shortening_keeps_the_start_and_the_end() {
+        assert_eq!(shorten_middle("abcdefghij", 20), "abcdefghij");
+        assert_eq!(shorten_middle("abcdefghij", 5), "ab…ij");
+        assert_eq!(shorten_middle("abcdefghij", 6), "abc…ij");
+        let long = format!("E1/2024/t/{}.csv", "ŵ".repeat(300));
+        let short = shorten_middle(&long, 255);
+        assert_eq!(short.chars().count(), 255);
+        assert!(short.starts_with("E1/2024/t/ŵ") && short.ends_with("ŵ.csv"));
+    }
 
     #[test]
     fn hidden_characters_are_escaped_not_kept() {

@@ -7,6 +7,14 @@ use std::fmt;
 /// The EMS of a file no profile recognises.
 pub const UNKNOWN_EMS: &str = "unknown";
 
+/// The EMS name WhereDoIVote's upload API compares literally (its lone-file rule), as the
+/// embedded profile `checks/democracy-counts.toml` names it.
+pub const DEMOCRACY_COUNTS: &str = "Democracy Counts";
+
+/// The most characters of a key WhereDoIVote stores (`File.key`, a `CharField(max_length=255)`):
+/// it refuses a whole report holding a longer one.
+pub const WDIV_MAX_KEY_CHARS: usize = 255;
+
 /// The problem code of the upload rule that waits for a partner file (no email for it).
 pub const MISSING_FILES: &str = "missing-files";
 

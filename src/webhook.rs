@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::http::{self, HttpError};
 use crate::report::UploadReport;
-use crate::vocab::Secret;
+use crate::vocab::{Secret, WDIV_MAX_KEY_CHARS};
 
 /// The most a webhook body holds.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -34,7 +34,8 @@ impl Webhook {
         Webhook { client }
     }
 
-    /// Posts the report; returns the HTTP status.
+    /// Posts the report; returns the HTTP status. A 500 is a final answer, not retried, when
+    /// the site answers 500 after storing this report ([`site_stores_then_fails`]).
     pub async fn post(
         &self,
         url: &str,
@@ -42,7 +43,9 @@ impl Webhook {
         report: &UploadReport,
     ) -> Result<u16, HttpError> {
         let body = body(report);
-        let response = http::send("webhook", url, || {
+        let final_500 = site_stores_then_fails(report);
+        let accept = |status: reqwest::StatusCode| final_500 && status.as_u16() == 500;
+        let response = http::send_accepting("webhook", url, accept, || {
             self.client
                 .post(url)
                 .header("Authorization", format!("Token {}", token.expose()))
@@ -54,8 +57,46 @@ impl Webhook {
     }
 }
 
+/// Whether WhereDoIVote answers 500 to this report once it has it: its upload API
+/// (`UploadSerializer.create` in DemocracyClub/UK-Polling-Stations) stores the files, then
+/// raises for any file whose `csv_valid` is false, except a lone Democracy Counts file whose
+/// only error is the missing partner. An overridden report is answered the same way when the
+/// site already holds the upload's failing files: it replaces them only with a report of more
+/// files. For such a report a 500 means "stored" (or, when the report beat the upload's row,
+/// lost: the site's pending check and the failure email still reach staff), so posting it again
+/// would only mail the site's admins another traceback.
+pub fn site_stores_then_fails(report: &UploadReport) -> bool {
+    if report.extra.staff_override.is_some() {
+        return true;
+    }
+    let lone_partner_missing = matches!(
+        report.file_set.as_slice(),
+        [only] if only.ems == crate::vocab::DEMOCRACY_COUNTS
+            && only.errors_text() == crate::checks::missing_files(2, 1)
+    );
+    !lone_partner_missing && report.file_set.iter().any(|f| !f.csv_valid())
+}
+
 /// The webhook's body for `report`: all of it when it fits in [`MAX_BODY_BYTES`], else less.
 pub fn body(report: &UploadReport) -> Vec<u8> {
+    let shortened;
+    let report = match report
+        .file_set
+        .iter()
+        .any(|f| f.key.chars().count() > WDIV_MAX_KEY_CHARS)
+    {
+        // A key the site cannot store (its file was refused for it) is shortened on the wire
+        // only, so that the site stores the report and shows the refusal.
+        true => {
+            let mut copy = report.clone();
+            for file in &mut copy.file_set {
+                file.key = crate::text::shorten_middle(&file.key, WDIV_MAX_KEY_CHARS);
+            }
+            shortened = copy;
+            &shortened
+        }
+        false => report,
+    };
     let full = serde_json::to_vec(report).expect("a report serializes");
     if full.len() <= MAX_BODY_BYTES {
         return full;

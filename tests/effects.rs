@@ -453,3 +453,108 @@ async fn a_webhook_down_for_good_is_posted_once_by_the_retry() {
     assert_eq!(world.github.issues().len(), 1);
     assert_eq!(world.invalidations().await.len(), 1);
 }
+
+// WhereDoIVote's own answers (tests/fakes/wdiv.rs `Site`, upstream's `UploadSerializer.create`):
+// it stores a failing report's files, then answers 500.
+
+#[tokio::test]
+async fn an_invalid_upload_is_posted_once_in_three_runs_though_the_site_answers_500() {
+    let world = world().await;
+    let site = world.answer_as_the_site(0).await;
+    let key = world
+        .upload(
+            PREFIX,
+            "stations.csv",
+            &fixture("uploads/records/short-row-in-middle.csv"),
+        )
+        .await;
+    let first = world.run_for(&[&key]).await;
+    first.assert_code(0);
+    assert!(
+        first.stdout.contains("HTTP 500, taken as delivered"),
+        "{}",
+        first.stdout
+    );
+    // The event redelivered, and Lambda's retry: nothing more is posted.
+    world.run_for(&[&key]).await.assert_code(0);
+    world.run_for(&[&key]).await.assert_code(0);
+    assert_eq!(site.answers(), [500]);
+    assert_eq!(world.webhook_posts().await.len(), 1);
+    // The site stored the failing file, which the officer sees; staff got one email.
+    let files = site.files(PREFIX);
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["csv_valid"], false);
+    assert_eq!(world.sent_emails().await.len(), 1);
+    assert_eq!(site.pull_requests(), 0);
+}
+
+#[tokio::test]
+async fn a_passing_report_answered_500_while_the_sites_row_is_missing_is_retried_until_stored() {
+    let world = world().await;
+    let site = world.answer_as_the_site(2).await;
+    let key = valid_upload(&world).await;
+    world.run_for(&[&key]).await.assert_code(0);
+    assert_eq!(site.answers(), [500, 500, 201]);
+    assert_eq!(site.files(PREFIX).len(), 1);
+    assert_eq!(site.github_issue(PREFIX), world.github.issues()[0].html_url);
+    assert_eq!(site.pull_requests(), 1);
+}
+
+#[tokio::test]
+async fn a_lone_democracy_counts_file_is_answered_201_by_the_site_and_a_500_is_retried() {
+    let world = world().await;
+    let site = world.answer_as_the_site(1).await;
+    let key = world
+        .upload(
+            PREFIX,
+            "districts.csv",
+            &fixture("uploads/democracy-counts/districts.csv"),
+        )
+        .await;
+    world.run_for(&[&key]).await.assert_code(0);
+    // Its only error is the missing partner: upstream stores it and answers 201, so a 500
+    // means the row was missing, and the post is tried again.
+    assert_eq!(site.answers(), [500, 201]);
+    assert_eq!(site.files(PREFIX)[0]["errors"], "Expected 2 files, found 1");
+}
+
+#[tokio::test]
+async fn a_file_name_the_site_cannot_store_is_refused_and_its_report_still_reaches_the_site() {
+    let world = world().await;
+    let site = world.answer_as_the_site(0).await;
+    // The prefix and its slash take 48 of the site's 255 characters: 207 are left.
+    assert_eq!(PREFIX.len() + 1, 48);
+    let name = format!("{}.csv", "Polling stations ".repeat(13).replace(' ', "_"));
+    assert_eq!(name.len(), 225);
+    let long = format!("{}{}.csv", "x".repeat(3), &name[..name.len() - 4]);
+    assert_eq!(long.len(), 228);
+    let key = world
+        .upload(PREFIX, &long, &fixture("uploads/ems/xpress-dc.csv"))
+        .await;
+    let run = world.run_for(&[&key]).await;
+    run.assert_code(0);
+
+    // The officer is told the longest name this upload allows; the file is never copied.
+    let posts = world.webhook_posts().await;
+    assert_eq!(posts.len(), 1);
+    let file = &posts[0].0["file_set"][0];
+    let errors = file["errors"].as_str().unwrap();
+    assert!(errors.contains("is 228 characters long"), "{errors}");
+    assert!(errors.contains("at most 207 characters"), "{errors}");
+    assert_eq!(file["csv_valid"], false);
+    assert!(world.keys(&world.final_bucket).await.is_empty());
+    // On the wire only, the key is cut to what the site stores, its start and end kept.
+    let wire_key = file["key"].as_str().unwrap();
+    assert_eq!(wire_key.chars().count(), 255);
+    assert!(wire_key.starts_with(&format!("{PREFIX}/xxx")), "{wire_key}");
+    assert!(
+        wire_key.contains('…') && wire_key.ends_with("_.csv"),
+        "{wire_key}"
+    );
+    // The site stored the row, so the upload shows the error instead of staying pending.
+    assert_eq!(site.answers(), [500]);
+    assert_eq!(site.files(PREFIX)[0]["key"], wire_key);
+    // Staff's email names the full key.
+    let emails = world.sent_emails().await;
+    assert!(emails[0].text.contains(&key), "{}", emails[0].text);
+}

@@ -297,3 +297,140 @@ async fn a_direct_lambda_invocation_overrides_or_refuses() {
     assert_eq!(report["file_set"][0]["key"], key);
     assert_eq!(report["file_set"][0]["csv_valid"], true);
 }
+
+#[tokio::test]
+async fn an_override_after_the_site_stored_the_failing_report_is_posted_once_and_finishes() {
+    let world = World::with_effects().await;
+    let site = world.answer_as_the_site(0).await;
+    let key = failed_upload(&world).await;
+    assert_eq!(site.answers(), [500]);
+
+    // The site keeps its failing rows (the override's report has no more files) and answers
+    // 500: one post, taken as delivered, and every other step done.
+    let run = override_cli(&world, &[]).await;
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("the site keeps its earlier verdict"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(site.answers(), [500, 500]);
+    assert_eq!(site.files(PREFIX)[0]["csv_valid"], false);
+    assert_eq!(site.pull_requests(), 0);
+    assert_eq!(world.github.issues().len(), 1);
+    assert_eq!(
+        world.get(&world.final_bucket, &key).await.unwrap(),
+        failing_bytes()
+    );
+    assert!(world.report_json(PREFIX).await.is_some());
+    assert_eq!(world.invalidations().await.len(), 1);
+
+    // The same override again posts nothing more.
+    override_cli(&world, &[]).await.assert_code(0);
+    assert_eq!(site.answers(), [500, 500]);
+    assert_eq!(world.webhook_posts().await.len(), 2);
+}
+
+#[tokio::test]
+async fn an_override_of_an_upload_holding_refused_files_is_refused_naming_them() {
+    let world = World::with_effects().await;
+    let key = world.upload(PREFIX, "stations.csv", &failing_bytes()).await;
+    let page = world
+        .upload(PREFIX, "index.html", b"<script>alert(1)</script>")
+        .await;
+    // In a folder: its own event is refused for its key, but the listing holds it.
+    world
+        .upload(PREFIX, "old/stations.csv", &failing_bytes())
+        .await;
+    world.run_for(&[&key, &page]).await.assert_code(0);
+
+    let run = override_cli(&world, &[]).await;
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(&format!(
+            "refused: {PREFIX} holds files that no override can let through"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run
+        .stderr
+        .contains("\"index.html\" (Files of type .html are not accepted"));
+    assert!(run.stderr.contains("\"old/stations.csv\" (The file"));
+    assert!(run
+        .stderr
+        .contains("Ask the council to upload again without them"));
+    // Nothing was done: no issue, no copy, only the original run's webhook post.
+    assert!(world.github.issues().is_empty());
+    assert!(world.keys(&world.final_bucket).await.is_empty());
+    assert_eq!(world.webhook_posts().await.len(), 1);
+}
+
+/// Failing posts, each of them, then the override's accepted one: the site must never hear
+/// "failed" after "accepted".
+fn no_failing_post_after_the_accepted_one(posts: &[(Value, String)]) {
+    let accepted = posts
+        .iter()
+        .position(|(body, _)| body["override"].is_object())
+        .expect("the override's report was posted");
+    for (body, _) in &posts[accepted + 1..] {
+        assert_eq!(body["file_set"][0]["csv_valid"], true, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_retry_of_the_original_event_after_an_override_sends_nothing() {
+    let world = World::with_effects().await;
+    // The site is down for the original run: its webhook fails, so Lambda will retry it.
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(502))
+        .up_to_n_times(wdiv_s3_trigger::http::ATTEMPTS as u64)
+        .with_priority(1)
+        .mount(&world.wdiv)
+        .await;
+    let key = world.upload(PREFIX, "stations.csv", &failing_bytes()).await;
+    world.run_for(&[&key]).await.assert_code(1);
+    let emails = world.sent_emails().await.len();
+    override_cli(&world, &[]).await.assert_code(0);
+    let posts = world.webhook_posts().await.len();
+
+    // Lambda's retry of the original event: a no-op that says why.
+    let retry = world.run_for(&[&key]).await;
+    retry.assert_code(0);
+    assert!(
+        retry
+            .stdout
+            .contains("staff accepted this upload by override (Jane Staff, "),
+        "{}",
+        retry.stdout
+    );
+    assert_eq!(world.webhook_posts().await.len(), posts);
+    assert_eq!(world.sent_emails().await.len(), emails);
+    no_failing_post_after_the_accepted_one(&world.webhook_posts().await);
+}
+
+#[tokio::test]
+async fn an_override_and_a_run_of_the_original_content_at_once_end_with_the_accepted_report() {
+    for _ in 0..3 {
+        let world = World::with_effects().await;
+        // A slow site, so that the two runs overlap.
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(
+                wiremock::ResponseTemplate::new(502).set_delay(Duration::from_millis(300)),
+            )
+            .up_to_n_times(wdiv_s3_trigger::http::ATTEMPTS as u64)
+            .with_priority(1)
+            .mount(&world.wdiv)
+            .await;
+        let key = world.upload(PREFIX, "stations.csv", &failing_bytes()).await;
+        world.run_for(&[&key]).await.assert_code(1);
+        let keys = [key.as_str()];
+        let (retry, over) = tokio::join!(world.run_for(&keys), override_cli(&world, &[]));
+        over.assert_code(0);
+        retry.assert_code(0);
+        no_failing_post_after_the_accepted_one(&world.webhook_posts().await);
+        // And once more after both.
+        world.run_for(&[&key]).await.assert_code(0);
+        no_failing_post_after_the_accepted_one(&world.webhook_posts().await);
+    }
+}

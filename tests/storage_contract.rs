@@ -219,6 +219,40 @@ async fn a_body_streams_in_chunks_to_the_end(s: Setup) {
     assert!(chunks > 1, "the body came in one piece");
 }
 
+/// A copy or an `If-Match` write with an empty ETag is a bug: refused before any request (S3
+/// may take an empty `x-amz-copy-source-if-match` as no condition), and nothing is written.
+async fn an_empty_etag_never_becomes_a_condition(s: Setup) {
+    put(&s, &s.a, "X01/2024-05-02/t/page.html", b"<script>").await;
+    for etag in ["", "\"\""] {
+        let err = s
+            .storage
+            .copy(&s.a, "X01/2024-05-02/t/page.html", &s.b, etag, "text/html")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StorageError::NoEtag { .. }), "{err}");
+        assert!(err.to_string().contains("none was known (a bug"), "{err}");
+        let err = s
+            .storage
+            .put(
+                &s.a,
+                "X01/2024-05-02/t/page.html",
+                Bytes::from_static(b"replaced"),
+                "text/html",
+                PutCondition::IfMatch(etag.into()),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StorageError::NoEtag { .. }), "{err}");
+    }
+    assert_eq!(read(&s, &s.b, "X01/2024-05-02/t/page.html").await, None);
+    assert_eq!(
+        read(&s, &s.a, "X01/2024-05-02/t/page.html")
+            .await
+            .as_deref(),
+        Some(&b"<script>"[..])
+    );
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_local_folders {
@@ -238,6 +272,7 @@ contract!(
     a_copy_of_a_file_replaced_after_its_check_is_refused,
     conditional_writes_hold,
     a_body_streams_in_chunks_to_the_end,
+    an_empty_etag_never_becomes_a_condition,
 );
 
 #[tokio::test]

@@ -206,7 +206,8 @@ impl From<crate::storage::StorageError> for EffectError {
             S::NoSuchBucket { .. }
             | S::NoSuchKey { .. }
             | S::AccessDenied { .. }
-            | S::Other { .. } => FailureKind::Permanent,
+            | S::Other { .. }
+            | S::NoEtag { .. } => FailureKind::Permanent,
         };
         EffectError::new(kind, e)
     }

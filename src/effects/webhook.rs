@@ -31,6 +31,15 @@ pub fn config(s: &Settings) -> Optional<WebhookConfig> {
     }
 }
 
+/// The output (shown, and recorded in the ledger) of a failing report answered 500.
+pub const FAILING_ANSWERED_500: &str = "HTTP 500, taken as delivered: WhereDoIVote stores a \
+    failing report, then answers 500, so it is not posted again";
+/// The output of an overridden report answered 500.
+pub const OVERRIDE_ANSWERED_500: &str = "HTTP 500, taken as delivered: WhereDoIVote keeps the \
+    upload's earlier failing files (it replaces them only with a report of more files), so the \
+    site keeps its earlier verdict and opens no pull request; import from the GitHub issue and \
+    the final bucket";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostWebhook {
     /// The URL and the token sent in the `Authorization` header (never shown); absent when the
@@ -76,7 +85,13 @@ impl Effect for PostWebhook {
             .webhook
             .post(config.url.as_str(), &config.token, &run.report)
             .await?;
-        Ok(format!("HTTP {status}"))
+        Ok(match status {
+            // Only a report the site stores before it fails gets here with a 500
+            // (`crate::webhook::site_stores_then_fails`).
+            500 if run.report.extra.staff_override.is_some() => OVERRIDE_ANSWERED_500.to_owned(),
+            500 => FAILING_ANSWERED_500.to_owned(),
+            _ => format!("HTTP {status}"),
+        })
     }
 }
 

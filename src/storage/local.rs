@@ -434,6 +434,7 @@ impl LocalStorage {
         if_etag: &str,
     ) -> Result<(), StorageError> {
         const OP: &str = "CopyObject";
+        StorageError::require_etag(OP, || self.location(from_bucket, key), if_etag)?;
         // The condition is checked on the file that was opened, so the bytes copied are those
         // with that ETag even if a new version is renamed into place meanwhile.
         let (info, mut source) = self.open_object(OP, from_bucket, key)?;
@@ -460,6 +461,9 @@ impl LocalStorage {
         condition: &PutCondition,
     ) -> Result<String, StorageError> {
         const OP: &str = "PutObject";
+        if let PutCondition::IfMatch(etag) = condition {
+            StorageError::require_etag(OP, || self.location(bucket, key), etag)?;
+        }
         let t = self.target_for_write(OP, bucket, key)?;
         let io_error = |e| self.io_error(OP, bucket, key, e);
         let (partial, mut file) = Partial::create(&t.path)

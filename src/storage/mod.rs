@@ -74,9 +74,30 @@ pub enum StorageError {
     },
     #[error("key {key:?} cannot be stored: {why}")]
     BadKey { key: String, why: &'static str },
+    /// A copy or write that should be conditional on an ETag was given none: a bug (S3 may take
+    /// an empty condition as no condition), so nothing is sent.
+    #[error(
+        "{op} on {location} refused: it must be conditional on the object's ETag, and none was \
+         known (a bug; nothing was written)"
+    )]
+    NoEtag { op: &'static str, location: String },
 }
 
 impl StorageError {
+    /// Refuses `op` on `location` when `etag`, its condition, is empty.
+    pub fn require_etag(
+        op: &'static str,
+        location: impl FnOnce() -> String,
+        etag: &str,
+    ) -> Result<(), StorageError> {
+        if etag.trim_matches('"').trim().is_empty() {
+            let location = location();
+            tracing::error!(op, location, "a conditional write without an ETag: refused");
+            return Err(StorageError::NoEtag { op, location });
+        }
+        Ok(())
+    }
+
     /// A copy refused because its source is no longer the bytes that were checked.
     pub fn changed_since_check(location: String, checked_etag: &str) -> StorageError {
         StorageError::ConditionFailed {

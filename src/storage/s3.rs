@@ -280,6 +280,7 @@ impl Storage for S3Storage {
         if_etag: &str,
         content_type: &str,
     ) -> Result<(), StorageError> {
+        StorageError::require_etag("CopyObject", || self.location(from_bucket, key), if_etag)?;
         let source = format!("{from_bucket}/{}", encode_copy_source(key));
         self.client
             .copy_object()
@@ -309,6 +310,9 @@ impl Storage for S3Storage {
         content_type: &str,
         condition: PutCondition,
     ) -> Result<String, StorageError> {
+        if let PutCondition::IfMatch(etag) = &condition {
+            StorageError::require_etag("PutObject", || self.location(bucket, key), etag)?;
+        }
         let mut request = self
             .client
             .put_object()

@@ -10,6 +10,8 @@ pub mod github;
 pub mod s3;
 #[path = "../fakes/sentry.rs"]
 pub mod sentry;
+#[path = "../fakes/wdiv.rs"]
+pub mod wdiv;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -161,6 +163,19 @@ impl World {
             Backend::Fake(fake) => fake.endpoint(),
             Backend::External(url) => url.clone(),
         }
+    }
+
+    /// Makes the WDIV fake answer webhook posts as the real site does ([`wdiv::Site`]), the
+    /// first `row_missing_posts` with a 500 as when a post beats the upload's row.
+    pub async fn answer_as_the_site(&self, row_missing_posts: usize) -> std::sync::Arc<wdiv::Site> {
+        let site = std::sync::Arc::new(wdiv::Site::new(row_missing_posts));
+        Mock::given(method("POST"))
+            .and(path("/api/beta/uploads/"))
+            .respond_with(wdiv::SiteResponder(site.clone()))
+            .with_priority(1)
+            .mount(&self.wdiv)
+            .await;
+        site
     }
 
     pub fn webhook_url(&self) -> String {

@@ -15,8 +15,7 @@ use serde_json::Value;
 
 use crate::common::World;
 
-#[path = "../fakes/wdiv.rs"]
-pub mod wdiv;
+pub use crate::common::wdiv;
 
 /// Where the ledger keeps its records (src/event.rs `INTERNAL_PREFIX`), as it appears in a path.
 pub const LEDGER_PATH: &str = "/.wdiv-s3-trigger/effects/";
