@@ -726,3 +726,95 @@ async fn an_object_over_the_ceiling_is_refused_from_its_listed_size_unread() {
     assert_eq!(gets, 0, "the object was not downloaded");
     assert!(world.keys(&world.final_bucket).await.is_empty());
 }
+
+// What WDIV's API sends back is bounded like any other input: an error answer is read only as
+// far as a message shows it (4 KB), and a redirect is never followed.
+
+/// The most memory a run may take while a service answers with a huge body.
+const MAX_PEAK_RSS_KB: u64 = 64 * 1024;
+const HUGE: usize = 200 * 1024 * 1024;
+
+#[tokio::test]
+async fn a_council_name_error_with_a_200_mb_body_is_read_only_as_far_as_its_message() {
+    let world = world().await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/api/councils/[A-Za-z0-9-]+\.json$"))
+        .respond_with(ResponseTemplate::new(404).set_body_bytes(vec![b'x'; HUGE]))
+        .with_priority(1)
+        .mount(&world.wdiv)
+        .await;
+    let key = valid_upload(&world).await;
+    let (run, rss) = world.run_measured(&[&key]).await;
+    eprintln!("council name 404 with a 200 MB body: peak RSS {rss} KB");
+    run.assert_code(0);
+    assert!(rss < MAX_PEAK_RSS_KB, "peak RSS {rss} KB");
+    assert!(
+        run.stderr.contains("answered HTTP 404: xxx"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.len() < 64 * 1024,
+        "{} bytes of log",
+        run.stderr.len()
+    );
+    assert_eq!(
+        world.report_json(PREFIX).await.unwrap()["council_name"],
+        "E07000223"
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_error_with_a_200_mb_body_is_read_only_as_far_as_its_message() {
+    let world = world().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_bytes(vec![b'y'; HUGE]))
+        .with_priority(1)
+        .mount(&world.wdiv)
+        .await;
+    let key = valid_upload(&world).await;
+    let (run, rss) = world.run_measured(&[&key]).await;
+    eprintln!("webhook 400 with a 200 MB body: peak RSS {rss} KB");
+    run.assert_code(1);
+    assert!(rss < MAX_PEAK_RSS_KB, "peak RSS {rss} KB");
+    let message = format!("answered HTTP 400: {}…", "y".repeat(199));
+    assert!(run.stderr.contains(&message), "{}", run.stderr);
+    assert!(!run.stderr.contains(&"y".repeat(201)));
+    // A 4xx is permanent: one post.
+    assert_eq!(world.webhook_posts().await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_webhook_follows_no_redirect_and_names_where_it_pointed() {
+    for status in [302, 307] {
+        let world = world().await;
+        let elsewhere = wiremock::MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(status)
+                    .insert_header("Location", format!("{}/stolen?token=x", elsewhere.uri())),
+            )
+            .with_priority(1)
+            .mount(&world.wdiv)
+            .await;
+        let key = valid_upload(&world).await;
+        let run = world.run_for(&[&key]).await;
+        // A permanent failure, naming the Location (its query masked), after one post.
+        run.assert_code(1);
+        let named = format!(
+            "answered HTTP {status}, a redirect to {}/stolen?****; redirects are not followed",
+            elsewhere.uri()
+        );
+        assert!(run.stderr.contains(&named), "{}", run.stderr);
+        assert_eq!(world.webhook_posts().await.len(), 1, "{status}");
+        let requests = world.wdiv.received_requests().await.unwrap();
+        assert!(requests
+            .iter()
+            .all(|r| r.method.as_str() != "GET" || r.url.path().starts_with("/api/councils/")));
+        // Nothing reached the other origin: neither the report (307) nor a GET (302).
+        assert!(
+            elsewhere.received_requests().await.unwrap().is_empty(),
+            "{status}"
+        );
+    }
+}

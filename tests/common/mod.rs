@@ -511,6 +511,52 @@ impl World {
         Run::from(output)
     }
 
+    /// `run -` for the event S3 sends when `keys` are created in the temp bucket, with the
+    /// program's peak resident memory in KB, measured by GNU time (`/usr/bin/time`, from
+    /// Debian's `time`, which `.ci/run` installs where it is missing).
+    pub async fn run_measured(&self, keys: &[&str]) -> (Run, u64) {
+        let event = self.event_for(keys).await.to_string();
+        let figure = self
+            .dir
+            .path()
+            .join(format!("rss-{}", WORLDS.fetch_add(1, Ordering::SeqCst)));
+        let time = Path::new("/usr/bin/time");
+        assert!(
+            time.exists(),
+            "measuring memory needs GNU time at /usr/bin/time (apt install time)"
+        );
+        let mut command = tokio::process::Command::new(time);
+        command
+            .args(["-f", "%M", "-o"])
+            .arg(&figure)
+            .arg(env!("CARGO_BIN_EXE_wdiv-s3-trigger"))
+            .args(["run", "-"])
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("RUST_LOG", "info")
+            .envs(self.settings().into_iter().filter(|(_, v)| !v.is_empty()))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("the binary starts");
+        let mut input = child.stdin.take().unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut input, event.as_bytes())
+            .await
+            .unwrap();
+        drop(input);
+        let run = Run::from(child.wait_with_output().await.unwrap());
+        let text = std::fs::read_to_string(&figure).unwrap();
+        // GNU time writes "Command exited with non-zero status 1" before the figure.
+        let kb = text
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no figure from /usr/bin/time: {text}"));
+        (run, kb)
+    }
+
     /// `run -` for the event S3 sends when `keys` are created in the temp bucket.
     pub async fn run_for(&self, keys: &[&str]) -> Run {
         self.run_event(&self.event_for(keys).await, &[]).await
