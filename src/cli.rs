@@ -492,7 +492,7 @@ pub async fn run(settings_file: Option<&std::path::Path>, args: &RunArgs) -> Res
     let event = event::parse(&raw)?;
     let (mut services, dry_run, _sentry) = start(settings, args.dry_run).await?;
     services.metrics.sink = metrics_sink(args.metrics);
-    let outcome = pipeline::handle_event(&services, &event).await;
+    let outcome = pipeline::handle_event(&services, &event, services.deadline()).await;
     report_outcome(&[outcome], dry_run, args.json)
 }
 
@@ -577,7 +577,7 @@ pub async fn simulate(
             info.size,
             &info.etag,
         ))?;
-        outcomes.push(pipeline::handle_event(&services, &event).await);
+        outcomes.push(pipeline::handle_event(&services, &event, services.deadline()).await);
     }
     report_outcome(&outcomes, dry_run, args.json)
 }
@@ -596,7 +596,7 @@ pub async fn override_upload(
     };
     let settings = load_settings(settings_file).await?;
     let (services, dry_run, _sentry) = start(settings, args.dry_run).await?;
-    let outcome = match handle(&services, &request).await {
+    let outcome = match handle(&services, &request, services.deadline()).await {
         Ok(outcome) => outcome,
         Err(e) if e.is_refusal() => return Err(e.into()),
         Err(e) => {

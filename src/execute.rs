@@ -55,13 +55,49 @@ impl StepResult {
     }
 }
 
+/// When a run must be done: its steps start only before it, and a step still going at it is
+/// stopped (a transient failure: Lambda's retry, or the next run, does what is left). In Lambda
+/// mode it is the invocation's own deadline less a margin; elsewhere `RUN_DEADLINE_SECONDS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline(tokio::time::Instant);
+
+impl Deadline {
+    /// `budget` from now.
+    pub fn after(budget: std::time::Duration) -> Deadline {
+        Deadline(tokio::time::Instant::now() + budget)
+    }
+
+    /// A Lambda invocation's deadline (milliseconds since the epoch, as the Runtime API gives
+    /// it), less `margin` for the run to record and report what it did.
+    pub fn lambda(deadline_ms: u64, margin: std::time::Duration) -> Deadline {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        let left = std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+        Deadline::after(left.saturating_sub(margin))
+    }
+
+    /// The time left, zero once it has passed.
+    pub fn remaining(&self) -> std::time::Duration {
+        self.0
+            .saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    pub fn passed(&self) -> bool {
+        self.remaining().is_zero()
+    }
+}
+
 /// Carries out `plan` for `report`; returns one result per step, in order. With a ledger, what
-/// is done is recorded as it is done, and what an earlier run did is skipped.
+/// is done is recorded as it is done, and what an earlier run did is skipped. No step starts
+/// after `deadline`, and one still going at it is stopped.
 pub async fn execute(
     plan: &Plan,
     report: &UploadReport,
     clients: &Clients,
     mut ledger: Option<&mut Ledger<'_>>,
+    deadline: Deadline,
 ) -> Vec<StepResult> {
     let index = plan.index();
     let mut run = Run {
@@ -79,13 +115,24 @@ pub async fn execute(
         let blocked = step
             .waits_for
             .iter()
-            .find(|w| results[index[w.step.as_str()]].failed())
+            .find(|w| w.blocks && results[index[w.step.as_str()]].failed())
             .map(|w| w.because.to_owned());
+        // What a step that goes ahead without a failed dependency says of it.
+        let without: Vec<&str> = step
+            .waits_for
+            .iter()
+            .filter(|w| !w.blocks && results[index[w.step.as_str()]].failed())
+            .map(|w| w.because)
+            .collect();
+        let late = deadline.passed().then(|| {
+            "not attempted: the run's deadline passed before it could start; a retry does it"
+                .to_owned()
+        });
         let result = match &step.disposition {
             Disposition::Skip(why) => StepResult::Skipped(why.clone()),
             Disposition::Preview(why) => StepResult::Previewed(why.clone()),
             Disposition::Do => {
-                if let Some(why) = stopped.clone().or(blocked) {
+                if let Some(why) = stopped.clone().or(blocked).or(late) {
                     StepResult::NotAttempted(why)
                 } else if let Some(done) = ledger
                     .as_deref()
@@ -96,7 +143,14 @@ pub async fn execute(
                     tracing::info!(action = verb, target, "done by an earlier run");
                     StepResult::AlreadyDone(done)
                 } else {
-                    let performed = match effect.perform(&run).await {
+                    let performing =
+                        tokio::time::timeout(deadline.remaining(), effect.perform(&run));
+                    let performed = match performing.await.unwrap_or_else(|_| {
+                        Err(EffectError::new(
+                            FailureKind::Transient,
+                            "stopped at the run's deadline before it finished; a retry does it",
+                        ))
+                    }) {
                         Ok(output) if effect.adopt(&output, &mut run) => Ok(output),
                         Ok(output) => Err(EffectError::new(
                             FailureKind::Refused,
@@ -109,6 +163,10 @@ pub async fn execute(
                         )),
                         Err(e) => Err(e),
                     };
+                    let performed = performed.map(|output| match without.is_empty() {
+                        true => output,
+                        false => format!("{output}; {}", without.join("; ")),
+                    });
                     match performed {
                         Ok(output) => {
                             tracing::info!(action = verb, target, "{output}");
@@ -168,6 +226,8 @@ mod tests {
         id: &'static str,
         calls: Arc<Mutex<Vec<String>>>,
         failing: Arc<Mutex<Vec<&'static str>>>,
+        /// Ids whose effect takes 5 s.
+        slow: Arc<Mutex<Vec<&'static str>>>,
         /// The output it gives, and the outputs it trusts.
         output: &'static str,
     }
@@ -185,6 +245,9 @@ mod tests {
         }
         async fn perform(&self, _: &Run<'_>) -> Result<String, EffectError> {
             self.calls.lock().unwrap().push(self.id.to_owned());
+            if self.slow.lock().unwrap().contains(&self.id) {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
             if self.failing.lock().unwrap().contains(&self.id) {
                 return Err(EffectError::new(
                     FailureKind::Transient,
@@ -208,6 +271,7 @@ mod tests {
         clients: Clients,
         calls: Arc<Mutex<Vec<String>>>,
         failing: Arc<Mutex<Vec<&'static str>>>,
+        slow: Arc<Mutex<Vec<&'static str>>>,
     }
 
     fn world() -> World {
@@ -227,6 +291,7 @@ mod tests {
             clients,
             calls: Arc::default(),
             failing: Arc::default(),
+            slow: Arc::default(),
         }
     }
 
@@ -242,6 +307,7 @@ mod tests {
                 id,
                 calls: w.calls.clone(),
                 failing: w.failing.clone(),
+                slow: w.slow.clone(),
                 output,
             }),
             disposition: Disposition::Do,
@@ -250,6 +316,7 @@ mod tests {
                 .map(|a| Wait {
                     step: a.to_string(),
                     because: "it waits",
+                    blocks: true,
                 })
                 .collect(),
         };
@@ -283,11 +350,89 @@ mod tests {
 
     const LEASE: Duration = Duration::from_secs(60);
 
+    /// A deadline no test reaches.
+    fn later() -> Deadline {
+        Deadline::after(Duration::from_secs(60))
+    }
+
+    #[tokio::test]
+    async fn no_step_starts_after_the_deadline_and_a_step_going_at_it_is_stopped() {
+        let w = world();
+        let results = execute(
+            &plan(&w),
+            &report(),
+            &w.clients,
+            None,
+            Deadline::after(Duration::ZERO),
+        )
+        .await;
+        assert_eq!(kinds(&results), ["blocked"; 5]);
+        assert!(
+            matches!(&results[0], StepResult::NotAttempted(why) if why.contains("deadline passed"))
+        );
+        assert!(w.calls.lock().unwrap().is_empty());
+
+        w.slow.lock().unwrap().push("copy");
+        let started = std::time::Instant::now();
+        let results = execute(
+            &plan(&w),
+            &report(),
+            &w.clients,
+            None,
+            Deadline::after(Duration::from_millis(300)),
+        )
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // The copy is stopped, transient; what waits for it is blocked; the rest starts no more.
+        assert_eq!(
+            kinds(&results),
+            ["done", "failed", "blocked", "blocked", "blocked"]
+        );
+        let StepResult::Failed(failure) = &results[1] else {
+            unreachable!()
+        };
+        assert_eq!(failure.kind, FailureKind::Transient);
+        assert!(
+            failure.message.contains("stopped at the run's deadline"),
+            "{}",
+            failure.message
+        );
+    }
+
+    #[tokio::test]
+    async fn a_step_that_waits_without_blocking_goes_ahead_and_says_what_it_lacks() {
+        let w = world();
+        let mut plan = plan(&w);
+        plan.steps[4].waits_for.push(Wait {
+            step: "issue".into(),
+            because: "posted without the issue's link",
+            blocks: false,
+        });
+        w.failing.lock().unwrap().push("issue");
+        let results = execute(&plan, &report(), &w.clients, None, later()).await;
+        assert_eq!(
+            kinds(&results),
+            ["failed", "done", "blocked", "blocked", "done"]
+        );
+        assert_eq!(
+            results[4],
+            StepResult::Done("HTTP 200; posted without the issue's link".into())
+        );
+        // When the issue step succeeds, nothing is added.
+        w.failing.lock().unwrap().clear();
+        let results = execute(&plan, &report(), &w.clients, None, later()).await;
+        assert_eq!(results[4], StepResult::Done("HTTP 200".into()));
+    }
+
     #[tokio::test]
     async fn a_failed_step_blocks_what_waits_for_it_and_nothing_else() {
         let w = world();
         w.failing.lock().unwrap().push("copy");
-        let results = execute(&plan(&w), &report(), &w.clients, None).await;
+        let results = execute(&plan(&w), &report(), &w.clients, None, later()).await;
         assert_eq!(
             kinds(&results),
             ["done", "failed", "blocked", "blocked", "done"]
@@ -309,7 +454,7 @@ mod tests {
         let mut ledger = Ledger::acquire(w.storage.as_ref(), "temp", &report(), "a", LEASE, LEASE)
             .await
             .unwrap();
-        execute(&plan, &report(), &w.clients, Some(&mut ledger)).await;
+        execute(&plan, &report(), &w.clients, Some(&mut ledger), later()).await;
         ledger.release().await.unwrap();
         w.calls.lock().unwrap().clear();
         w.failing.lock().unwrap().clear();
@@ -317,7 +462,7 @@ mod tests {
         let mut ledger = Ledger::acquire(w.storage.as_ref(), "temp", &report(), "b", LEASE, LEASE)
             .await
             .unwrap();
-        let results = execute(&plan, &report(), &w.clients, Some(&mut ledger)).await;
+        let results = execute(&plan, &report(), &w.clients, Some(&mut ledger), later()).await;
         assert_eq!(
             kinds(&results),
             ["earlier", "done", "done", "done", "earlier"]
@@ -336,7 +481,7 @@ mod tests {
             .await
             .unwrap();
         ledger.mark_done("webhook", "HTTP 200").await.unwrap();
-        let results = execute(&plan(&w), &report(), &w.clients, Some(&mut ledger)).await;
+        let results = execute(&plan(&w), &report(), &w.clients, Some(&mut ledger), later()).await;
         assert_eq!(kinds(&results), ["done", "done", "done", "done", "earlier"]);
         assert_eq!(*w.calls.lock().unwrap(), ["issue", "copy", "report", "cdn"]);
         assert_eq!(
@@ -351,7 +496,7 @@ mod tests {
         let mut plan = plan(&w);
         plan.steps[0].disposition = Disposition::Skip("GITHUB_REPO not set".into());
         plan.steps[4].disposition = Disposition::Preview("dry run".into());
-        let results = execute(&plan, &report(), &w.clients, None).await;
+        let results = execute(&plan, &report(), &w.clients, None, later()).await;
         // A skipped step is not a failure: what waits for it goes ahead.
         assert_eq!(
             kinds(&results),

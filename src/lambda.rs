@@ -11,6 +11,10 @@ use tracing::Instrument;
 
 use crate::pipeline::{self, Services};
 
+/// The time kept back from an invocation's deadline: no step starts in it, so the run can release
+/// its lease, flush Sentry and answer before Lambda stops it.
+const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why an invocation failed; its message is what Lambda records.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -40,15 +44,21 @@ pub async fn serve(mut services: Services) -> Result<(), lambda_runtime::Error> 
 async fn invoke(services: &Services, event: LambdaEvent<Value>) -> Result<Value, InvocationError> {
     let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
     let request_id = event.context.request_id.clone();
-    let work = handle(services, event.payload).instrument(span);
+    // The invocation's own deadline, less a margin to record and report what was done.
+    let deadline = pipeline::Deadline::lambda(event.context.deadline, DEADLINE_MARGIN);
+    let work = handle(services, event.payload, deadline).instrument(span);
     let result = crate::metrics::with_request_id(request_id, work).await;
     crate::telemetry::flush();
     result
 }
 
-async fn handle(services: &Services, payload: Value) -> Result<Value, InvocationError> {
+async fn handle(
+    services: &Services,
+    payload: Value,
+    deadline: pipeline::Deadline,
+) -> Result<Value, InvocationError> {
     if let Some(request) = payload.get(crate::staff_override::PAYLOAD_KEY) {
-        return crate::staff_override::invoke(services, request.clone())
+        return crate::staff_override::invoke(services, request.clone(), deadline)
             .await
             .map_err(InvocationError);
     }
@@ -56,7 +66,7 @@ async fn handle(services: &Services, payload: Value) -> Result<Value, Invocation
         tracing::error!("{e}");
         InvocationError(e.to_string())
     })?;
-    let outcome = pipeline::handle_event(services, &event).await;
+    let outcome = pipeline::handle_event(services, &event, deadline).await;
     let failures = outcome.failures();
     if !failures.is_empty() {
         return Err(InvocationError(failures.join("; ")));

@@ -12,6 +12,7 @@ use crate::checks::{self, Begin, CheckOptions, FileChecker, Flow, Profiles};
 use crate::councils::CouncilNames;
 use crate::effects::{self, email::EmailKind, Clients};
 use crate::event::{self, Created, Event};
+pub use crate::execute::Deadline;
 use crate::execute::{self, StepResult};
 use crate::fileset::{self, Entry, Limits};
 use crate::github::{GitHub, GitHubError};
@@ -71,6 +72,11 @@ impl Services {
             metrics: crate::metrics::Emitter::new(s),
             settings,
         })
+    }
+
+    /// The deadline of one event handled outside Lambda: `RUN_DEADLINE_SECONDS` from now.
+    pub fn deadline(&self) -> Deadline {
+        Deadline::after(Duration::from_secs(self.settings.run_deadline_seconds))
     }
 
     /// The buckets.
@@ -147,7 +153,7 @@ impl EventOutcome {
 
 /// Handles one S3 event: every upload it names, each checked, planned and (unless the run mode
 /// is a dry run) carried out. An upload that fails does not stop the others.
-pub async fn handle_event(services: &Services, event: &Event) -> EventOutcome {
+pub async fn handle_event(services: &Services, event: &Event, deadline: Deadline) -> EventOutcome {
     let triage = event::triage(event, &services.settings.temp_bucket);
     for (key, why) in &triage.ignored {
         tracing::info!(key, "ignored: {why}");
@@ -169,7 +175,7 @@ pub async fn handle_event(services: &Services, event: &Event) -> EventOutcome {
             scope.set_extra("upload", upload.prefix.clone().into());
         });
         let started = Instant::now();
-        let mut handled = handle_upload(services, upload, created)
+        let mut handled = handle_upload(services, upload, created, deadline)
             .instrument(span)
             .bind_hub(hub)
             .await;
@@ -180,7 +186,12 @@ pub async fn handle_event(services: &Services, event: &Event) -> EventOutcome {
     outcome
 }
 
-async fn handle_upload(services: &Services, upload: &Upload, created: &[Created]) -> UploadOutcome {
+async fn handle_upload(
+    services: &Services,
+    upload: &Upload,
+    created: &[Created],
+    deadline: Deadline,
+) -> UploadOutcome {
     let started = Instant::now();
     let built = build_report(services, upload, created).await;
     let check_time = started.elapsed();
@@ -208,13 +219,17 @@ async fn handle_upload(services: &Services, upload: &Upload, created: &[Created]
         &mut report,
     )
     .await;
-    let mut outcome = act(services, report).await;
+    let mut outcome = act(services, report, deadline).await;
     outcome.timings.check = Some(check_time);
     outcome
 }
 
 /// Plans what to do about `report` and, unless this is a dry run, does it.
-pub(crate) async fn act(services: &Services, report: UploadReport) -> UploadOutcome {
+pub(crate) async fn act(
+    services: &Services,
+    report: UploadReport,
+    deadline: Deadline,
+) -> UploadOutcome {
     let mut outcome = UploadOutcome {
         prefix: report.prefix(),
         report: None,
@@ -231,7 +246,7 @@ pub(crate) async fn act(services: &Services, report: UploadReport) -> UploadOutc
     );
     if !services.settings.mode.is_dry_run() {
         let started = Instant::now();
-        let carried_out = carry_out(services, &plan, &report).await;
+        let carried_out = carry_out(services, &plan, &report, deadline).await;
         outcome.timings.effects = Some(started.elapsed());
         match carried_out {
             Ok(results) => outcome.results = results,
@@ -251,14 +266,16 @@ async fn carry_out(
     services: &Services,
     plan: &Plan,
     report: &UploadReport,
+    deadline: Deadline,
 ) -> Result<Vec<StepResult>, LedgerError> {
     let clients = &services.clients;
     if !plan.steps.iter().any(|s| s.disposition == Disposition::Do) {
-        return Ok(execute::execute(plan, report, clients, None).await);
+        return Ok(execute::execute(plan, report, clients, None, deadline).await);
     }
     let lease = Duration::from_secs(services.settings.lease_seconds);
-    // A concurrent run usually finishes well within its lease: wait for it rather than fail.
-    let wait = lease.max(MIN_LEASE_WAIT);
+    // A concurrent run usually finishes well within its lease: wait for it rather than fail,
+    // but not past this run's deadline.
+    let wait = lease.max(MIN_LEASE_WAIT).min(deadline.remaining());
     let mut ledger = Ledger::acquire(
         services.storage(),
         &services.settings.temp_bucket,
@@ -292,7 +309,7 @@ async fn carry_out(
                 .collect());
         }
     }
-    let results = execute::execute(plan, report, clients, Some(&mut ledger)).await;
+    let results = execute::execute(plan, report, clients, Some(&mut ledger), deadline).await;
     ledger.release().await?;
     Ok(results)
 }

@@ -34,6 +34,8 @@ pub enum Disposition {
 pub struct Wait {
     pub step: String,
     pub because: &'static str,
+    /// Whether a failure of `step` stops this one (else it goes ahead, `because` noted).
+    pub blocks: bool,
 }
 
 /// One effect, whether it is done, and what it waits for.
@@ -108,16 +110,22 @@ pub fn plan(report: &UploadReport, settings: &Settings) -> Plan {
             };
             // Every earlier step of the kinds it waits for: planners run in order, so the graph
             // has no cycle and a step's dependencies always come before it.
-            let waits_for = planned
+            let blocking = planned
                 .after
                 .iter()
-                .flat_map(|(verb, because)| {
+                .map(|(verb, because)| (verb, because, true));
+            let soft =
+                (planned.after_even_if_failed.iter()).map(|(verb, note)| (verb, note, false));
+            let waits_for = blocking
+                .chain(soft)
+                .flat_map(|(verb, because, blocks)| {
                     steps
                         .iter()
                         .filter(move |s| s.effect.verb() == *verb)
                         .map(move |s| Wait {
                             step: s.id.clone(),
                             because,
+                            blocks,
                         })
                 })
                 .collect();
@@ -334,7 +342,11 @@ mod tests {
         assert_eq!(waits("invalidate"), ["write-report"]);
         assert!(waits("open issue").is_empty());
         assert!(waits("email success").is_empty());
-        assert!(waits("post webhook").is_empty());
+        // The webhook carries the issue's URL: it waits for the issue step, without being
+        // blocked by its failure.
+        assert_eq!(waits("post webhook"), ["open-issue"]);
+        let webhook = step(&plan, "post webhook");
+        assert!(!webhook.waits_for[0].blocks);
         // A dry run prints the edges.
         let text = super::plan(&report(true), &settings(S3, true)).to_string();
         assert!(text.contains("write report  s3://final-b/X01/2024-05-02/t1/report.json  [would do: dry run]  (after 2, 1)"), "{text}");

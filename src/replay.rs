@@ -181,7 +181,7 @@ async fn by_prefix(settings: Settings, args: &ReplayArgs, given: &str) -> Result
         }
         None => {
             let event = event::from_value(notification)?;
-            let outcome = pipeline::handle_event(&services, &event).await;
+            let outcome = pipeline::handle_event(&services, &event, services.deadline()).await;
             cli::report_outcome(&[outcome], dry_run, args.json)
         }
     }
@@ -359,7 +359,7 @@ async fn replay_message(
         },
         Some(_) => summary.kept_because = Some("dry run: would be sent to the function".into()),
         None => {
-            let outcome = pipeline::handle_event(services, &event).await;
+            let outcome = pipeline::handle_event(services, &event, services.deadline()).await;
             let failures = outcome.failures();
             if dry_run {
                 summary.kept_because = Some("dry run".into());

@@ -47,6 +47,7 @@ pub const NAMES: &[&str] = &[
     "MAX_UPLOAD_BYTES",
     "COUNCIL_NAME_TIMEOUT_SECONDS",
     "ROW_CHANGE_WARN_PERCENT",
+    "RUN_DEADLINE_SECONDS",
 ];
 
 /// The settings whose values are secrets: no message, log or `Debug` output shows them.
@@ -77,6 +78,10 @@ pub const DEFAULT_MAX_FILES_PER_UPLOAD: usize = 10;
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 300_000_000;
 /// The whole time the council name's lookup may take, retries included.
 pub const DEFAULT_COUNCIL_NAME_TIMEOUT_SECONDS: u64 = 10;
+/// How long `run`, `simulate`, `override` and `replay` have for one event, checks included,
+/// before no step starts: as long as the Lambda function (120 s) less its margin. In Lambda
+/// mode the invocation's own deadline is used instead.
+pub const DEFAULT_RUN_DEADLINE_SECONDS: u64 = 110;
 /// `ROW_CHANGE_WARN_PERCENT`'s default.
 pub const DEFAULT_ROW_CHANGE_WARN_PERCENT: u64 = 30;
 /// The settings file read when `--settings` is not given, if it exists.
@@ -155,6 +160,9 @@ pub struct Settings {
     /// `ROW_CHANGE_WARN_PERCENT`: a file whose rows changed by more than this since the
     /// council's last import is warned about.
     pub row_change_warn_percent: u64,
+    /// `RUN_DEADLINE_SECONDS`: outside Lambda, the time one event may take before no step
+    /// starts ([`crate::execute::Deadline`]).
+    pub run_deadline_seconds: u64,
     /// Where each value came from, for messages ("TEMP_BUCKET_NAME from settings/prod.toml").
     pub sources: BTreeMap<String, String>,
 }
@@ -236,6 +244,7 @@ impl fmt::Debug for Settings {
             max_upload_bytes,
             council_name_timeout_seconds,
             row_change_warn_percent,
+            run_deadline_seconds,
             sources,
         } = self;
         let url = |u: &String| crate::http::redact_url(u);
@@ -265,6 +274,7 @@ impl fmt::Debug for Settings {
             .field("max_upload_bytes", max_upload_bytes)
             .field("council_name_timeout_seconds", council_name_timeout_seconds)
             .field("row_change_warn_percent", row_change_warn_percent)
+            .field("run_deadline_seconds", run_deadline_seconds)
             .field("sources", sources)
             .finish()
     }
@@ -577,6 +587,11 @@ fn validate(
         DEFAULT_ROW_CHANGE_WARN_PERCENT,
         1..=10_000,
     );
+    let run_deadline_seconds = number(
+        "RUN_DEADLINE_SECONDS",
+        DEFAULT_RUN_DEADLINE_SECONDS,
+        1..=3600,
+    );
     let dry_run = take("DRY_RUN").and_then(|v| match v.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Some(true),
         "false" | "0" | "no" => Some(false),
@@ -630,6 +645,7 @@ fn validate(
         max_upload_bytes,
         council_name_timeout_seconds,
         row_change_warn_percent,
+        run_deadline_seconds,
         sources,
     })
 }

@@ -265,6 +265,7 @@ async fn mark_and_wait(
 pub async fn handle(
     services: &Services,
     request: &OverrideRequest,
+    deadline: pipeline::Deadline,
 ) -> Result<UploadOutcome, OverrideError> {
     let reason = cleaned(&request.reason, MAX_REASON_CHARS);
     if reason.is_empty() {
@@ -346,7 +347,7 @@ pub async fn handle(
     )
     .await;
     let started = std::time::Instant::now();
-    let mut outcome = pipeline::act(services, report).await;
+    let mut outcome = pipeline::act(services, report, deadline).await;
     outcome.timings.total = started.elapsed();
     // The override's metrics (`Overrides` among them), as any upload handled has.
     services.metrics.emit_event(&EventOutcome {
@@ -361,11 +362,12 @@ pub async fn handle(
 pub async fn invoke(
     services: &Services,
     request: serde_json::Value,
+    deadline: pipeline::Deadline,
 ) -> Result<serde_json::Value, String> {
     let request: OverrideRequest = serde_json::from_value(request)
         .map_err(|e| OverrideError::Payload(e.to_string()))
         .map_err(|e| e.to_string())?;
-    let outcome = handle(services, &request).await.map_err(|e| {
+    let outcome = handle(services, &request, deadline).await.map_err(|e| {
         tracing::error!("{e}");
         e.to_string()
     })?;

@@ -21,6 +21,10 @@ const NOT_FROM_THE_STACK: &[(&str, &str)] = &[
     ("AWS_REGION", "Lambda sets it (a reserved variable)"),
     ("AWS_ENDPOINT_URL", "an emulator's endpoint, for tests"),
     ("LOCAL_BUCKETS_DIR", "folders as buckets, for local runs"),
+    (
+        "RUN_DEADLINE_SECONDS",
+        "the deadline of a run outside Lambda; Lambda mode takes the invocation's own",
+    ),
 ];
 
 /// The SSM names of the installation this replaces, which the defaults must keep.

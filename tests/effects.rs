@@ -284,6 +284,14 @@ async fn a_permanent_failure_stops_only_what_depends_on_it_and_the_retry_does_th
     assert!(world.get(&world.final_bucket, &key).await.is_some());
     assert!(world.report_json(PREFIX).await.is_none());
     assert_eq!(world.webhook_posts().await.len(), 1);
+    // The webhook waited for the issue step (it carries the link), then went without it.
+    assert_eq!(world.webhook_posts().await[0].0["github_issue"], "");
+    assert!(
+        run.stdout
+            .contains("posted without the GitHub issue's link, as the issue step did not succeed"),
+        "{}",
+        run.stdout
+    );
     assert!(world.github.issues().is_empty());
     // Sentry heard of it, with the effect and council as tags.
     let events =
@@ -557,4 +565,44 @@ async fn a_file_name_the_site_cannot_store_is_refused_and_its_report_still_reach
     // Staff's email names the full key.
     let emails = world.sent_emails().await;
     assert!(emails[0].text.contains(&key), "{}", emails[0].text);
+}
+
+#[tokio::test]
+async fn a_run_stops_at_its_deadline_and_the_retry_does_what_is_left_once() {
+    let mut world = world().await;
+    // GitHub answers its issue search after 10 s; the run has 3.
+    world.github.delay("ListIssues", Duration::from_secs(10));
+    world.set("RUN_DEADLINE_SECONDS", "3");
+    let key = valid_upload(&world).await;
+    let started = std::time::Instant::now();
+    let run = world.run_for(&[&key]).await;
+    let took = started.elapsed();
+    run.assert_code(1);
+    assert!(took < Duration::from_secs(8), "the run took {took:?}");
+    // The issue step was stopped, and no later step started: each says so, and is retryable.
+    assert!(
+        run.stdout
+            .contains("stopped at the run's deadline before it finished"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("not attempted: the run's deadline passed before it could start"),
+        "{}",
+        run.stdout
+    );
+    assert!(world.webhook_posts().await.is_empty());
+
+    // Lambda's retry, GitHub quick again: everything once.
+    world.github.delay("ListIssues", Duration::ZERO);
+    world.set("RUN_DEADLINE_SECONDS", "");
+    world.run_for(&[&key]).await.assert_code(0);
+    assert_eq!(world.github.issues().len(), 1);
+    assert_eq!(world.webhook_posts().await.len(), 1);
+    assert_eq!(
+        world.webhook_posts().await[0].0["github_issue"],
+        world.github.issues()[0].html_url
+    );
+    assert!(world.report_json(PREFIX).await.is_some());
 }

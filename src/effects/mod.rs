@@ -89,6 +89,9 @@ pub struct Planned {
     pub skip: Option<String>,
     /// Kinds (verbs) of earlier steps it waits for, each with what to say when one failed.
     pub after: Vec<(&'static str, &'static str)>,
+    /// Kinds of earlier steps it waits for but goes ahead without when one failed, each with
+    /// what its result then says.
+    pub after_even_if_failed: Vec<(&'static str, &'static str)>,
 }
 
 impl Planned {
@@ -97,12 +100,20 @@ impl Planned {
             effect: Arc::new(effect),
             skip,
             after: Vec::new(),
+            after_even_if_failed: Vec::new(),
         }
     }
 
     /// Waits for every earlier step of kind `verb`; `because` is why, when one failed.
     pub fn after(mut self, verb: &'static str, because: &'static str) -> Planned {
         self.after.push((verb, because));
+        self
+    }
+
+    /// Waits for every earlier step of kind `verb` (it needs what they produce), but goes
+    /// ahead when one failed or was not attempted; `note` is added to its result then.
+    pub fn after_even_if_failed(mut self, verb: &'static str, note: &'static str) -> Planned {
+        self.after_even_if_failed.push((verb, note));
         self
     }
 }
