@@ -35,10 +35,17 @@ pub struct Cdn {
     client: aws_sdk_cloudfront::Client,
 }
 
-/// A path as CloudFront wants it: from the root, with unsafe characters URL-encoded.
+/// A key's path as CloudFront wants it: from the root, with unsafe characters URL-encoded. A `*`
+/// is encoded too (`%2A`): CloudFront reads one only as a wildcard, and only as a path's last
+/// character, so a `*` inside a file name would be refused or match other files.
 pub fn cdn_path(key: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &KEY_PATH_SAFE.remove(b'*').remove(b':');
+    const SET: &percent_encoding::AsciiSet = &KEY_PATH_SAFE.remove(b':');
     format!("/{}", percent_encoding::utf8_percent_encode(key, SET))
+}
+
+/// The path of everything under `prefix`: [`cdn_path`] of it, then the wildcard.
+pub fn cdn_wildcard(prefix: &str) -> String {
+    format!("{}/*", cdn_path(prefix))
 }
 
 impl Cdn {
@@ -93,5 +100,21 @@ impl Cdn {
             .invalidation()
             .map(|i| i.id().to_owned())
             .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_star_is_a_wildcard_only_at_the_end_of_a_prefix() {
+        assert_eq!(
+            cdn_path("X01/2024-05-02/t/a*b *.csv"),
+            "/X01/2024-05-02/t/a%2Ab%20%2A.csv"
+        );
+        assert_eq!(cdn_path("X01/d/t:1/é.csv"), "/X01/d/t:1/%C3%A9.csv");
+        assert_eq!(cdn_wildcard("X01/2024-05-02/t"), "/X01/2024-05-02/t/*");
+        assert_eq!(cdn_wildcard("X01/d/t*"), "/X01/d/t%2A/*");
     }
 }

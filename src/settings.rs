@@ -516,9 +516,9 @@ fn validate(
     let sentry_dsn = take("SENTRY_DSN").and_then(|dsn| check.sentry_dsn(&dsn));
 
     let github_api_url = take("GITHUB_API_URL").unwrap_or_else(|| DEFAULT_GITHUB_API_URL.into());
-    check.url("GITHUB_API_URL", &github_api_url);
+    check.api_url("GITHUB_API_URL", &github_api_url, "GITHUB_API_KEY");
     let wdiv_api_url = take("WDIV_API_URL").unwrap_or_else(|| DEFAULT_WDIV_API_URL.into());
-    check.url("WDIV_API_URL", &wdiv_api_url);
+    check.api_url("WDIV_API_URL", &wdiv_api_url, "WDIV_API_KEY");
     let aws_endpoint_url = take("AWS_ENDPOINT_URL");
     if let Some(url) = &aws_endpoint_url {
         check.url("AWS_ENDPOINT_URL", url);
@@ -875,15 +875,51 @@ impl Checker<'_> {
         self.problems.push(format!("{name}{shown}{from} {why}"));
     }
 
-    fn url(&mut self, name: &str, value: &str) {
+    /// An http(s) URL with a host; returns it parsed when it is one.
+    fn url(&mut self, name: &str, value: &str) -> Option<reqwest::Url> {
         // The URL parser drops tabs and line breaks where a client given the raw text might not.
         let plain = !value
             .chars()
             .any(|c| c.is_whitespace() || text::is_hidden(c));
         match reqwest::Url::parse(value) {
             Ok(url)
-                if plain && matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
-            _ => self.invalid(name, value, "must be an http(s) URL"),
+                if plain && matches!(url.scheme(), "http" | "https") && url.host().is_some() =>
+            {
+                Some(url)
+            }
+            _ => {
+                self.invalid(name, value, "must be an http(s) URL");
+                None
+            }
+        }
+    }
+
+    /// An API's base URL (`GITHUB_API_URL`, `WDIV_API_URL`): the request URLs are built on it,
+    /// and a client may log those whole (octocrab's span shows `http.url`), so it holds no
+    /// credentials: no user-info, no query, no fragment. The API's token has its own setting.
+    fn api_url(&mut self, name: &str, value: &str, token_name: &str) {
+        let Some(url) = self.url(name, value) else {
+            return;
+        };
+        let mut held = Vec::new();
+        if !url.username().is_empty() || url.password().is_some() {
+            held.push("a user name or password (user:pass@)");
+        }
+        if url.query().is_some() {
+            held.push("a query (?…)");
+        }
+        if url.fragment().is_some() {
+            held.push("a fragment (#…)");
+        }
+        if !held.is_empty() {
+            self.invalid(
+                name,
+                value,
+                &format!(
+                    "must not hold {}: the URLs built on it are logged; put the token in {token_name}",
+                    held.join(" or ")
+                ),
+            );
         }
     }
 
@@ -1239,9 +1275,7 @@ mod tests {
                     "WDIV_WEBHOOK_URL",
                     "https://user:hunter2@wdiv.example/hook?key=abc",
                 ),
-                ("WDIV_API_URL", "https://user:hunter2@wdiv.example/api"),
                 ("WDIV_API_KEY", "wdiv-token"),
-                ("GITHUB_API_URL", "https://api.example/?key=abc"),
                 ("AWS_ENDPOINT_URL", "http://user:hunter2@127.0.0.1:9000"),
                 ("TEMP_BUCKET_NAME", "temp-bucket"),
                 ("FINAL_BUCKET_NAME", "final-bucket"),
@@ -1262,6 +1296,67 @@ mod tests {
             debug.contains("wdiv_webhook_url: Some(\"https://****@wdiv.example/hook?****\")"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn api_urls_with_credentials_a_query_or_a_fragment_are_refused() {
+        let e = load(
+            None,
+            &env(&[
+                ("WDIV_API_URL", "https://user:hunter2@wdiv.example/api"),
+                (
+                    "GITHUB_API_URL",
+                    "http://gh.example/api/v3?access_token=abc#x",
+                ),
+                (
+                    "WDIV_WEBHOOK_URL",
+                    "https://user:hunter2@wdiv.example/hook?key=abc",
+                ),
+                ("TEMP_BUCKET_NAME", "temp-bucket"),
+                ("FINAL_BUCKET_NAME", "final-bucket"),
+            ]),
+            Context::Cli,
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert_eq!(
+            e.problems,
+            [
+                "GITHUB_API_URL \"http://gh.example/api/v3?****\" (from environment variable) \
+                 must not hold a query (?…) or a fragment (#…): the URLs built on it are logged; \
+                 put the token in GITHUB_API_KEY",
+                "WDIV_API_URL \"https://****@wdiv.example/api\" (from environment variable) \
+                 must not hold a user name or password (user:pass@): the URLs built on it are \
+                 logged; put the token in WDIV_API_KEY",
+            ],
+            "{text}"
+        );
+        for secret in ["hunter2", "access_token", "key=abc"] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        // A bare `@` in a path is not user-info, and an empty query is still a query.
+        let s = load(
+            None,
+            &env(&[
+                ("GITHUB_API_URL", "https://gh.example/api/@v3/"),
+                ("TEMP_BUCKET_NAME", "temp-bucket"),
+                ("FINAL_BUCKET_NAME", "final-bucket"),
+            ]),
+            Context::Cli,
+        )
+        .unwrap();
+        assert_eq!(s.github_api_url.as_str(), "https://gh.example/api/@v3/");
+        let e = load(
+            None,
+            &env(&[
+                ("WDIV_API_URL", "https://wdiv.example/api?"),
+                ("TEMP_BUCKET_NAME", "temp-bucket"),
+                ("FINAL_BUCKET_NAME", "final-bucket"),
+            ]),
+            Context::Cli,
+        )
+        .unwrap_err();
+        assert_eq!(e.problems.len(), 1, "{e}");
     }
 
     #[test]

@@ -438,6 +438,11 @@ async fn invalid_batches_are_rejected() {
         .await
         .unwrap_err();
     assert_eq!(status_code(&err), (400, "InvalidArgument".to_string()));
+    // A `*` is a wildcard only as the last character.
+    let err = invalidate(&clients, DIST, "ref-1", &["/a/b*.csv"])
+        .await
+        .unwrap_err();
+    assert_eq!(status_code(&err), (400, "InvalidArgument".to_string()));
     let wrong_quantity = InvalidationBatch::builder()
         .paths(Paths::builder().quantity(2).items("/a").build().unwrap())
         .caller_reference("ref-2")

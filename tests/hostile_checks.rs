@@ -29,18 +29,24 @@ fn binary() -> &'static str {
 /// machine has it, else with `getrusage(RUSAGE_CHILDREN)`, the largest of this process's waited-for
 /// children (an upper bound: the other children of these tests are small).
 fn run(args: &[&std::ffi::OsStr]) -> (Output, u64) {
+    run_with(args, |_| {})
+}
+
+/// [`run`], with the command set up further by `setup` (environment, working folder).
+fn run_with(args: &[&std::ffi::OsStr], setup: impl Fn(&mut Command)) -> (Output, u64) {
     let time = Path::new("/usr/bin/time");
     if time.exists() {
         let dir = tempfile::tempdir().unwrap();
         let measured = dir.path().join("rss");
-        let out = Command::new(time)
+        let mut command = Command::new(time);
+        command
             .args(["-f", "%M", "-o"])
             .arg(&measured)
             .arg(binary())
             .args(args)
-            .env_remove("CLICOLOR_FORCE")
-            .output()
-            .expect("the binary runs");
+            .env_remove("CLICOLOR_FORCE");
+        setup(&mut command);
+        let out = command.output().expect("the binary runs");
         let text = std::fs::read_to_string(&measured).unwrap();
         // GNU time writes "Command exited with non-zero status 1" before the figure.
         let kb = text
@@ -50,11 +56,10 @@ fn run(args: &[&std::ffi::OsStr]) -> (Output, u64) {
             .unwrap_or_else(|| panic!("no figure from /usr/bin/time: {text}"));
         (out, kb)
     } else {
-        let out = Command::new(binary())
-            .args(args)
-            .env_remove("CLICOLOR_FORCE")
-            .output()
-            .expect("the binary runs");
+        let mut command = Command::new(binary());
+        command.args(args).env_remove("CLICOLOR_FORCE");
+        setup(&mut command);
+        let out = command.output().expect("the binary runs");
         // SAFETY: getrusage only writes the struct it is given.
         let usage = unsafe {
             let mut usage: libc::rusage = std::mem::zeroed();
@@ -312,6 +317,87 @@ fn a_station_name_of_100_mb_is_neither_held_nor_quoted_whole() {
         "{errors}"
     );
     assert!(rss <= MAX_PEAK_RSS_KB, "peak RSS {rss} KB");
+}
+
+/// Issue 25: the JSON parser keeps a number whole, so one number as long as the file was held in
+/// memory (153 MB for 140 MiB of digits) and the file passed. A number past 1 KB now fails the
+/// file as not a snapshot, read in bounded memory, in `check` and through the pipeline.
+#[test]
+fn a_json_file_of_one_huge_number_fails_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = "E07000223/2024-05-02/2024-04-01T10:11:12.123456";
+    let upload = dir.path().join("local-buckets/wdiv-temp").join(prefix);
+    std::fs::create_dir_all(&upload).unwrap();
+    std::fs::create_dir_all(dir.path().join("local-buckets/wdiv-final")).unwrap();
+    let mib = 1 << 20;
+    let cases = [
+        ("digits.json", &b"["[..], b'1', 140 * mib),
+        ("exponent.json", &b"[-1e"[..], b'9', 60 * mib),
+    ];
+    for (name, start, digit, count) in cases {
+        let path = upload.join(name);
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        out.write_all(start).unwrap();
+        let block = [digit; 64 * 1024];
+        for _ in 0..count / block.len() {
+            out.write_all(&block).unwrap();
+        }
+        out.write_all(b"]").unwrap();
+        out.flush().unwrap();
+        drop(out);
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size < 150_000_000, "{size} bytes");
+        let message = "The file is not a snapshot: the number at line 1, column 2 is more than \
+                       1024 characters long. Please upload the snapshot exactly as it was \
+                       exported.";
+
+        let (out, report, rss) = check_json(&path, &[]);
+        eprintln!("check --json of {name} ({size} bytes): peak RSS {rss} KB");
+        let file = &report["file_set"][0];
+        assert_eq!(out.status.code(), Some(1), "{report}");
+        assert_eq!(file["errors"], message);
+        assert_eq!(file["problems"][0]["code"], "number-too-long");
+        assert!(rss <= MAX_PEAK_RSS_KB, "{name}: peak RSS {rss} KB");
+
+        // The pipeline, on local buckets: the same verdict, nothing copied.
+        let event = dir.path().join("event.json");
+        let key = format!("{prefix}/{name}");
+        let record = wdiv_s3_trigger::event::object_created("wdiv-temp", &key, size, "e");
+        std::fs::write(&event, record.to_string()).unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let wdiv = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let args = ["run".as_ref(), "--json".as_ref(), event.as_os_str()];
+        let (out, rss) = run_with(&args, |command| {
+            command
+                .current_dir(dir.path())
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("LOCAL_BUCKETS_DIR", dir.path().join("local-buckets"))
+                .env("WDIV_API_URL", &wdiv);
+        });
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        eprintln!("run of {name} ({size} bytes): peak RSS {rss} KB");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let outcome: Value = serde_json::from_str(&stdout).unwrap();
+        let file = &outcome[0]["uploads"][0]["report"]["file_set"][0];
+        assert_eq!(file["errors"], message, "{stdout}");
+        assert!(!dir
+            .path()
+            .join("local-buckets/wdiv-final")
+            .join(&key)
+            .exists());
+        assert!(
+            rss <= MAX_PEAK_RSS_KB,
+            "{name} through the pipeline: peak RSS {rss} KB"
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
 }
 
 /// An Xpress DC file whose rule columns hold what a hostile uploader would put there: line breaks

@@ -6,6 +6,8 @@
 //! The binary runs on local folders in a fresh directory (so no `settings/local.toml` is read),
 //! with a cleared environment.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -172,11 +174,8 @@ fn a_toml_syntax_error_names_the_file_and_line_but_not_the_secret_on_it() {
 fn a_webhook_url_with_credentials_and_a_query_is_shown_masked_in_a_dry_run() {
     let dir = tempfile::tempdir().unwrap();
     let upload = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/uploads/ems/idox-eros.csv");
-    // The council name's lookup fails at once, and its error names that URL too.
-    let api = format!(
-        "{}/api?key=abc",
-        closed_port_url().replace("http://", "http://apiuser:hunter2@")
-    );
+    // The council name's lookup fails at once. (`WDIV_API_URL` may hold no credentials.)
+    let api = format!("{}/api", closed_port_url());
     let run = run(
         dir.path(),
         &[
@@ -241,5 +240,80 @@ fn in_lambda_mode_the_same_values_are_logged_as_settings_problems_not_panics() {
         "WDIV_WEBHOOK_URL \\\"ftp://****@wdiv.example/hook?****\\\"",
     ] {
         assert!(run.stdout.contains(expected), "{expected}: {}", run.stdout);
+    }
+}
+
+/// Issue 25: at `RUST_LOG=debug`, octocrab's span printed `GITHUB_API_URL` whole, credentials
+/// and all. A full run against the fakes, at `trace`, with a secret in every secret setting and
+/// GitHub failing (so errors, retries and a Sentry event are logged too): no secret is printed.
+/// And `GITHUB_API_URL` with credentials is refused before any client is made.
+#[tokio::test]
+async fn at_trace_level_no_secret_is_printed() {
+    use common::{World, GITHUB_TOKEN, WDIV_TOKEN};
+    let mut world = World::with_effects().await;
+    let sentry = common::sentry::FakeSentry::start();
+    world.set("SENTRY_DSN", &sentry.dsn());
+    let hook = world
+        .webhook_url()
+        .replace("http://", "http://hookuser:hookpass-s3cr3t@")
+        + "?hooktoken=q-s3cr3t";
+    world.set("WDIV_WEBHOOK_URL", &hook);
+    world.set("RUST_LOG", "trace");
+    let key = world
+        .upload_xpress("E07000223/2024-05-02/2024-04-01T10:11:12.123456")
+        .await;
+    world.github.fail_next("ListIssues", 503, 3);
+    let secrets = [
+        GITHUB_TOKEN,
+        WDIV_TOKEN,
+        "hookuser",
+        "hookpass-s3cr3t",
+        "q-s3cr3t",
+        // `hookuser:hookpass-s3cr3t` as a Basic Authorization header carries it.
+        "aG9va3VzZXI6aG9va3Bhc3MtczNjcjN0",
+        common::sentry::PUBLIC_KEY,
+    ];
+
+    let run = world.run_for(&[&key]).await;
+    assert_eq!(run.code, 1, "GitHub failed: {}", run.stderr);
+    // The run did log at trace level, its dependencies included, and it did reach every party.
+    assert!(run.stderr.contains("TRACE"), "{}", run.stderr);
+    assert_eq!(world.webhook_posts().await.len(), 1);
+    let events = tokio::task::spawn_blocking(move || {
+        sentry.wait_for_events(1, std::time::Duration::from_secs(10))
+    })
+    .await
+    .unwrap();
+    assert!(!events.is_empty(), "no Sentry event");
+    let all = format!("{}\n{}", run.stdout, run.stderr);
+    for secret in secrets {
+        assert!(
+            !all.contains(secret),
+            "{secret:?} leaked at trace level:\n{all}"
+        );
+    }
+
+    let github = world
+        .github
+        .url()
+        .replace("http://", "http://guser:gpass-s3cr3t@");
+    world.set("GITHUB_API_URL", &github);
+    let run = world.run_for(&[&key]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("GITHUB_API_URL \"http://****@127.0.0.1:")
+            && run
+                .stderr
+                .contains("must not hold a user name or password (user:pass@)"),
+        "{}",
+        run.stderr
+    );
+    let all = format!("{}\n{}", run.stdout, run.stderr);
+    for secret in ["guser", "gpass-s3cr3t"].iter().chain(&secrets) {
+        assert!(
+            !all.contains(secret),
+            "{secret:?} leaked at trace level:\n{all}"
+        );
     }
 }

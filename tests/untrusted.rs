@@ -818,3 +818,29 @@ async fn the_webhook_follows_no_redirect_and_names_where_it_pointed() {
         );
     }
 }
+
+/// Issue 25: with `CLOUDFRONT_PATHS=files`, a `*` inside a file name went to CloudFront as it
+/// is, a wildcard where CloudFront allows one only at the end. It is percent-encoded; the
+/// prefix's own wildcard stays.
+#[tokio::test]
+async fn a_star_in_a_file_name_is_not_a_cloudfront_wildcard() {
+    let mut world = world().await;
+    world.set("CLOUDFRONT_PATHS", "files");
+    let key = world
+        .upload(
+            PREFIX,
+            "stations*.csv",
+            &fixture("uploads/ems/xpress-dc.csv"),
+        )
+        .await;
+    world.run_for(&[&key]).await.assert_code(0);
+    let invalidations = world.invalidations().await;
+    assert_eq!(invalidations.len(), 1);
+    assert_eq!(
+        invalidations[0].paths,
+        [
+            format!("/{PREFIX}/stations%2A.csv"),
+            format!("/{PREFIX}/report.json")
+        ]
+    );
+}

@@ -18,7 +18,12 @@ const NAMED: usize = 5;
 /// Far more than any key a profile names and than the start of a name a message quotes.
 const MAX_STRING_BYTES: usize = 64 * 1024;
 
-/// What to do with the next bytes of the input, as [`LongStrings::next`] says.
+/// The longest number a file may hold. The parser keeps a number whole in memory (a file can be
+/// one 140 MB number), and a snapshot's numbers (ids, UPRNs, coordinates) are under 30
+/// characters: a longer one fails the file.
+pub const MAX_NUMBER_BYTES: usize = 1024;
+
+/// What to do with the next bytes of the input, as [`LongTokens::next`] says.
 #[derive(Debug, PartialEq, Eq)]
 enum Piece {
     /// Give them to the parser.
@@ -29,6 +34,9 @@ enum Piece {
     /// Skip them: the inside of a long string, valid JSON string content. An escape still
     /// incomplete at their end is held, and counted as skipped until it is given back.
     Skip,
+    /// A number longer than the limit starts `max_number` bytes before here: the file fails.
+    /// No input is used.
+    LongNumber,
 }
 
 /// The parser (actson) keeps every string whole in memory, and a JSON file can be one 150 MB
@@ -38,9 +46,18 @@ enum Piece {
 /// control character, a broken escape) goes to the parser, so it still ends the string or reports
 /// the error, at the same place. A string's start is kept, so a name is shown as before; the
 /// pairing of `\u` surrogates is not checked past the first `max` bytes of a string.
+///
+/// The parser keeps numbers whole too. Outside strings, a run of the bytes a number is written
+/// with longer than `max_number` is reported as [`Piece::LongNumber`], once the parser has been
+/// given the bytes before it (so a syntax error there is still reported first).
 #[derive(Debug)]
-struct LongStrings {
+struct LongTokens {
     max: usize,
+    max_number: usize,
+    /// Bytes of number text just before this point, outside strings.
+    number_len: usize,
+    /// The limit is passed: the next call says [`Piece::LongNumber`].
+    long_number: bool,
     in_string: bool,
     /// Bytes of the current string so far (as written, escapes included).
     len: usize,
@@ -53,10 +70,18 @@ struct LongStrings {
     held: Vec<u8>,
 }
 
-impl LongStrings {
-    fn new(max: usize) -> Self {
-        LongStrings {
+/// The bytes JSON writes a number with (`-12.5e+3`).
+fn is_number_byte(b: u8) -> bool {
+    matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+}
+
+impl LongTokens {
+    fn new(max: usize, max_number: usize) -> Self {
+        LongTokens {
             max,
+            max_number,
+            number_len: 0,
+            long_number: false,
             in_string: false,
             len: 0,
             after_backslash: false,
@@ -69,13 +94,30 @@ impl LongStrings {
     /// What to do with the start of `input`, and how many of its bytes that covers (none when
     /// the state changed before the first byte: the next call goes on from there).
     fn next(&mut self, input: &[u8]) -> (Piece, usize) {
+        if self.long_number {
+            return (Piece::LongNumber, 0);
+        }
         if self.skipping {
             return self.skip(input);
         }
         if !self.in_string {
-            // Outside strings only a quote matters: it opens one.
-            return match memchr::memchr(b'"', input) {
+            // Outside strings a quote opens one, and the length of numbers is bounded.
+            let quote = memchr::memchr(b'"', input);
+            let end = quote.unwrap_or(input.len());
+            for (i, &b) in input[..end].iter().enumerate() {
+                if !is_number_byte(b) {
+                    self.number_len = 0;
+                } else if self.number_len < self.max_number {
+                    self.number_len += 1;
+                } else {
+                    // The parser gets what comes before; then the file fails.
+                    self.long_number = true;
+                    return (Piece::Parse, i);
+                }
+            }
+            return match quote {
                 Some(i) => {
+                    self.number_len = 0;
                     self.in_string = true;
                     self.len = 0;
                     (Piece::Parse, i + 1)
@@ -206,19 +248,21 @@ pub struct JsonCheck<'p> {
     line_start: u64,
     error: Option<Problem>,
     ended: bool,
-    /// Long strings are cut before the parser, which would otherwise hold each string whole.
-    strings: LongStrings,
+    /// Long strings are cut before the parser, which would otherwise hold each string whole, and
+    /// long numbers fail the file.
+    strings: LongTokens,
     /// Bytes of long strings the parser was not given, to place an error in the file.
     skipped: u64,
 }
 
 impl<'p> JsonCheck<'p> {
     pub fn new(profiles: &'p Profiles) -> Self {
-        Self::with_max_string(profiles, MAX_STRING_BYTES)
+        Self::with_limits(profiles, MAX_STRING_BYTES, MAX_NUMBER_BYTES)
     }
 
-    /// A check that gives the parser at most `max_string` bytes of each string.
-    fn with_max_string(profiles: &'p Profiles, max_string: usize) -> Self {
+    /// A check that gives the parser at most `max_string` bytes of each string, and fails a
+    /// number longer than `max_number` bytes.
+    fn with_limits(profiles: &'p Profiles, max_string: usize, max_number: usize) -> Self {
         let longest_key = profiles
             .json_profiles()
             .flat_map(|p| {
@@ -252,7 +296,7 @@ impl<'p> JsonCheck<'p> {
             line_start: 0,
             error: None,
             ended: false,
-            strings: LongStrings::new(max_string),
+            strings: LongTokens::new(max_string, max_number),
             skipped: 0,
         }
     }
@@ -278,6 +322,10 @@ impl<'p> JsonCheck<'p> {
                 Piece::Skip => {
                     self.skipped += used as u64;
                     Ok(())
+                }
+                Piece::LongNumber => {
+                    self.fail_long_number(at, chunk);
+                    return;
                 }
             };
             if let Err(e) = parsed {
@@ -319,17 +367,42 @@ impl<'p> JsonCheck<'p> {
         self.bytes += chunk.len() as u64;
     }
 
-    /// Places a parse error at a line and column, as people count them, saying why when it can.
-    fn fail(&mut self, error: &actson::parser::ParserError, chunk: &[u8]) {
-        // Where the parser is in the file: what it read, and what was skipped before that.
-        let at = self.parser.parsed_bytes() as u64 + self.skipped;
+    /// The line and column (as people count them) of the byte before file offset `at`, which
+    /// is in `chunk` or before it.
+    fn place(&self, at: u64, chunk: &[u8]) -> (u64, u64) {
         let within = at.saturating_sub(self.bytes).min(chunk.len() as u64) as usize;
         let (mut line, mut line_start) = (self.lines + 1, self.line_start);
         for nl in memchr::memchr_iter(b'\n', &chunk[..within.saturating_sub(1)]) {
             line += 1;
             line_start = self.bytes + nl as u64 + 1;
         }
-        let column = at.saturating_sub(line_start).max(1);
+        (line, at.saturating_sub(line_start).max(1))
+    }
+
+    /// A number longer than the limit: `at` in `chunk` is its first byte past the limit. The
+    /// message places the number's start (a number holds no line break).
+    fn fail_long_number(&mut self, at: usize, chunk: &[u8]) {
+        let start = (self.bytes + at as u64).saturating_sub(self.strings.max_number as u64);
+        let (line, column) = self.place(start + 1, chunk);
+        self.error = Some(
+            Problem::error(
+                "number-too-long",
+                format!(
+                    "The file is not a snapshot: the number at line {line}, column {column} is \
+                     more than {} characters long. Please upload the snapshot exactly as it was \
+                     exported.",
+                    self.strings.max_number
+                ),
+            )
+            .at_row(line),
+        );
+    }
+
+    /// Places a parse error at a line and column, as people count them, saying why when it can.
+    fn fail(&mut self, error: &actson::parser::ParserError, chunk: &[u8]) {
+        // Where the parser is in the file: what it read, and what was skipped before that.
+        let at = self.parser.parsed_bytes() as u64 + self.skipped;
+        let (line, column) = self.place(at, chunk);
         use actson::parser::ParserError as E;
         let what = match error {
             E::NoMoreInput => "the file ends before the JSON is complete".to_owned(),
@@ -659,7 +732,7 @@ mod tests {
         chunk: usize,
         max_string: usize,
     ) -> (Option<String>, u64, Vec<Problem>) {
-        let mut c = JsonCheck::with_max_string(Profiles::embedded(), max_string);
+        let mut c = JsonCheck::with_limits(Profiles::embedded(), max_string, MAX_NUMBER_BYTES);
         for piece in input.chunks(chunk) {
             c.feed(piece);
         }
@@ -717,6 +790,54 @@ mod tests {
         assert!(c.skipped >= 10_000_000 - MAX_STRING_BYTES as u64);
         assert!(c.parser.current_str().unwrap().len() <= MAX_STRING_BYTES);
         assert_eq!(c.finish(), (None, 0, vec![]));
+    }
+
+    #[test]
+    fn a_number_past_the_limit_fails_the_file_where_it_starts() {
+        let at_limit = "7".repeat(MAX_NUMBER_BYTES);
+        for chunk in [1, 7, 1000, 1 << 20] {
+            let (ems, rows, problems) = check(&format!("[1, {at_limit}, -1.5e+3]"), chunk);
+            assert_eq!((ems, rows), (None, 0));
+            assert!(problems.is_empty(), "chunk {chunk}: {problems:?}");
+            for (input, line, column) in [
+                (format!("[1,\n  {at_limit}1]"), 2, 3),
+                (format!("[{{\"a\": -1e{at_limit}}}]"), 1, 8),
+                (format!("[\"12\",\n\n\"x\", 0.{at_limit}"), 3, 6),
+            ] {
+                let (ems, rows, problems) = check(&input, chunk);
+                assert_eq!((ems, rows), (None, 0));
+                assert_eq!(problems.len(), 1, "{problems:?}");
+                assert_eq!(problems[0].code, "number-too-long");
+                assert_eq!(
+                    problems[0].message,
+                    format!(
+                        "The file is not a snapshot: the number at line {line}, column {column} \
+                         is more than {MAX_NUMBER_BYTES} characters long. Please upload the \
+                         snapshot exactly as it was exported."
+                    ),
+                    "chunk {chunk}"
+                );
+            }
+        }
+        // Digits in strings are not a number; a syntax error before the limit comes first.
+        let (_, _, problems) = check(&format!("[\"{at_limit}{at_limit}\"]"), 100);
+        assert!(problems.is_empty(), "{problems:?}");
+        let (_, _, problems) = check(&format!("[1-{at_limit}]"), 100);
+        assert_eq!(problems[0].code, "invalid-json", "{problems:?}");
+    }
+
+    #[test]
+    fn a_number_as_long_as_the_file_is_not_held() {
+        let mut c = JsonCheck::new(Profiles::embedded());
+        c.feed(b"[");
+        for _ in 0..100 {
+            c.feed(&[b'1'; 100_000]);
+        }
+        c.feed(b"]");
+        assert!(c.is_done());
+        assert!(c.parser.parsed_bytes() <= MAX_NUMBER_BYTES + 1);
+        let (_, _, problems) = c.finish();
+        assert_eq!(problems[0].code, "number-too-long");
     }
 
     fn token() -> impl Strategy<Value = &'static str> {

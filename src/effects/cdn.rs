@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{
     not_configured, Effect, EffectError, FailureKind, Names, Optional, Planned, Planning, Run,
 };
-use crate::cdn::{cdn_path, CdnError};
+use crate::cdn::{cdn_path, cdn_wildcard, CdnError};
 use crate::event::REPORT_FILE;
 use crate::settings::{CdnPaths, Settings};
 use crate::vocab::DistributionId;
@@ -49,7 +49,7 @@ pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
     let cdn = config(p.settings);
     let files: Vec<&str> = p.report.file_set.iter().map(|f| f.key.as_str()).collect();
     let report_key = format!("{}/{REPORT_FILE}", p.prefix);
-    let wildcard = || vec![cdn_path(&format!("{}/*", p.prefix))];
+    let wildcard = || vec![cdn_wildcard(&p.prefix)];
     let by = cdn.get().map_or(CdnPaths::Prefix, |c| c.paths);
     let paths = match by {
         CdnPaths::Prefix => wildcard(),
@@ -143,6 +143,26 @@ mod tests {
         assert_eq!(
             on[0].effect.target(&Names::default()),
             "distribution E2DIST: /X01/2024-05-02/t/*"
+        );
+    }
+
+    #[test]
+    fn a_star_in_a_file_name_is_encoded_and_only_the_prefix_wildcard_stays() {
+        let mut r = report(true);
+        r.file_set[0].key = "X01/2024-05-02/t/a*.csv".into();
+        let files = plan(&planning(
+            &r,
+            &settings(&[
+                ("CLOUDFRONT_DISTRIBUTION_ID", "E2DIST"),
+                ("CLOUDFRONT_PATHS", "files"),
+            ]),
+        ));
+        assert_eq!(
+            files[0].effect.data()["paths"],
+            json!([
+                "/X01/2024-05-02/t/a%2A.csv",
+                "/X01/2024-05-02/t/report.json"
+            ])
         );
     }
 

@@ -1082,7 +1082,9 @@ fn create_invalidation(state: &mut State, ctx: &Ctx, body: &[u8]) -> Reply {
             "The value of Quantity and the size of Items don't match.",
         ));
     }
-    if paths.is_empty() || paths.iter().any(|p| !p.starts_with('/')) {
+    // CloudFront reads `*` as a wildcard, allowed only as a path's last character.
+    let bad = |p: &String| !p.starts_with('/') || p.find('*').is_some_and(|i| i + 1 < p.len());
+    if paths.is_empty() || paths.iter().any(bad) {
         return Err(cloudfront_bad_request(
             "InvalidArgument",
             "Your request contains one or more invalid invalidation paths.",
