@@ -276,14 +276,15 @@ impl GitHub {
             .map_err(|e| self.other(what, format!("the answer is not what GitHub sends: {e}")))
     }
 
-    /// Opens the issue, or comments on the open one with the same title; returns the issue's
-    /// URL. `marker` (unique to the upload's content) goes into the issue's body and the
-    /// comment, hidden, so a retry whose earlier attempt opened the issue or commented (and died
-    /// before it could record so) finds it and adds nothing. All of it, retries included, within
-    /// the deadline.
+    /// Opens the issue, or comments on the open one with the same title (or one of
+    /// `earlier_titles`, the titles earlier versions gave it); returns the issue's URL. `marker`
+    /// (unique to the upload's content) goes into the issue's body and the comment, hidden, so a
+    /// retry whose earlier attempt opened the issue or commented (and died before it could record
+    /// so) finds it and adds nothing. All of it, retries included, within the deadline.
     pub async fn open_or_update(
         &self,
         title: &str,
+        earlier_titles: &[String],
         labels: &[String],
         body: &str,
         comment: &str,
@@ -294,7 +295,7 @@ impl GitHub {
             ATTEMPTS,
             FIRST_BACKOFF,
             GitHubError::retry_now,
-            || self.try_open_or_update(title, labels, body, comment, marker),
+            || self.try_open_or_update(title, earlier_titles, labels, body, comment, marker),
         );
         tokio::time::timeout(self.deadline, attempts)
             .await
@@ -309,13 +310,14 @@ impl GitHub {
     async fn try_open_or_update(
         &self,
         title: &str,
+        earlier_titles: &[String],
         labels: &[String],
         body: &str,
         comment: &str,
         marker: &str,
     ) -> Result<String, GitHubError> {
         let route = format!("/repos/{}", self.repo);
-        match self.find_open(title).await? {
+        match self.find_open(title, earlier_titles).await? {
             // Opened for this very content by an earlier attempt.
             Some(issue) if issue.body.as_deref().is_some_and(|b| b.contains(marker)) => {
                 Ok(issue_url(&issue.html_url))
@@ -345,8 +347,12 @@ impl GitHub {
         }
     }
 
-    /// The open import issue with exactly this title, if any.
-    async fn find_open(&self, title: &str) -> Result<Option<Issue>, GitHubError> {
+    /// The open import issue with exactly this title (or one of `earlier`), if any.
+    async fn find_open(
+        &self,
+        title: &str,
+        earlier: &[String],
+    ) -> Result<Option<Issue>, GitHubError> {
         let label: String =
             percent_encoding::utf8_percent_encode(IMPORT_LABEL, percent_encoding::NON_ALPHANUMERIC)
                 .collect();
@@ -355,7 +361,7 @@ impl GitHub {
             self.repo
         );
         self.first(&route, "list issues", |i: &Issue| {
-            i.pull_request.is_none() && i.title == title
+            i.pull_request.is_none() && (i.title == title || earlier.contains(&i.title))
         })
         .await
     }
@@ -472,7 +478,7 @@ mod tests {
         let github = client(&server).with_deadline(Duration::from_millis(500));
         let started = Instant::now();
         let e = github
-            .open_or_update("t", &[], "b", "c", "m")
+            .open_or_update("t", &[], &[], "b", "c", "m")
             .await
             .unwrap_err();
         assert!(matches!(e, GitHubError::Deadline { .. }), "{e}");
@@ -496,7 +502,7 @@ mod tests {
             .await;
         let github = client(&server);
         let e = github
-            .open_or_update("t", &[], "b", "c", "m")
+            .open_or_update("t", &[], &[], "b", "c", "m")
             .await
             .unwrap_err();
         let GitHubError::Status {
@@ -510,7 +516,7 @@ mod tests {
         assert!(message.chars().count() <= 200);
         // Over the bound, a 5xx is still a 5xx (transient), its body unread.
         let e = github
-            .open_or_update("t", &[], "b", "c", "m")
+            .open_or_update("t", &[], &[], "b", "c", "m")
             .await
             .unwrap_err();
         assert!(e.transient(), "{e}");

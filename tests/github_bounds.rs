@@ -1,5 +1,6 @@
-//! What GitHub (or whatever answers at `GITHUB_API_URL`) sends back is bounded. Each scenario
-//! runs the real binary against the GitHub fake (tests/fakes/github.rs, its `Fault`s standing for a broken
+//! What GitHub (or whatever answers at `GITHUB_API_URL`) sends back is bounded, and what the
+//! program sends it cannot render as code, references, mentions or links. Each scenario runs the
+//! real binary against the GitHub fake (tests/fakes/github.rs, its `Fault`s standing for a broken
 //! or hostile server) and the other loopback fakes, and measures the child's peak memory and time
 //! as tests/harness does.
 
@@ -9,7 +10,7 @@ mod harness;
 use std::time::Duration;
 
 use common::github::Fault;
-use harness::{Ended, Lab};
+use harness::{wdiv::FakeWdiv, Ended, Lab};
 use serde_json::Value;
 
 const PREFIX: &str = "E07000223/2024-05-02/2024-04-01T10:11:12.123456";
@@ -140,4 +141,47 @@ async fn an_answer_that_drips_ends_at_the_deadline() {
         "{:?}",
         ended.elapsed
     );
+}
+
+/// A world whose WDIV fake calls every council `name`.
+async fn world_named(name: &str) -> (common::World, FakeWdiv) {
+    let mut world = common::World::with_effects().await;
+    let wdiv = FakeWdiv::start(name);
+    world.set("WDIV_API_URL", &wdiv.api_url());
+    world.set("WDIV_WEBHOOK_URL", &wdiv.webhook_url());
+    (world, wdiv)
+}
+
+#[tokio::test]
+async fn the_council_name_reaches_the_title_neutralised() {
+    let name = "Tendring [click here](https://evil.example/x) @octocat `x` #1";
+    let (world, _wdiv) = world_named(name).await;
+    let key = world.upload_xpress(PREFIX).await;
+    world.run_for(&[&key]).await.assert_code(0);
+    let issues = world.github.issues();
+    assert_eq!(issues.len(), 1);
+    assert_eq!(
+        issues[0].title,
+        "TEST Import E07000223-Tendring [click here] (https://evil.example/x) ＠octocat 'x' \
+         No.1 for 2024-05-02"
+    );
+}
+
+#[tokio::test]
+async fn an_issue_opened_before_the_title_was_neutralised_still_gets_the_update() {
+    let name = "Tendring `x` #1";
+    let (world, _wdiv) = world_named(name).await;
+    let earlier = world.github.seed_issue(
+        &format!("TEST Import E07000223-{name} for 2024-05-02"),
+        "EMS: Xpress DC\nFiles:\n- `E07000223/2024-05-02/2024-03-01T09:00:00.000000/s.csv`\n",
+        &["Data Import", "ready"],
+        "open",
+    );
+    let key = world.upload_xpress(PREFIX).await;
+    world.run_for(&[&key]).await.assert_code(0);
+    let issues = world.github.issues();
+    assert_eq!(issues.len(), 1, "no second issue: {issues:?}");
+    let comments = &world.github.issue(earlier).unwrap().comments;
+    assert_eq!(comments.len(), 1);
+    assert!(comments[0].starts_with("Updated"), "{comments:?}");
 }
