@@ -3,8 +3,8 @@
 //! of it may forge lines, headings, mentions or terminal commands where staff read it.
 //!
 //! Each sink has one function here and calls it in one place: markdown for GitHub
-//! ([`markdown_inline`], [`markdown_code`]), plain text for email and the wire ([`one_line`]), and
-//! logs and terminals ([`escape_control`]).
+//! ([`markdown_inline`], [`markdown_code`]; [`github_title`] for an issue's title), plain text
+//! for email and the wire ([`one_line`]), and logs and terminals ([`escape_control`]).
 
 use std::fmt::Write;
 
@@ -144,6 +144,53 @@ pub fn markdown_inline(text: &str) -> String {
     out
 }
 
+/// A name as a GitHub issue title shows it, which it renders in part: code spans, issue
+/// references (`#1`, `GH-1`, `owner/repo#1`), `:emoji:` codes and mentions. A title shows a
+/// backslash as it is, so each of these is neutralised with a look-alike instead of escaped: a
+/// backtick becomes `'`; a `#` before a digit becomes `No.` (after a space when it follows a
+/// letter or digit); `GH-` before a digit becomes `GH `; `@` becomes the fullwidth `＠` (no
+/// mention); a `:` that would open an emoji code is followed by a space; `](` (a link's text
+/// then its address) becomes `] (`. Everything else (`Brighton & Hove`) stays as it is.
+pub fn github_title(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len() + 8);
+    let digit_at = |i: usize| chars.get(i).is_some_and(char::is_ascii_digit);
+    let emoji_name = |c: &char| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-');
+    for (i, &c) in chars.iter().enumerate() {
+        match c {
+            '`' => out.push('\''),
+            '#' if digit_at(i + 1) => {
+                // `Ward#1` reads `Ward No.1`.
+                if out.chars().next_back().is_some_and(char::is_alphanumeric) {
+                    out.push(' ');
+                }
+                out.push_str("No.")
+            }
+            '@' => out.push('＠'),
+            '-' if digit_at(i + 1)
+                && i >= 2
+                && chars[i - 2].eq_ignore_ascii_case(&'g')
+                && chars[i - 1].eq_ignore_ascii_case(&'h')
+                && !chars
+                    .get(i.wrapping_sub(3))
+                    .is_some_and(|c| c.is_alphanumeric()) =>
+            {
+                out.push(' ')
+            }
+            ':' => {
+                out.push(':');
+                let name = chars[i + 1..].iter().take_while(|c| emoji_name(c)).count();
+                if name > 0 && chars.get(i + 1 + name) == Some(&':') {
+                    out.push(' ');
+                }
+            }
+            ']' if chars.get(i + 1) == Some(&'(') => out.push_str("] "),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Text as a markdown code span that the text cannot close: the fence is one backtick longer
 /// than the longest run inside, with spaces when the text starts or ends with one.
 pub fn markdown_code(text: &str) -> String {
@@ -224,6 +271,26 @@ mod tests {
             "Tendring ## District Council"
         );
         assert_eq!(clean_name(&"n".repeat(1000), 200).chars().count(), 200);
+    }
+
+    #[test]
+    fn a_title_shows_no_code_reference_mention_emoji_or_link() {
+        assert_eq!(
+            github_title("Tendring [click here](https://evil.example/x) @octocat `x` #1"),
+            "Tendring [click here] (https://evil.example/x) ＠octocat 'x' No.1"
+        );
+        assert_eq!(github_title("Brighton & Hove"), "Brighton & Hove");
+        assert_eq!(
+            github_title("owner/repo#12 gh-3 GH-4 SGH-5 :smile: :a:b: Ward #A"),
+            "owner/repo No.12 gh 3 GH 4 SGH-5 : smile: : a: b: Ward #A"
+        );
+        assert_eq!(github_title("St. Helens: North"), "St. Helens: North");
+        assert_eq!(github_title("a@b.example"), "a＠b.example");
+        // Nothing it makes is made again: neutralising twice changes nothing.
+        for name in ["x #1 `y` :z: @w GH-1 [a](b)", "::a::", "#1#2"] {
+            let once = github_title(name);
+            assert_eq!(github_title(&once), once, "{name}");
+        }
     }
 
     #[test]

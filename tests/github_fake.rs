@@ -429,6 +429,55 @@ async fn delays_and_read_timeout() {
 }
 
 #[tokio::test]
+async fn faults_a_huge_body_a_drip_and_endless_pages() {
+    let fake = fake();
+    fake.seed_issue("x", "", &[LABEL], "open");
+    let gh = client(&fake, TOKEN);
+    let route = format!("/repos/{OWNER}/{REPO}/issues");
+
+    // Endless pages: the usual answer, and always a next page.
+    fake.fault("ListIssues", github::Fault::EndlessPages);
+    let first: Page<Issue> = gh.get(&route, None::<&()>).await.unwrap();
+    assert_eq!(first.items.len(), 1);
+    let third: Page<Issue> = gh.get_page(&first.next).await.unwrap().unwrap();
+    let third: Page<Issue> = gh.get_page(&third.next).await.unwrap().unwrap();
+    let next = third.next.expect("a next page, for ever").to_string();
+    assert!(next.ends_with(&format!("{route}?page=4")), "{next}");
+
+    // A huge body: every byte sent, with no length said first; the request is recorded.
+    fake.fault(
+        "ListIssues",
+        github::Fault::Huge {
+            status: 404,
+            bytes: 1_000_001,
+        },
+    );
+    let url = format!("{}{route}", fake.url());
+    let answer = reqwest::get(&url).await.unwrap();
+    assert_eq!(answer.status(), 404);
+    assert_eq!(answer.content_length(), None);
+    let body = answer.bytes().await.unwrap();
+    assert_eq!(body.len(), 1_000_001);
+    assert!(body.starts_with(b"[ ") && body.ends_with(b" ]"));
+    assert_eq!(ops(&fake, "ListIssues"), 4);
+
+    // A drip: the answer and its first byte at once, then a byte every `every`.
+    fake.fault(
+        "ListIssues",
+        github::Fault::Drip {
+            every: Duration::from_millis(200),
+        },
+    );
+    let start = Instant::now();
+    let mut answer = reqwest::get(&url).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.chunk().await.unwrap().as_deref(), Some(&b"["[..]));
+    assert_eq!(answer.chunk().await.unwrap().as_deref(), Some(&b" "[..]));
+    assert_eq!(answer.chunk().await.unwrap().as_deref(), Some(&b" "[..]));
+    assert!(start.elapsed() >= Duration::from_millis(400));
+}
+
+#[tokio::test]
 async fn validation_errors() {
     let fake = fake();
     let http = reqwest::Client::new();

@@ -308,7 +308,7 @@ async fn a_council_name_with_markdown_newlines_and_bidi_is_cleaned_and_bounded()
     let issues = world.github.issues();
     let title = &issues[0].title;
     assert!(
-        title.starts_with("TEST Import E07000223-Testshire ## Heading @octocat [x]"),
+        title.starts_with("TEST Import E07000223-Testshire ## Heading ＠octocat [x] (http"),
         "{title}"
     );
     assert!(!title.contains('\n') && !title.contains('\u{202e}'));

@@ -44,6 +44,9 @@ pub struct OpenIssue {
     /// Absent when GitHub is not configured (the step is then skipped).
     pub repo: Option<RepoName>,
     pub title: String,
+    /// Titles the same issue was opened with by earlier versions (the council name as it came,
+    /// not neutralised), when they differ: an open issue with one of them is this upload's too.
+    pub earlier_titles: Vec<String>,
     pub labels: Vec<String>,
     pub body: String,
     pub comment: String,
@@ -53,18 +56,32 @@ pub struct OpenIssue {
 
 pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
     let s = p.settings;
-    let title = format!(
-        "{}Import {}-{} for {}",
-        if s.is_test_instance() { "TEST " } else { "" },
-        p.report.gss,
-        crate::text::clean_name(&p.report.council_name, crate::councils::MAX_NAME_CHARS),
-        p.report.election_date
-    );
+    let max = crate::councils::MAX_NAME_CHARS;
+    let name = crate::text::clean_name(&p.report.council_name, max);
+    let title_for = |name: &str| {
+        format!(
+            "{}Import {}-{name} for {}",
+            if s.is_test_instance() { "TEST " } else { "" },
+            p.report.gss,
+            p.report.election_date
+        )
+    };
+    let title = title_for(&crate::text::truncate_chars(
+        &crate::text::github_title(&name),
+        max,
+    ));
+    // Issues opened before the name was neutralised have it as it was: still theirs.
+    let earlier = title_for(&name);
+    let earlier_titles = match earlier == title {
+        true => Vec::new(),
+        false => vec![earlier],
+    };
     let github = config(s);
     let skip = p.unless_valid().or_else(|| github.why_off());
     let effect = OpenIssue {
         repo: github.get().map(|g| g.repo.clone()),
         title,
+        earlier_titles,
         labels: ISSUE_LABELS.iter().map(|l| l.to_string()).collect(),
         body: render("issue_body.md", &p.context),
         comment: render("issue_comment.md", &p.context),
@@ -86,7 +103,8 @@ impl Effect for OpenIssue {
 
     fn data(&self) -> serde_json::Value {
         json!({
-            "repo": self.repo.as_ref().map(RepoName::as_str), "title": self.title, "labels": self.labels, "body": self.body,
+            "repo": self.repo.as_ref().map(RepoName::as_str), "title": self.title,
+            "earlier_titles": self.earlier_titles, "labels": self.labels, "body": self.body,
             "comment": self.comment, "marker": self.marker,
         })
     }
@@ -100,6 +118,7 @@ impl Effect for OpenIssue {
         github
             .open_or_update(
                 &self.title,
+                &self.earlier_titles,
                 &self.labels,
                 &self.body,
                 &self.comment,
@@ -164,6 +183,7 @@ mod tests {
             steps[0].effect.data()["body"],
             "EMS: unknown\nFiles:\n- `X01/2024-05-02/t/a.csv`\n"
         );
+        assert_eq!(steps[0].effect.data()["earlier_titles"], json!([]));
         assert!(steps[0].after.is_empty());
         let unset = plan(&planning(&r, &settings(&GITHUB[..1])));
         assert_eq!(unset[0].skip.as_deref(), Some("GITHUB_API_KEY not set"));
@@ -172,6 +192,22 @@ mod tests {
         assert_eq!(
             invalid[0].skip.as_deref(),
             Some("the upload failed its checks")
+        );
+    }
+
+    #[test]
+    fn the_council_name_is_neutralised_in_the_title_and_the_old_title_still_matches() {
+        let mut r = report(true);
+        r.council_name = "Tendring `x` #1 @octocat".into();
+        let steps = plan(&planning(&r, &settings(GITHUB)));
+        let data = steps[0].effect.data();
+        assert_eq!(
+            data["title"],
+            "Import X01-Tendring 'x' No.1 ＠octocat for 2024-05-02"
+        );
+        assert_eq!(
+            data["earlier_titles"],
+            json!(["Import X01-Tendring `x` #1 @octocat for 2024-05-02"])
         );
     }
 

@@ -4,7 +4,8 @@
 //! It serves real HTTP on a loopback port so `octocrab` (or `reqwest`) can be pointed at it
 //! with `base_uri(fake.url())`. Bodies are shaped like api.github.com's, closely enough for
 //! octocrab's models to deserialize them. State lives in memory, every request is recorded, and
-//! failures or delays can be injected per operation.
+//! failures or delays can be injected per operation, and so can answers no real GitHub gives
+//! ([`Fault`]: a huge body, a body that drips, an endless `Link: next`).
 //!
 //! Endpoints (`{repo}` is `/repos/{owner}/{name}` or `/repositories/{id}`, the form GitHub
 //! uses in its `Link` headers):
@@ -55,6 +56,19 @@ const TIMEOUT: &str = "We couldn't respond to your request in time. Sorry about 
 pub struct FakeGitHub {
     server: Server,
     shared: Arc<Mutex<State>>,
+}
+
+/// An answer no real GitHub gives, for one operation (see [`FakeGitHub::fault`]): what a broken
+/// proxy or a hostile server in front of the API could send.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// `status` with a body of `bytes` bytes (a JSON array of spaces), made as it is sent, so
+    /// the fake never holds it; no `Content-Length`, so the client cannot tell its size first.
+    Huge { status: u16, bytes: u64 },
+    /// 200 whose body (a JSON array) sends one byte every `every`, and never ends.
+    Drip { every: Duration },
+    /// The usual answer, with a `Link` header whose `next` is always one page further.
+    EndlessPages,
 }
 
 /// An issue as the fake holds it.
@@ -132,6 +146,7 @@ struct State {
     requests: Vec<Request>,
     failures: Vec<Failure>,
     delays: HashMap<String, Duration>,
+    faults: HashMap<String, Fault>,
 }
 
 impl FakeGitHub {
@@ -155,6 +170,7 @@ impl FakeGitHub {
             requests: Vec::new(),
             failures: Vec::new(),
             delays: HashMap::new(),
+            faults: HashMap::new(),
         };
         let shared = Arc::new(Mutex::new(state));
         let app = axum::Router::new()
@@ -226,6 +242,12 @@ impl FakeGitHub {
     /// Delay every response to `op` (or to any, for "*") by `d`.
     pub fn delay(&self, op: &str, d: Duration) {
         self.state().delays.insert(op.to_string(), d);
+    }
+
+    /// Every later request whose operation is `op` (or any, for "*") gets `fault` instead of
+    /// GitHub's answer (for [`Fault::EndlessPages`], on top of it). The request is recorded.
+    pub fn fault(&self, op: &str, fault: Fault) {
+        self.state().faults.insert(op.to_string(), fault);
     }
 
     fn push_failure(&self, op: &str, status: u16, count: usize, commit: bool) {
@@ -691,8 +713,8 @@ async fn handle(
         authorization: header(&parts.headers, "authorization"),
     };
 
-    // Record the call and pick up any injected delay or failure, without holding the lock.
-    let (delay, failure, request_no) = {
+    // Record the call and pick up any injected delay, failure or fault, without holding the lock.
+    let (delay, failure, fault, request_no) = {
         let mut state = lock(&shared);
         state.requests.push(Request {
             op: op.to_string(),
@@ -715,8 +737,18 @@ async fn handle(
                 f.remaining -= 1;
                 (f.status, f.commit)
             });
-        (delay, failure, state.requests.len())
+        let fault = state
+            .faults
+            .get(op)
+            .or_else(|| state.faults.get("*"))
+            .cloned();
+        (delay, failure, fault, state.requests.len())
     };
+    match fault {
+        Some(Fault::Huge { status, bytes }) => return huge(status, bytes),
+        Some(Fault::Drip { every }) => return drip(every),
+        Some(Fault::EndlessPages) | None => {}
+    }
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
@@ -733,6 +765,17 @@ async fn handle(
         }
     };
     let mut response = reply.unwrap_or_else(ApiError::render);
+    if let Some(Fault::EndlessPages) = fault {
+        let base = lock(&shared).base.clone();
+        let (page, _) = ctx.paging();
+        let next = format!(
+            "<{base}{path}?{}>; rel=\"next\"",
+            with_page(&ctx.raw_query, page + 1)
+        );
+        response
+            .headers_mut()
+            .insert("link", next.parse().expect("header value"));
+    }
     let search = matches!(route, Route::SearchIssues);
     let limit: usize = if search { 30 } else { 5000 };
     let headers = response.headers_mut();
@@ -1056,6 +1099,54 @@ fn search_issues(state: &mut State, ctx: &Ctx) -> Reply {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
+
+/// `raw_query` with its `page` parameter (if any) replaced by `page`.
+fn with_page(raw_query: &str, page: usize) -> String {
+    let mut query: Vec<String> = raw_query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| decode(p.split('=').next().unwrap_or("")) != "page")
+        .map(str::to_owned)
+        .collect();
+    query.push(format!("page={page}"));
+    query.join("&")
+}
+
+/// [`Fault::Huge`]: `[`, spaces, `]`, `size` bytes in all, sent in 64 KiB chunks made on demand.
+fn huge(status: u16, size: u64) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let spaces = bytes::Bytes::from(vec![b' '; CHUNK]);
+    let inner = size.saturating_sub(2);
+    let (whole, rest) = (inner / CHUNK as u64, (inner % CHUNK as u64) as usize);
+    let chunks = std::iter::once(bytes::Bytes::from_static(b"["))
+        .chain(std::iter::repeat_n(spaces.clone(), whole as usize))
+        .chain(std::iter::once(spaces.slice(..rest)))
+        .chain(std::iter::once(bytes::Bytes::from_static(b"]")))
+        .map(Ok::<_, std::convert::Infallible>);
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(Body::from_stream(futures_util::stream::iter(chunks)))
+        .expect("valid response")
+}
+
+/// [`Fault::Drip`]: 200, `[` at once, then a space every `every`, for ever.
+fn drip(every: Duration) -> Response {
+    let first = std::iter::once(bytes::Bytes::from_static(b"["));
+    let spaces = futures_util::stream::unfold((), move |()| async move {
+        tokio::time::sleep(every).await;
+        Some((bytes::Bytes::from_static(b" "), ()))
+    });
+    let body = futures_util::StreamExt::map(
+        futures_util::StreamExt::chain(futures_util::stream::iter(first), spaces),
+        Ok::<_, std::convert::Infallible>,
+    );
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(Body::from_stream(body))
+        .expect("valid response")
+}
 
 /// One page of `items` (per the request's `page`/`per_page`), wrapped by `wrap(page, total)`,
 /// with GitHub's `Link` header (prev, next, last, first) pointing at `link_base`.
