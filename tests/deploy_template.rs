@@ -923,3 +923,381 @@ fn samconfig_s_environments_build_and_deploy_alike_and_turn_on_what_production_n
         );
     }
 }
+
+// --- The template deployed on moto's CloudFormation (scripts/deploy_on_moto.py, run by CI).
+
+/// What moto 5.2.5 leaves out or reports otherwise than AWS, and where each is checked instead.
+/// Each is checked to be still so, so this list cannot go stale unnoticed.
+const MOTO_GAPS: &[(&str, &str)] = &[
+    (
+        "alias",
+        "its CloudFormation creates no AWS::Lambda::Alias, AWS::Lambda::EventInvokeConfig or \
+         AWS::CloudWatch::Alarm; the script gives the alias's Refs the function's ARN so the \
+         permissions can be made, and the alias, the failure destination and the alarms are \
+         checked on the translated template",
+    ),
+    (
+        "notification",
+        "the uploads bucket it creates has no notification configuration: the notification is \
+         checked on the translated template",
+    ),
+    (
+        "architecture",
+        "the function is reported x86_64 whatever the template says: the translated template's \
+         Architectures is checked",
+    ),
+    (
+        "resolve",
+        "{{resolve:ssm:...}} is passed through unresolved into the environment; AWS resolves it \
+         when the stack deploys",
+    ),
+];
+
+/// The test reads moto's view from the file `WDIV_TEST_DEPLOYED_STACKS` names.
+fn deployed_stacks() -> Option<Value> {
+    let path = std::env::var("WDIV_TEST_DEPLOYED_STACKS")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let Some(path) = path else {
+        eprintln!(
+            "skipped: moto's view of the deployed stacks is made by scripts/deploy_on_moto.py \
+             (WDIV_TEST_DEPLOYED_STACKS=FILE; .ci/run does this)"
+        );
+        return None;
+    };
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    Some(serde_json::from_str(&text).unwrap())
+}
+
+#[test]
+fn the_alias_and_what_moto_leaves_out_are_right_in_the_translated_template() {
+    let Some(view) = deployed_stacks() else {
+        return;
+    };
+    let tr = &view["translated"];
+    let res = tr["Resources"].as_object().unwrap();
+    let of_type = |ty: &str| -> Vec<(&String, &Value)> {
+        res.iter().filter(|(_, r)| r["Type"] == ty).collect()
+    };
+    let aliases = of_type("AWS::Lambda::Alias");
+    assert_eq!(aliases.len(), 1, "one alias");
+    let (alias_id, alias) = aliases[0];
+    let alias_name =
+        Template::load().resource("Function")["Properties"]["AutoPublishAlias"].clone();
+    assert_eq!(alias["Properties"]["Name"], alias_name);
+    assert_eq!(
+        alias["Properties"]["FunctionName"],
+        serde_json::json!({"Ref": "Function"})
+    );
+    let version = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
+        .as_str()
+        .unwrap();
+    assert_eq!(res[version]["Type"], "AWS::Lambda::Version");
+    let to_alias = serde_json::json!({ "Ref": alias_id });
+
+    let configs = of_type("AWS::Lambda::EventInvokeConfig");
+    assert_eq!(configs.len(), 1);
+    let config = &configs[0].1["Properties"];
+    assert_eq!(
+        config["Qualifier"], alias_name,
+        "the failure destination is the alias's"
+    );
+    assert_eq!(config["MaximumRetryAttempts"], 2);
+    assert_eq!(
+        config["DestinationConfig"]["OnFailure"]["Destination"],
+        serde_json::json!({"Fn::GetAtt": ["FailedEvents", "Arn"]})
+    );
+    let bucket = &res["UploadsBucket"]["Properties"]["NotificationConfiguration"];
+    assert_eq!(bucket["LambdaConfigurations"][0]["Function"], to_alias);
+    assert_eq!(
+        bucket["LambdaConfigurations"][0]["Event"],
+        "s3:ObjectCreated:*"
+    );
+    assert_eq!(
+        res["UploadsRule"]["Properties"]["Targets"][0]["Arn"],
+        to_alias
+    );
+    for p in [
+        "UploadsBucketInvokePermission",
+        "UploadsRuleInvokePermission",
+    ] {
+        assert_eq!(res[p]["Properties"]["FunctionName"], to_alias, "{p}");
+    }
+    assert_eq!(tr["Outputs"]["FunctionArn"]["Value"], to_alias);
+    assert_eq!(
+        tr["Outputs"]["FunctionName"]["Value"],
+        serde_json::json!({"Fn::Sub": format!("${{Function}}:{}", alias_name.as_str().unwrap())})
+    );
+    let f = &res["Function"]["Properties"];
+    assert_eq!(
+        f["Architectures"],
+        serde_json::json!([{"Ref": "Architecture"}])
+    );
+    assert_eq!(
+        of_type("AWS::CloudWatch::Alarm").len(),
+        5,
+        "the five alarms"
+    );
+
+    // What the script replaced for moto is exactly the alias's five Refs; moto still skips
+    // what MOTO_GAPS says.
+    let replaced: BTreeSet<&str> = view["moto_replaced"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        replaced,
+        BTreeSet::from([
+            ".Resources.UploadsBucket.Properties.NotificationConfiguration.LambdaConfigurations[0].Function",
+            ".Resources.UploadsBucketInvokePermission.Properties.FunctionName",
+            ".Resources.UploadsRule.Properties.Targets[0].Arn",
+            ".Resources.UploadsRuleInvokePermission.Properties.FunctionName",
+            ".Outputs.FunctionArn.Value",
+        ])
+    );
+    let default = &view["variants"]["default"];
+    let listed: Vec<&str> = default["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    for skipped in [
+        "AWS::Lambda::Alias",
+        "AWS::Lambda::EventInvokeConfig",
+        "AWS::CloudWatch::Alarm",
+    ] {
+        assert!(
+            !listed.contains(&skipped),
+            "moto now creates {skipped}: check it on moto's view, and update MOTO_GAPS"
+        );
+    }
+    assert_eq!(
+        default["bucket"]["notification"],
+        serde_json::json!({}),
+        "moto now keeps the bucket's notification: check it there, and update MOTO_GAPS"
+    );
+    assert_eq!(
+        default["function"]["Architectures"],
+        serde_json::json!(["x86_64"]),
+        "moto now reports the architecture: check it there, and update MOTO_GAPS"
+    );
+    assert_eq!(MOTO_GAPS.len(), 4);
+}
+
+#[test]
+fn the_stacks_deployed_on_moto_are_what_the_program_needs() {
+    let Some(view) = deployed_stacks() else {
+        return;
+    };
+    let t = Template::load();
+    let excluded: BTreeSet<&str> = NOT_FROM_THE_STACK.iter().map(|(n, _)| *n).collect();
+    let expected_env: BTreeSet<String> = NAMES
+        .iter()
+        .filter(|n| !excluded.contains(*n))
+        .map(|n| (*n).to_owned())
+        .collect();
+    for (variant, params_sent) in [("default", true), ("staging", false)] {
+        let v = &view["variants"][variant];
+        assert_eq!(v["status"], "CREATE_COMPLETE", "{variant}");
+        let stack = v["stack"].as_str().unwrap();
+
+        // The resources each variant must have, all created.
+        let mut made: BTreeSet<String> = BTreeSet::new();
+        for r in v["resources"].as_array().unwrap() {
+            let logical = r["logical"].as_str().unwrap();
+            if logical.is_empty() {
+                continue; // what moto skips (MOTO_GAPS)
+            }
+            assert_eq!(r["status"], "CREATE_COMPLETE", "{variant}: {logical}");
+            let logical = if logical.starts_with("FunctionVersion") {
+                "FunctionVersion"
+            } else {
+                logical
+            };
+            made.insert(logical.to_owned());
+        }
+        let trigger: &[&str] = if params_sent {
+            &["UploadsBucket", "UploadsBucketInvokePermission"]
+        } else {
+            &["UploadsRule", "UploadsRuleInvokePermission"]
+        };
+        let expected: BTreeSet<String> = [
+            "Function",
+            "FunctionVersion",
+            "FunctionRole",
+            "FailedEvents",
+            "LogGroup",
+        ]
+        .iter()
+        .chain(trigger)
+        .map(|s| (*s).to_owned())
+        .collect();
+        assert_eq!(made, expected, "{variant}: the resources");
+
+        // The function: 128 MB, 120 s, the runtime, its role; the environment is exactly the
+        // settings the program reads.
+        let f = &v["function"];
+        assert_eq!(f["MemorySize"], 128, "{variant}");
+        assert_eq!(f["Timeout"], 120, "{variant}");
+        assert_eq!(f["Runtime"], "provided.al2023", "{variant}");
+        assert_eq!(f["Handler"], "bootstrap", "{variant}");
+        assert_eq!(
+            f["Role"], v["role"]["arn"],
+            "{variant}: the function's role"
+        );
+        let env = f["Environment"]["Variables"].as_object().unwrap();
+        let names: BTreeSet<String> = env.keys().cloned().collect();
+        assert_eq!(names, expected_env, "{variant}: the environment's names");
+        let ssm = &v["ssm"];
+        // A bucket's name: moto reports an SSM-typed parameter by its resolved value (AWS by its
+        // SSM name, with the value beside it).
+        let bucket = |param: &str| -> String {
+            let given = v["parameters"][param].as_str().unwrap();
+            match ssm.get(given) {
+                Some(value) => value.as_str().unwrap().to_owned(),
+                None => given.to_owned(),
+            }
+        };
+        let temp = bucket("TempBucketName");
+        let final_bucket = bucket("FinalBucketName");
+        let made_by_ci: Vec<&str> = ssm
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(
+            made_by_ci.contains(&temp.as_str()) && made_by_ci.contains(&final_bucket.as_str()),
+            "{variant}: the buckets' names come from SSM"
+        );
+        assert_eq!(
+            env["TEMP_BUCKET_NAME"],
+            temp.as_str(),
+            "{variant}: resolved from SSM"
+        );
+        assert_eq!(env["FINAL_BUCKET_NAME"], final_bucket.as_str());
+        for secret in SECRET_NAMES {
+            let value = env[*secret].as_str().unwrap();
+            if params_sent {
+                assert!(
+                    value.starts_with("ssm:/wdiv_s3_trigger/"),
+                    "{variant}: {secret}={value}"
+                );
+            } else {
+                assert_eq!(value, "", "{variant}: {secret}");
+            }
+        }
+        for resolved in ["GITHUB_REPO", "ERROR_REPORT_EMAIL", "WDIV_WEBHOOK_URL"] {
+            let value = env[resolved].as_str().unwrap();
+            if params_sent {
+                // moto passes {{resolve:ssm:NAME}} through (MOTO_GAPS); AWS puts NAME's value.
+                let name = value
+                    .strip_prefix("{{resolve:ssm:")
+                    .and_then(|n| n.strip_suffix("}}"))
+                    .unwrap_or_else(|| panic!("{variant}: {resolved}={value}"));
+                assert!(
+                    ssm.get(name).is_some(),
+                    "{variant}: {resolved} reads {name}, which CI made"
+                );
+            } else {
+                assert_eq!(value, "", "{variant}: {resolved}");
+            }
+        }
+        let dry_run = if params_sent { "" } else { "true" };
+        assert_eq!(env["DRY_RUN"], dry_run, "{variant}");
+
+        // The role: assumed by Lambda; its one policy is the statements the program needs for
+        // this variant's settings (as tests above and tests/iam_enforced.rs hold them), with
+        // moto's own names for the queue and the log group.
+        assert_eq!(
+            v["role"]["assume"]["Statement"][0]["Principal"]["Service"],
+            "lambda.amazonaws.com"
+        );
+        let policies = v["role"]["policies"].as_object().unwrap();
+        assert_eq!(policies.len(), 1, "{variant}: one inline policy");
+        let got = policies.values().next().unwrap();
+        let params: Vec<(String, String)> = v["parameters"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, val)| (k.clone(), val.as_str().unwrap().to_owned()))
+            .chain([
+                ("TempBucketName".to_owned(), temp.clone()),
+                ("FinalBucketName".to_owned(), final_bucket.clone()),
+            ])
+            .collect();
+        let params: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let queue_arn = v["queue"]["QueueArn"].as_str().unwrap();
+        let log_group = v["log_group"][0]["logGroupName"].as_str().unwrap();
+        let want = t
+            .with(&params)
+            .role_policy()
+            .to_string()
+            .replace(
+                &format!(
+                    "arn:aws:sqs:{REGION}:{ACCOUNT}:{}-FailedEvents",
+                    template::STACK
+                ),
+                queue_arn,
+            )
+            .replace(&format!("/aws/lambda/{}", template::STACK), log_group);
+        let want: Value = serde_json::from_str(&want).unwrap();
+        let shape = |p: &Value| -> Vec<(String, Vec<String>, Vec<String>)> {
+            statements(p)
+                .iter()
+                .map(|s| (sid(s).to_owned(), actions(s), resources(s)))
+                .collect()
+        };
+        assert_eq!(shape(got), shape(&want), "{variant}: the role's statements");
+        let sids: Vec<String> = shape(got).into_iter().map(|(s, _, _)| s).collect();
+        let mut needed = vec![
+            "WriteOwnLogs",
+            "ListUploads",
+            "ReadUploads",
+            "KeepEffectsRecords",
+            "ListFinalBucket",
+            "PublishToFinalBucket",
+            "SendFailedEventsToQueue",
+        ];
+        if params_sent {
+            needed.extend(["ReadSecrets", "EmailStaff", "InvalidateTheSite"]);
+        }
+        assert_eq!(sids, needed, "{variant}: every effect on, or every one off");
+
+        // The queue keeps failed events 14 days; the log group is the stack's, kept 90 days.
+        assert_eq!(v["queue"]["MessageRetentionPeriod"], "1209600");
+        assert_eq!(log_group, format!("/aws/lambda/{stack}"));
+        assert_eq!(v["log_group"][0]["retentionInDays"], 90);
+
+        // The trigger: the bucket the stack made, or the rule on the existing bucket.
+        if params_sent {
+            assert_eq!(v["bucket"]["name"], temp.as_str());
+            assert!(v.get("rule").is_none());
+        } else {
+            let rule = &v["rule"];
+            assert_eq!(rule["state"], "ENABLED");
+            assert_eq!(
+                rule["pattern"]["detail"]["bucket"]["name"][0],
+                temp.as_str()
+            );
+            assert_eq!(rule["pattern"]["detail-type"][0], "Object Created");
+            assert_eq!(
+                rule["pattern"]["detail"]["object"]["key"][0]["anything-but"]["prefix"],
+                wdiv_s3_trigger::event::INTERNAL_PREFIX
+            );
+            // The alias's ARN on AWS; the function's here (MOTO_GAPS).
+            assert_eq!(rule["targets"][0]["Arn"], f["FunctionArn"]);
+            assert!(v.get("bucket").is_none());
+        }
+        assert_eq!(
+            v["outputs"]["FunctionName"],
+            format!("{}:live", f["FunctionName"].as_str().unwrap())
+        );
+    }
+}
