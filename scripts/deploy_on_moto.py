@@ -23,6 +23,7 @@ for moto, or the permissions that name it could not be created.
 Also a library for scripts/operator_walkthrough.py: translate(), deploy(), stack_view().
 
 Usage: deploy_on_moto.py --endpoint URL --out FILE
+       deploy_on_moto.py --translate-only   (the translation alone, no moto: CI's early check)
 """
 
 import argparse
@@ -290,9 +291,19 @@ VARIANTS = {
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--endpoint", required=True, help="moto's server, http://127.0.0.1:PORT")
-    ap.add_argument("--out", required=True, help="where moto's view is written (JSON)")
+    ap.add_argument("--endpoint", help="moto's server, http://127.0.0.1:PORT")
+    ap.add_argument("--out", help="where moto's view is written (JSON)")
+    ap.add_argument("--translate-only", action="store_true",
+                    help="translate the template and stop (needs no moto)")
     args = ap.parse_args()
+    if args.translate_only:
+        t = translate("s3://bucket/bootstrap.zip")
+        types = sorted({r["Type"] for r in t["Resources"].values()})
+        print(f"samtranslator: deploy/template.yaml translates to {len(t['Resources'])} "
+              f"resources ({', '.join(types)})")
+        return
+    if not (args.endpoint and args.out):
+        ap.error("--endpoint and --out are needed, or --translate-only")
     client = clients(args.endpoint)
 
     started = time.monotonic()
