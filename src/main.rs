@@ -33,6 +33,9 @@ fn lambda() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        for gap in settings.production_gaps() {
+            tracing::warn!("{gap}");
+        }
         let _sentry = wdiv_s3_trigger::telemetry::init(&settings);
         let services = match Services::new(settings).await {
             Ok(services) => services,

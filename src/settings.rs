@@ -205,6 +205,55 @@ impl Settings {
         self.mode = RunMode::decide(&self.storage, Some(true), true);
     }
 
+    /// What a production instance (`SERVER_ENVIRONMENT=production`) has turned off among the
+    /// effects staff and councils rely on: the GitHub issue, the webhook to WDIV, the failure
+    /// email. Each names the settings it lacks. Start-up logs them as warnings, so that a
+    /// missing parameter in a deploy is seen at once rather than by a council that hears nothing.
+    pub fn production_gaps(&self) -> Vec<String> {
+        if self.server_environment.as_deref() != Some("production") {
+            return Vec::new();
+        }
+        let missing = |pairs: &[(&'static str, bool)]| -> Vec<&'static str> {
+            pairs
+                .iter()
+                .filter(|(_, set)| !set)
+                .map(|(n, _)| *n)
+                .collect()
+        };
+        [
+            (
+                "the GitHub issue",
+                missing(&[
+                    ("GITHUB_REPO", self.github_repo.is_some()),
+                    ("GITHUB_API_KEY", self.github_api_key.is_some()),
+                ]),
+            ),
+            (
+                "the webhook to WDIV",
+                missing(&[
+                    ("WDIV_WEBHOOK_URL", self.wdiv_webhook_url.is_some()),
+                    ("WDIV_API_KEY", self.wdiv_api_key.is_some()),
+                ]),
+            ),
+            (
+                "the failure email",
+                missing(&[("ERROR_REPORT_EMAIL", self.error_report_email.is_some())]),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, unset)| !unset.is_empty())
+        .map(|(effect, unset)| {
+            format!(
+                "SERVER_ENVIRONMENT is production, but {effect} is off: {} not set",
+                match unset.as_slice() {
+                    [one] => format!("{one} is"),
+                    many => format!("{} are", many.join(" and ")),
+                }
+            )
+        })
+        .collect()
+    }
+
     /// True for the instances whose side effects are marked as tests.
     pub fn is_test_instance(&self) -> bool {
         matches!(
@@ -1131,8 +1180,28 @@ mod tests {
                     "{name} missing from {template}"
                 );
             }
-            load(Some(&path), &[], Context::Lambda)
-                .or_else(|_| load(Some(&path), &[], Context::Cli))
+            // What a template reads from SSM (`ssm:NAME`, resolved only at start-up) gets a
+            // stand-in here, in the environment, which wins over the file.
+            let stand_ins: Vec<(String, String)> = text
+                .lines()
+                .filter_map(|line| {
+                    let (name, value) = line.split_once(" = ")?;
+                    let stand_in = match name {
+                        "TEMP_BUCKET_NAME" => "temp-bucket",
+                        "FINAL_BUCKET_NAME" => "final-bucket",
+                        "GITHUB_REPO" => "owner/repo",
+                        "ERROR_REPORT_EMAIL" => "staff@example.org",
+                        "WDIV_WEBHOOK_URL" => "https://wdiv.example.org/uploads/",
+                        "SENTRY_DSN" => "https://public@sentry.example.org/1",
+                        _ => "a-token",
+                    };
+                    value
+                        .starts_with("\"ssm:")
+                        .then(|| (name.to_owned(), stand_in.to_owned()))
+                })
+                .collect();
+            load(Some(&path), &stand_ins, Context::Lambda)
+                .or_else(|_| load(Some(&path), &stand_ins, Context::Cli))
                 .unwrap_or_else(|e| panic!("{template}: {e}"));
         }
     }

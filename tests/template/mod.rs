@@ -157,6 +157,15 @@ impl Rendered<'_> {
             "AWS::AccountId" => ACCOUNT.into(),
             "AWS::StackName" => STACK.into(),
             "LogGroup" => format!("/aws/lambda/{STACK}"),
+            // SAM's `Ref: Function.Alias`: the ARN of the alias `AutoPublishAlias` makes.
+            alias if alias.ends_with(".Alias") => {
+                let function = alias.trim_end_matches(".Alias");
+                let name = self.template.resource(function)["Properties"]["AutoPublishAlias"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{alias}: {function} has no AutoPublishAlias"))
+                    .to_owned();
+                format!("{}:{name}", get_att(function, "Arn"))
+            }
             resource => {
                 self.template.resource(resource);
                 format!("{STACK}-{resource}")
