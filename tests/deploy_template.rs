@@ -529,6 +529,7 @@ fn effective(s: &Settings, name: &str) -> String {
         "MAX_UPLOAD_BYTES" => s.max_upload_bytes.to_string(),
         "COUNCIL_NAME_TIMEOUT_SECONDS" => s.council_name_timeout_seconds.to_string(),
         "ROW_CHANGE_WARN_PERCENT" => s.row_change_warn_percent.to_string(),
+        "RUN_DEADLINE_SECONDS" => s.run_deadline_seconds.to_string(),
         other => panic!("{other}: a setting effective() does not know; add it"),
     }
 }
