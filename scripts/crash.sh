@@ -5,7 +5,7 @@
 # command that reruns it.
 #
 #   scripts/crash.sh                     # 200 iterations, a fresh seed
-#   WDIV_CRASH_SEED=1 scripts/crash.sh   # the seed the README's figures come from
+#   WDIV_CRASH_SEED=1 scripts/crash.sh   # the seed docs/testing.md's figures come from
 #   WDIV_CRASH_ITERATIONS=1000 WDIV_CRASH_JOBS=8 scripts/crash.sh
 #
 # Uses CARGO_TARGET_DIR when set (the dev profile, as `cargo test`).
