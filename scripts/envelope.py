@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The Lambda envelope, measured: the figures of the README's "Lambda envelope" section.
+"""The Lambda envelope, measured: the figures of docs/operations.md's "Lambda envelope" section.
 
     python3 scripts/envelope.py [--runs N] [--ready-runs N] [--skip-build] [--artifact ZIP]
 
@@ -12,7 +12,7 @@
 4. The artifact: the size of `bootstrap.zip` and `bootstrap` from `cargo lambda build` (the
    newest under target/lambda, or --artifact), and the architecture it was built for.
 
-Prints the README table (medians, min-max) and the timeout it recommends, and exits 1 when the
+Prints that table (medians, min-max) and the timeout it recommends, and exits 1 when the
 peak RSS is over 64 MB (the bound that makes the 128 MB function safe). Uses CARGO_TARGET_DIR
 when set. The machine may be shared: say when and under what load the figures were taken.
 """
