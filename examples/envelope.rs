@@ -1,6 +1,6 @@
 //! The Lambda envelope of a binary: how soon it is ready, and what one big upload costs it in
 //! time and memory, run as Lambda runs it. `scripts/envelope.py` builds this and prints the
-//! README's table; run that, not this.
+//! table in `docs/operations.md` ("Lambda envelope"); run that, not this.
 //!
 //! ```text
 //! envelope --binary PATH --file PATH [--ready-runs N] [--timeout SECONDS]

@@ -8,7 +8,7 @@
 //! Reads FILE (comma-separated) into memory, then walks its records in 512 KiB chunks as
 //! `check` does, capturing the COLUMNs (0-based) of every record after the header: by default
 //! 2, 9, 16 and 37, the columns the Xpress DC rules read. Prints the records walked and the
-//! captured bytes, and the time the walk took. The README's figures come from:
+//! captured bytes, and the time the walk took. The figures in `docs/performance.md` come from:
 //!
 //! ```text
 //! cargo build --release --example walk

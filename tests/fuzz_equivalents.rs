@@ -1,4 +1,4 @@
-//! The fuzz targets' properties (`fuzz/`, see README "Fuzzing") as property tests, so `cargo
+//! The fuzz targets' properties (`fuzz/`, see `docs/testing.md`, "Fuzzing") as property tests, so `cargo
 //! test` and CI check them on stable in seconds: the file checker's report is the same for 1-byte
 //! pieces, 64 KiB pieces and arbitrary split points, whatever the bytes; JSON snapshots likewise;
 //! events, keys and the settings file never panic. Then every crash the fuzzers found, kept under
@@ -51,7 +51,7 @@ fn jsonish() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(piece, 0..300).prop_map(|p| p.concat())
 }
 
-// 256 cases each by default; `PROPTEST_CASES=20000` for a longer run (README "Fuzzing").
+// 256 cases each by default; `PROPTEST_CASES=20000` for a longer run (`docs/testing.md`, "Fuzzing").
 proptest! {
     #[test]
     fn the_file_report_does_not_depend_on_the_chunking(
