@@ -68,14 +68,28 @@ impl Deadline {
     }
 
     /// A Lambda invocation's deadline (milliseconds since the epoch, as the Runtime API gives
-    /// it), less `margin` for the run to record and report what it did.
-    pub fn lambda(deadline_ms: u64, margin: std::time::Duration) -> Deadline {
+    /// it), less `margin` — but at most a tenth of the time left, so that a function with a
+    /// short timeout (an emulator's default of a few seconds) still runs — for the run to
+    /// record and report what it did. A deadline already past (a Runtime API that sends none)
+    /// gives `fallback` from now.
+    pub fn lambda(
+        deadline_ms: u64,
+        margin: std::time::Duration,
+        fallback: std::time::Duration,
+    ) -> Deadline {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis() as u64;
         let left = std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms));
-        Deadline::after(left.saturating_sub(margin))
+        if left.is_zero() {
+            tracing::warn!(
+                deadline_ms,
+                "the invocation's deadline has passed already; using {fallback:?} from now"
+            );
+            return Deadline::after(fallback);
+        }
+        Deadline::after(left - margin.min(left / 10))
     }
 
     /// The time left, zero once it has passed.
@@ -353,6 +367,28 @@ mod tests {
     /// A deadline no test reaches.
     fn later() -> Deadline {
         Deadline::after(Duration::from_secs(60))
+    }
+
+    #[test]
+    fn a_lambda_deadline_keeps_a_margin_of_at_most_a_tenth() {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let margin = Duration::from_secs(10);
+        let fallback = Duration::from_secs(110);
+        let secs = |d: Deadline| d.remaining().as_secs_f64();
+        // 120 s left: 10 s kept back.
+        let full = secs(Deadline::lambda(now_ms + 120_000, margin, fallback));
+        assert!((109.0..=110.0).contains(&full), "{full}");
+        // 3 s left (an emulator's default timeout): 0.3 s kept back, not all of it.
+        let short = secs(Deadline::lambda(now_ms + 3_000, margin, fallback));
+        assert!((2.5..=2.7).contains(&short), "{short}");
+        // A deadline in the past, or none (0): the fallback.
+        for past in [0, now_ms - 1_000] {
+            let d = secs(Deadline::lambda(past, margin, fallback));
+            assert!((109.0..=110.0).contains(&d), "{d}");
+        }
     }
 
     #[tokio::test]

@@ -11,8 +11,8 @@ use tracing::Instrument;
 
 use crate::pipeline::{self, Services};
 
-/// The time kept back from an invocation's deadline: no step starts in it, so the run can release
-/// its lease, flush Sentry and answer before Lambda stops it.
+/// The time kept back from an invocation's deadline (at most a tenth of it): no step starts in
+/// it, so the run can release its lease, flush Sentry and answer before Lambda stops it.
 const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why an invocation failed; its message is what Lambda records.
@@ -45,7 +45,12 @@ async fn invoke(services: &Services, event: LambdaEvent<Value>) -> Result<Value,
     let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
     let request_id = event.context.request_id.clone();
     // The invocation's own deadline, less a margin to record and report what was done.
-    let deadline = pipeline::Deadline::lambda(event.context.deadline, DEADLINE_MARGIN);
+    let deadline = pipeline::Deadline::lambda(
+        event.context.deadline,
+        DEADLINE_MARGIN,
+        std::time::Duration::from_secs(services.settings.run_deadline_seconds),
+    );
+    tracing::debug!(remaining = ?deadline.remaining(), "the invocation's deadline");
     let work = handle(services, event.payload, deadline).instrument(span);
     let result = crate::metrics::with_request_id(request_id, work).await;
     crate::telemetry::flush();
