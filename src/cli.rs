@@ -13,7 +13,7 @@ use crate::event::{self, EventError};
 use crate::execute::StepResult;
 use crate::pipeline::{self, EventOutcome, Services};
 use crate::report::{FileReport, UploadVerdict};
-use crate::settings::{self, Context, SettingsError, StorageMode};
+use crate::settings::{self, Context, RunMode, SettingsError, StorageMode};
 use crate::storage::{LocalStorage, Overlay, StorageError};
 use crate::upload::{KeyError, UploadKey};
 
@@ -59,11 +59,30 @@ pub enum Command {
     Replay(crate::replay::ReplayArgs),
 }
 
+/// `--dry-run`, declared once and flattened into every command that can act: `run`,
+/// `simulate`, `override` and `replay`.
+#[derive(Debug, Args)]
+pub struct RunModeArgs {
+    /// Print the plan and do nothing (also DRY_RUN=true): no file put in the temp bucket, no
+    /// effect, no invocation, no message deleted.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl RunModeArgs {
+    /// The run mode the settings decided, with `--dry-run` taken into it.
+    pub fn apply(&self, settings: &mut settings::Settings) -> RunMode {
+        if self.dry_run {
+            settings.dry_run_requested();
+        }
+        settings.mode
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct OverrideArgs {
-    /// Print the plan and do nothing.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub mode: RunModeArgs,
     /// Print the outcome as JSON.
     #[arg(long)]
     pub json: bool,
@@ -80,9 +99,8 @@ pub struct OverrideArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Print the plan of every upload and do nothing (also DRY_RUN=true).
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub mode: RunModeArgs,
     /// Print the outcome as JSON.
     #[arg(long)]
     pub json: bool,
@@ -96,9 +114,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// Print the plan and do nothing: the files are not even put in the temp bucket.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub mode: RunModeArgs,
     /// Print the outcome as JSON.
     #[arg(long)]
     pub json: bool,
@@ -449,18 +466,15 @@ pub(crate) async fn load_settings(
     Ok(settings)
 }
 
-/// What `run` and `simulate` both start with: the clients, whether this is a dry run (the run
-/// mode, with `--dry-run` taken into it), and Sentry's guard, to keep until the end.
+/// What every acting command starts with: the clients, the run mode (the settings' own, with
+/// `--dry-run` taken into it), and Sentry's guard, to keep until the end.
 pub(crate) async fn start(
     mut settings: settings::Settings,
-    dry_run_flag: bool,
-) -> Result<(Services, bool, Option<sentry::ClientInitGuard>), CliError> {
-    if dry_run_flag {
-        settings.dry_run_requested();
-    }
-    let dry_run = settings.mode.is_dry_run();
+    mode: &RunModeArgs,
+) -> Result<(Services, RunMode, Option<sentry::ClientInitGuard>), CliError> {
+    let mode = mode.apply(&mut settings);
     let sentry = crate::telemetry::init(&settings);
-    Ok((Services::new(settings).await?, dry_run, sentry))
+    Ok((Services::new(settings).await?, mode, sentry))
 }
 
 /// `--metrics`: EMF lines on stderr, so that stdout keeps the command's output.
@@ -490,10 +504,10 @@ pub async fn run(settings_file: Option<&std::path::Path>, args: &RunArgs) -> Res
         })?
     };
     let event = event::parse(&raw)?;
-    let (mut services, dry_run, _sentry) = start(settings, args.dry_run).await?;
+    let (mut services, mode, _sentry) = start(settings, &args.mode).await?;
     services.metrics.sink = metrics_sink(args.metrics);
     let outcome = pipeline::handle_event(&services, &event, services.deadline()).await;
-    report_outcome(&[outcome], dry_run, args.json)
+    report_outcome(&[outcome], mode, args.json)
 }
 
 /// `simulate`: the website's upload, then S3's events, one per object.
@@ -523,10 +537,10 @@ pub async fn simulate(
         staged.push((key, bytes::Bytes::from(bytes)));
     }
     let temp_bucket = settings.temp_bucket.clone();
-    let (mut services, dry_run, _sentry) = start(settings, args.dry_run).await?;
+    let (mut services, mode, _sentry) = start(settings, &args.mode).await?;
     services.metrics.sink = metrics_sink(args.metrics);
     if let StorageMode::Local(root) = &services.settings.storage {
-        if !dry_run {
+        if !mode.is_dry_run() {
             let local = LocalStorage::new(root);
             for bucket in [
                 &services.settings.temp_bucket,
@@ -541,7 +555,7 @@ pub async fn simulate(
             }
         }
     }
-    if dry_run {
+    if mode.is_dry_run() {
         services.clients.storage = std::sync::Arc::new(Overlay::new(
             services.clients.storage.clone(),
             &temp_bucket,
@@ -579,7 +593,7 @@ pub async fn simulate(
         ))?;
         outcomes.push(pipeline::handle_event(&services, &event, services.deadline()).await);
     }
-    report_outcome(&outcomes, dry_run, args.json)
+    report_outcome(&outcomes, mode, args.json)
 }
 
 /// `override`: staff accept a failing upload. A refusal exits 2 with its reason; a failure to
@@ -595,7 +609,7 @@ pub async fn override_upload(
         by: args.by.clone().unwrap_or_default(),
     };
     let settings = load_settings(settings_file).await?;
-    let (services, dry_run, _sentry) = start(settings, args.dry_run).await?;
+    let (services, mode, _sentry) = start(settings, &args.mode).await?;
     let outcome = match handle(&services, &request, services.deadline()).await {
         Ok(outcome) => outcome,
         Err(e) if e.is_refusal() => return Err(e.into()),
@@ -608,14 +622,14 @@ pub async fn override_upload(
         uploads: vec![outcome],
         ..EventOutcome::default()
     };
-    report_outcome(&[event], dry_run, args.json)
+    report_outcome(&[event], mode, args.json)
 }
 
 /// Prints what happened (or, on a dry run, what would) and picks the exit code: 0 when every
 /// upload was handled and every action succeeded, whatever the verdict; 1 otherwise.
 pub(crate) fn report_outcome(
     outcomes: &[EventOutcome],
-    dry_run: bool,
+    mode: RunMode,
     json: bool,
 ) -> Result<u8, CliError> {
     let mut out = std::io::stdout().lock();
@@ -623,7 +637,7 @@ pub(crate) fn report_outcome(
         serde_json::to_writer_pretty(&mut out, outcomes).map_err(|e| CliError::Write(e.into()))?;
         writeln!(out).map_err(CliError::Write)?;
     } else {
-        write_outcomes(&mut out, outcomes, dry_run).map_err(CliError::Write)?;
+        write_outcomes(&mut out, outcomes, mode).map_err(CliError::Write)?;
     }
     out.flush().map_err(CliError::Write)?;
     let failures: Vec<String> = outcomes.iter().flat_map(EventOutcome::failures).collect();
@@ -646,7 +660,7 @@ fn shown(text: &str) -> String {
 fn write_outcomes(
     out: &mut impl Write,
     outcomes: &[EventOutcome],
-    dry_run: bool,
+    mode: RunMode,
 ) -> std::io::Result<()> {
     use console::style;
     for (n, outcome) in outcomes.iter().enumerate() {
@@ -694,7 +708,7 @@ fn write_outcomes(
             write_files(out, &report.file_set)?;
             let Some(plan) = &upload.plan else { continue };
             writeln!(out)?;
-            if dry_run {
+            if mode.is_dry_run() {
                 writeln!(
                     out,
                     "{}",
@@ -731,4 +745,66 @@ fn write_outcomes(
         writeln!(out)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{load, Context};
+
+    /// `--dry-run`, declared once, is taken by every acting command and turns its run mode
+    /// into a dry run; without it, the settings' own mode stands.
+    #[test]
+    fn dry_run_is_one_flag_for_every_acting_command() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let mode_of = |argv: &[&str]| {
+            let cli = Cli::try_parse_from(argv).unwrap();
+            let args = match &cli.command {
+                Command::Run(a) => &a.mode,
+                Command::Simulate(a) => &a.mode,
+                Command::Override(a) => &a.mode,
+                Command::Replay(a) => &a.mode,
+                Command::Check(_) => panic!("check takes no run mode"),
+            };
+            let env = [
+                ("TEMP_BUCKET_NAME", "temp-bucket"),
+                ("FINAL_BUCKET_NAME", "final-bucket"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()));
+            let mut settings = load(None, &env, Context::Lambda).unwrap();
+            args.apply(&mut settings)
+        };
+        let sim = [
+            "simulate",
+            "--council",
+            "X01",
+            "--election-date",
+            "2024-05-02",
+            "a.csv",
+        ];
+        let commands: [&[&str]; 4] = [
+            &["run", "e.json"],
+            &sim,
+            &[
+                "override",
+                "s3://t/X01/2024-05-02/t",
+                "--reason",
+                "r",
+                "--by",
+                "b",
+            ],
+            &["replay", "s3://t/X01/2024-05-02/t"],
+        ];
+        for command in commands {
+            let plain: Vec<&str> = std::iter::once("wdiv")
+                .chain(command.iter().copied())
+                .collect();
+            let mut dry = plain.clone();
+            dry.insert(2, "--dry-run");
+            assert_eq!(mode_of(&plain), RunMode::Live, "{plain:?}");
+            assert_eq!(mode_of(&dry), RunMode::DryRun, "{dry:?}");
+        }
+        assert!(Cli::try_parse_from(["wdiv", "check", "--dry-run", "a.csv"]).is_err());
+    }
 }

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use crate::cli::{self, CliError, EXIT_FAIL, EXIT_PASS};
 use crate::event;
 use crate::pipeline::{self, EventOutcome, Services};
-use crate::settings::Settings;
+use crate::settings::{RunMode, Settings};
 use crate::upload::UploadKey;
 
 /// How long a received message stays hidden from other readers while it is replayed: Lambda's
@@ -47,9 +47,8 @@ pub struct ReplayArgs {
     /// running them here.
     #[arg(long, value_name = "FUNCTION")]
     pub invoke: Option<String>,
-    /// Print what would be done, and do nothing: no effect, no invocation, no message deleted.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub mode: cli::RunModeArgs,
     /// Print the outcome as JSON.
     #[arg(long)]
     pub json: bool,
@@ -138,7 +137,7 @@ pub fn notification_for(bucket: &str, objects: &[crate::storage::ObjectInfo]) ->
 
 async fn by_prefix(settings: Settings, args: &ReplayArgs, given: &str) -> Result<u8, CliError> {
     let prefix = upload_prefix(given, &settings.temp_bucket)?;
-    let (services, dry_run, _sentry) = cli::start(settings, args.dry_run).await?;
+    let (services, mode, _sentry) = cli::start(settings, &args.mode).await?;
     let temp = services.settings.temp_bucket.clone();
     let storage = services.storage();
     let max = services.settings.max_files_per_upload + 1;
@@ -158,7 +157,7 @@ async fn by_prefix(settings: Settings, args: &ReplayArgs, given: &str) -> Result
     match &args.invoke {
         Some(function) => {
             let mut out = std::io::stdout().lock();
-            if dry_run {
+            if mode.is_dry_run() {
                 writeln!(
                     out,
                     "Dry run: would send this event to {function} (asynchronously):\n{notification:#}"
@@ -182,7 +181,7 @@ async fn by_prefix(settings: Settings, args: &ReplayArgs, given: &str) -> Result
         None => {
             let event = event::from_value(notification)?;
             let outcome = pipeline::handle_event(&services, &event, services.deadline()).await;
-            cli::report_outcome(&[outcome], dry_run, args.json)
+            cli::report_outcome(&[outcome], mode, args.json)
         }
     }
 }
@@ -266,7 +265,7 @@ async fn from_queue(settings: Settings, args: &ReplayArgs, queue: &str) -> Resul
         )),
         None => None,
     };
-    let (services, dry_run, _sentry) = cli::start(settings, args.dry_run).await?;
+    let (services, mode, _sentry) = cli::start(settings, &args.mode).await?;
     let queue_error = |why: String| ReplayError::Queue {
         queue: cli_shown(queue),
         why,
@@ -281,7 +280,11 @@ async fn from_queue(settings: Settings, args: &ReplayArgs, queue: &str) -> Resul
             .max_number_of_messages(10)
             .wait_time_seconds(1)
             // A dry run leaves every message where it was, visible.
-            .visibility_timeout(if dry_run { 0 } else { VISIBILITY_SECONDS })
+            .visibility_timeout(if mode.is_dry_run() {
+                0
+            } else {
+                VISIBILITY_SECONDS
+            })
             .send()
             .await
             .map_err(|e| queue_error(cli_shown(&DisplayErrorContext(&e).to_string())))?;
@@ -295,10 +298,12 @@ async fn from_queue(settings: Settings, args: &ReplayArgs, queue: &str) -> Resul
             break;
         }
         for message in fresh {
-            let mut summary = replay_message(&services, lambda.as_ref(), dry_run, &message).await;
-            if let (true, false, Some(handle)) =
-                (summary.replayed, dry_run, message.receipt_handle())
-            {
+            let mut summary = replay_message(&services, lambda.as_ref(), mode, &message).await;
+            if let (true, false, Some(handle)) = (
+                summary.replayed,
+                mode.is_dry_run(),
+                message.receipt_handle(),
+            ) {
                 match sqs
                     .delete_message()
                     .queue_url(queue)
@@ -318,15 +323,15 @@ async fn from_queue(settings: Settings, args: &ReplayArgs, queue: &str) -> Resul
             summaries.push(summary);
         }
     }
-    write_summaries(&summaries, dry_run, args.json).map_err(CliError::Write)?;
-    let all_done = summaries.iter().all(|s| dry_run || s.deleted);
+    write_summaries(&summaries, mode, args.json).map_err(CliError::Write)?;
+    let all_done = summaries.iter().all(|s| mode.is_dry_run() || s.deleted);
     Ok(if all_done { EXIT_PASS } else { EXIT_FAIL })
 }
 
 async fn replay_message(
     services: &Services,
     lambda: Option<&(aws_sdk_lambda::Client, String)>,
-    dry_run: bool,
+    mode: RunMode,
     message: &aws_sdk_sqs::types::Message,
 ) -> MessageSummary {
     let mut summary = MessageSummary {
@@ -353,15 +358,17 @@ async fn replay_message(
         }
     };
     match lambda {
-        Some((client, function)) if !dry_run => match invoke(client, function, &payload).await {
-            Ok(()) => summary.replayed = true,
-            Err(e) => summary.kept_because = Some(e.to_string()),
-        },
+        Some((client, function)) if !mode.is_dry_run() => {
+            match invoke(client, function, &payload).await {
+                Ok(()) => summary.replayed = true,
+                Err(e) => summary.kept_because = Some(e.to_string()),
+            }
+        }
         Some(_) => summary.kept_because = Some("dry run: would be sent to the function".into()),
         None => {
             let outcome = pipeline::handle_event(services, &event, services.deadline()).await;
             let failures = outcome.failures();
-            if dry_run {
+            if mode.is_dry_run() {
                 summary.kept_because = Some("dry run".into());
             } else if failures.is_empty() {
                 summary.replayed = true;
@@ -374,7 +381,7 @@ async fn replay_message(
     summary
 }
 
-fn write_summaries(summaries: &[MessageSummary], dry_run: bool, json: bool) -> std::io::Result<()> {
+fn write_summaries(summaries: &[MessageSummary], mode: RunMode, json: bool) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, summaries)?;
@@ -422,7 +429,7 @@ fn write_summaries(summaries: &[MessageSummary], dry_run: bool, json: bool) -> s
         "{} message(s): {deleted} replayed and deleted, {} kept{}.",
         summaries.len(),
         summaries.len() - deleted,
-        if dry_run { " (dry run)" } else { "" }
+        if mode.is_dry_run() { " (dry run)" } else { "" }
     )?;
     out.flush()
 }
