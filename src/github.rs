@@ -11,12 +11,11 @@
 
 use std::time::Duration;
 
-use http_body_util::BodyExt;
 use octocrab::Octocrab;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::http::BodyError;
+use crate::http::{read_body_at_most, BodyError};
 use crate::retry::with_backoff;
 use crate::vocab::Secret;
 
@@ -243,10 +242,8 @@ impl GitHub {
             true => MAX_BODY_BYTES,
             false => MAX_ERROR_BYTES,
         };
-        let read = match declared {
-            Some(n) if n > limit as u64 => Err(BodyError::TooLarge { limit }),
-            _ => read_at_most(response.into_body(), limit).await,
-        };
+        let read =
+            read_body_at_most(response.into_body(), declared, limit, |e| e.to_string()).await;
         if !status.is_success() {
             let message = match &read {
                 Ok(bytes) => error_message(bytes, status.canonical_reason()),
@@ -414,26 +411,6 @@ fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
         let url = url.trim().strip_prefix('<')?.strip_suffix('>')?;
         next.then(|| url.to_owned())
     })
-}
-
-/// Reads `body`, but never more than `limit` bytes of it (the rest is not read: the connection
-/// is dropped).
-async fn read_at_most<B>(mut body: B, limit: usize) -> Result<Vec<u8>, BodyError>
-where
-    B: http_body::Body<Data = bytes::Bytes> + Unpin,
-    B::Error: std::fmt::Display,
-{
-    let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| BodyError::Transport(e.to_string()))?;
-        if let Ok(chunk) = frame.into_data() {
-            if bytes.len() + chunk.len() > limit {
-                return Err(BodyError::TooLarge { limit });
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-    }
-    Ok(bytes)
 }
 
 /// What an error answer says: GitHub's `message`, else its text, on one line of at most 200

@@ -136,7 +136,7 @@ pub async fn send(
     url: &str,
     build: impl Fn() -> RequestBuilder,
 ) -> Result<Response, HttpError> {
-    send_accepting(what, url, |status| status.is_success(), build).await
+    send_accepting(what, url, |_| false, build).await
 }
 
 /// [`send`], where `accept` says which statuses are a final answer, returned as they are and
@@ -245,20 +245,41 @@ pub enum BodyError {
 }
 
 /// Reads a response's body, but never more than `limit` bytes of it.
-pub async fn read_at_most(mut response: Response, limit: usize) -> Result<Vec<u8>, BodyError> {
-    if response.content_length().is_some_and(|n| n > limit as u64) {
+pub async fn read_at_most(response: Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let declared = response.content_length();
+    let body = reqwest::Body::from(response);
+    read_body_at_most(body, declared, limit, |e: reqwest::Error| {
+        e.without_url().to_string()
+    })
+    .await
+}
+
+/// Reads any HTTP body (reqwest's, or octocrab's hyper body), but never more than `limit`
+/// bytes of it: refused at once when its declared length (`Content-Length`) is larger, else
+/// read until it passes the limit (the rest is not read: the connection is dropped).
+/// `describe` says what a transport error was, without anything secret in it.
+pub async fn read_body_at_most<B>(
+    mut body: B,
+    declared: Option<u64>,
+    limit: usize,
+    describe: impl Fn(B::Error) -> String,
+) -> Result<Vec<u8>, BodyError>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+{
+    use http_body_util::BodyExt;
+    if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge { limit });
     }
     let mut bytes = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| BodyError::Transport(e.without_url().to_string()))?
-    {
-        if bytes.len() + chunk.len() > limit {
-            return Err(BodyError::TooLarge { limit });
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Transport(describe(e)))?;
+        if let Ok(chunk) = frame.into_data() {
+            if bytes.len() + chunk.len() > limit {
+                return Err(BodyError::TooLarge { limit });
+            }
+            bytes.extend_from_slice(&chunk);
         }
-        bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
 }
