@@ -272,19 +272,7 @@ async fn carry_out(
     if !plan.steps.iter().any(|s| s.disposition == Disposition::Do) {
         return Ok(execute::execute(plan, report, clients, None, deadline).await);
     }
-    let lease = Duration::from_secs(services.settings.lease_seconds);
-    // A concurrent run usually finishes well within its lease: wait for it rather than fail,
-    // but not past this run's deadline.
-    let wait = lease.max(MIN_LEASE_WAIT).min(deadline.remaining());
-    let mut ledger = Ledger::acquire(
-        services.storage(),
-        &services.settings.temp_bucket,
-        report,
-        &run_id(),
-        lease,
-        wait,
-    )
-    .await?;
+    let mut ledger = take_lease(services, report, Some(deadline)).await?;
     // Checked under the lease, which an override waits for once its marker is written: a run of
     // the failing content either finished before the override, or sees its marker.
     if !report.all_valid() && report.extra.staff_override.is_none() {
@@ -314,12 +302,36 @@ async fn carry_out(
     Ok(results)
 }
 
+/// Takes this run's lease on `report`'s content. A concurrent run usually finishes well within
+/// its lease: wait for it rather than fail, at least [`MIN_LEASE_WAIT`], but not past
+/// `deadline`.
+pub(crate) async fn take_lease<'s>(
+    services: &'s Services,
+    report: &UploadReport,
+    deadline: Option<Deadline>,
+) -> Result<Ledger<'s>, LedgerError> {
+    let lease = Duration::from_secs(services.settings.lease_seconds);
+    let mut wait = lease.max(MIN_LEASE_WAIT);
+    if let Some(deadline) = deadline {
+        wait = wait.min(deadline.remaining());
+    }
+    Ledger::acquire(
+        services.storage(),
+        &services.settings.temp_bucket,
+        report,
+        &run_id(),
+        lease,
+        wait,
+    )
+    .await
+}
+
 /// The least time a run waits for another run's lease before giving up (and failing, so that
 /// Lambda retries it later).
-pub(crate) const MIN_LEASE_WAIT: Duration = Duration::from_secs(30);
+const MIN_LEASE_WAIT: Duration = Duration::from_secs(30);
 
 /// This run's name in leases: unique per process and moment.
-pub(crate) fn run_id() -> String {
+fn run_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()

@@ -246,17 +246,10 @@ async fn mark_and_wait(
         at: at.to_owned(),
     };
     crate::ledger::mark_overridden(services.storage(), &settings.temp_bucket, &marker).await?;
-    let lease = std::time::Duration::from_secs(settings.lease_seconds);
-    let held = crate::ledger::Ledger::acquire(
-        services.storage(),
-        &settings.temp_bucket,
-        original,
-        &pipeline::run_id(),
-        lease,
-        lease.max(pipeline::MIN_LEASE_WAIT),
-    )
-    .await?;
-    held.release().await?;
+    pipeline::take_lease(services, original, None)
+        .await?
+        .release()
+        .await?;
     Ok(())
 }
 

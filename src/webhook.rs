@@ -79,25 +79,19 @@ pub fn site_stores_then_fails(report: &UploadReport) -> bool {
 
 /// The webhook's body for `report`: all of it when it fits in [`MAX_BODY_BYTES`], else less.
 pub fn body(report: &UploadReport) -> Vec<u8> {
-    let shortened;
-    let report = match report
+    // A key the site cannot store (its file was refused for it) is shortened on the wire only,
+    // so that the site stores the report and shows the refusal.
+    let mut report = std::borrow::Cow::Borrowed(report);
+    if report
         .file_set
         .iter()
         .any(|f| f.key.chars().count() > WDIV_MAX_KEY_CHARS)
     {
-        // A key the site cannot store (its file was refused for it) is shortened on the wire
-        // only, so that the site stores the report and shows the refusal.
-        true => {
-            let mut copy = report.clone();
-            for file in &mut copy.file_set {
-                file.key = crate::text::shorten_middle(&file.key, WDIV_MAX_KEY_CHARS);
-            }
-            shortened = copy;
-            &shortened
+        for file in &mut report.to_mut().file_set {
+            file.key = crate::text::shorten_middle(&file.key, WDIV_MAX_KEY_CHARS);
         }
-        false => report,
-    };
-    let full = serde_json::to_vec(report).expect("a report serializes");
+    }
+    let full = serde_json::to_vec(&report).expect("a report serializes");
     if full.len() <= MAX_BODY_BYTES {
         return full;
     }
