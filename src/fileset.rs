@@ -11,30 +11,22 @@ use crate::report::{FileReport, Problem};
 use crate::storage::ObjectInfo;
 use crate::text;
 use crate::upload::{served_type, Upload, ACCEPTED_TYPES};
-use crate::vocab::WDIV_MAX_KEY_CHARS;
-
-/// Problem codes of refused files.
-pub const BAD_NAME: &str = "bad-file-name";
-pub const BAD_TYPE: &str = "file-type-not-accepted";
-pub const IN_FOLDER: &str = "file-in-folder";
-pub const TOO_MANY_FILES: &str = "too-many-files";
-pub const TOO_MANY_BYTES: &str = "upload-too-large";
-pub const NAME_TOO_LONG: &str = "file-name-too-long";
+use crate::vocab::{Code, WDIV_MAX_KEY_CHARS};
 
 /// The codes of the problems that refuse a file unread.
-pub const REFUSED_CODES: [&str; 6] = [
-    BAD_NAME,
-    BAD_TYPE,
-    IN_FOLDER,
-    TOO_MANY_FILES,
-    TOO_MANY_BYTES,
-    NAME_TOO_LONG,
+pub const REFUSED_CODES: [Code; 6] = [
+    Code::BadFileName,
+    Code::FileTypeNotAccepted,
+    Code::FileInFolder,
+    Code::TooManyFiles,
+    Code::UploadTooLarge,
+    Code::FileNameTooLong,
 ];
 
 /// Whether `file` was refused unread here (so no bytes of it were checked).
 pub fn was_refused(file: &FileReport) -> bool {
     file.errors()
-        .any(|p| REFUSED_CODES.contains(&p.code.as_str()))
+        .any(|p| REFUSED_CODES.into_iter().any(|code| p.is(code)))
 }
 
 /// The most characters of a file name a message shows.
@@ -59,7 +51,7 @@ pub enum Entry {
 /// Sorts `listing` (the objects under the upload's prefix, at most `limits.max_files + 1` of
 /// them, the program's own records left out) into files to check and files refused.
 pub fn admit(upload: &Upload, listing: Vec<ObjectInfo>, limits: Limits) -> Vec<Entry> {
-    let refuse_all = |code: &str, message: String| -> Vec<Entry> {
+    let refuse_all = |code: Code, message: String| -> Vec<Entry> {
         listing
             .iter()
             .map(|o| refused(&o.key, Problem::error(code, message.clone())))
@@ -67,7 +59,7 @@ pub fn admit(upload: &Upload, listing: Vec<ObjectInfo>, limits: Limits) -> Vec<E
     };
     if listing.len() > limits.max_files {
         return refuse_all(
-            TOO_MANY_FILES,
+            Code::TooManyFiles,
             format!(
                 "This upload has more than {max} files, and at most {max} can be uploaded at \
                  once. Upload only the polling-station export from the EMS (one file, or two \
@@ -79,7 +71,7 @@ pub fn admit(upload: &Upload, listing: Vec<ObjectInfo>, limits: Limits) -> Vec<E
     let total: u64 = listing.iter().map(|o| o.size).sum();
     if total > limits.max_bytes {
         return refuse_all(
-            TOO_MANY_BYTES,
+            Code::UploadTooLarge,
             format!(
                 "The files of this upload hold {} in all, over the limit of {} for one upload. \
                  Upload only the polling-station export from the EMS.",
@@ -124,13 +116,13 @@ pub fn name_problem(name: &str) -> Option<Problem> {
     };
     if let Some(what) = what {
         return Some(Problem::error(
-            BAD_NAME,
+            Code::BadFileName,
             format!("The file name {} contains {what}. {rename}", shown()),
         ));
     }
     if let Some((folder, _)) = name.split_once('/') {
         return Some(Problem::error(
-            IN_FOLDER,
+            Code::FileInFolder,
             format!(
                 "The file {} is in a folder ({}) inside the upload. Upload the file itself, not \
                  a folder.",
@@ -152,7 +144,7 @@ pub fn name_problem(name: &str) -> Option<Problem> {
             _ => "Files without an extension are not accepted".to_owned(),
         };
         return Some(Problem::error(
-            BAD_TYPE,
+            Code::FileTypeNotAccepted,
             format!(
                 "{kind} ({}). Upload the polling-station export from the EMS as a {} file.",
                 shown(),
@@ -170,7 +162,7 @@ fn length_problem(folder: &str, name: &str) -> Option<Problem> {
     let length = name.chars().count();
     (length > allowed).then(|| {
         Problem::error(
-            NAME_TOO_LONG,
+            Code::FileNameTooLong,
             format!(
                 "The file name \"{}\" is {length} characters long; names of files in this \
                  upload can be at most {allowed} characters. Rename the file to a shorter name \
@@ -241,7 +233,7 @@ mod tests {
             vec![object(&fits, 5000), object(&long, 5000)],
             LIMITS,
         );
-        assert_eq!(codes(&entries), ["check", NAME_TOO_LONG]);
+        assert_eq!(codes(&entries), ["check", "file-name-too-long"]);
         let Entry::Refused(report) = &entries[1] else {
             unreachable!()
         };
@@ -284,7 +276,15 @@ mod tests {
         let entries = admit(&upload(), listing, LIMITS);
         assert_eq!(
             codes(&entries),
-            [BAD_NAME, BAD_NAME, BAD_NAME, IN_FOLDER, BAD_TYPE, BAD_TYPE, BAD_NAME]
+            [
+                "bad-file-name",
+                "bad-file-name",
+                "bad-file-name",
+                "file-in-folder",
+                "file-type-not-accepted",
+                "file-type-not-accepted",
+                "bad-file-name"
+            ]
         );
         let Entry::Refused(first) = &entries[0] else {
             unreachable!()
@@ -315,7 +315,7 @@ mod tests {
     fn an_upload_over_its_limits_is_refused_unread() {
         let many: Vec<_> = (0..11).map(|i| object(&format!("f{i}.csv"), 10)).collect();
         let entries = admit(&upload(), many, LIMITS);
-        assert_eq!(codes(&entries), [TOO_MANY_FILES; 11]);
+        assert_eq!(codes(&entries), ["too-many-files"; 11]);
         let Entry::Refused(r) = &entries[0] else {
             unreachable!()
         };
@@ -323,7 +323,7 @@ mod tests {
 
         let big = vec![object("a.csv", 200_000_000), object("b.csv", 150_000_000)];
         let entries = admit(&upload(), big, LIMITS);
-        assert_eq!(codes(&entries), [TOO_MANY_BYTES; 2]);
+        assert_eq!(codes(&entries), ["upload-too-large"; 2]);
         let Entry::Refused(r) = &entries[1] else {
             unreachable!()
         };

@@ -23,14 +23,12 @@ use crate::event::REPORT_FILE;
 use crate::report::{FileReport, Problem, Problems, UploadReport};
 use crate::storage::{read_small, ObjectInfo, Small, Storage, StorageError};
 use crate::upload::UploadKey;
+use crate::vocab::Code;
 
 /// The most objects the listing of a council's earlier uploads reads.
 pub const LISTING_LIMIT: usize = 10_000;
 /// The largest earlier `report.json` read.
 pub const REPORT_LIMIT: usize = 1024 * 1024;
-/// The codes of the warnings this module adds.
-pub const ROWS_CHANGED: &str = "rows-changed";
-pub const SAME_AS_EARLIER: &str = "same-as-earlier";
 
 /// How an upload compares with the council's last import: the report's extra `history`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,9 +263,9 @@ pub fn compare_files(
         };
         if let Some(message) = &warning {
             let code = if identical {
-                SAME_AS_EARLIER
+                Code::SameAsEarlier
             } else {
-                ROWS_CHANGED
+                Code::RowsChanged
             };
             let mut problems: Problems = std::mem::take(&mut file.problems).into_iter().collect();
             problems.push(Problem::warning(code, message.as_str()));

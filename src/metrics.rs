@@ -514,13 +514,13 @@ mod tests {
     #[test]
     fn problem_codes_are_bounded_per_upload() {
         use crate::report::{FileReport, Problem};
+        use crate::vocab::Code;
         let files = (0..30)
             .map(|n| {
                 let mut file = FileReport::new(format!("f{n}.csv"));
+                file.problems.push(Problem::error(Code::ALL[n], "bad"));
                 file.problems
-                    .push(Problem::error(&format!("code-{n:02}"), "bad"));
-                file.problems
-                    .push(Problem::error(&format!("code-{n:02}"), "bad again"));
+                    .push(Problem::error(Code::ALL[n], "bad again"));
                 file
             })
             .collect();
@@ -528,7 +528,8 @@ mod tests {
         assert_eq!(metrics.verdict, Verdict::Invalid);
         assert_eq!(metrics.failures.len(), MAX_PROBLEM_CODES + 1);
         assert_eq!(
-            metrics.failures["code-00"], 1,
+            metrics.failures[Code::ALL[0].as_str()],
+            1,
             "a file counts once per code"
         );
         assert_eq!(metrics.failures["other"], 10);

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::text;
+use crate::vocab::Code;
 
 /// How bad a problem is: errors fail the file, warnings never do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,9 +39,9 @@ impl Problem {
     /// terminal), so it is bounded here, once for every check: one line, at most
     /// [`text::MAX_MESSAGE_BYTES`]. Values quoted inside it are bounded where they are quoted
     /// ([`text::quote`]).
-    pub fn error(code: &str, message: impl Into<String>) -> Self {
+    pub fn error(code: Code, message: impl Into<String>) -> Self {
         Problem {
-            code: text::bounded_label(code, MAX_CODE_CHARS),
+            code: code.as_str().to_owned(),
             severity: Severity::Error,
             row: None,
             column: None,
@@ -50,11 +51,16 @@ impl Problem {
     }
 
     /// A warning, bounded as [`Problem::error`].
-    pub fn warning(code: &str, message: impl Into<String>) -> Self {
+    pub fn warning(code: Code, message: impl Into<String>) -> Self {
         Problem {
             severity: Severity::Warning,
             ..Problem::error(code, message)
         }
+    }
+
+    /// Whether the problem has `code` (a problem read back may have a code that is not ours).
+    pub fn is(&self, code: Code) -> bool {
+        self.code == code.as_str()
     }
 
     pub fn at_row(mut self, row: u64) -> Self {
@@ -84,10 +90,10 @@ impl Problem {
     /// How many problems a summary (`and N more errors`) stands for, or `None` for any other problem.
     fn summarised(&self) -> Option<u64> {
         let code = match self.severity {
-            Severity::Error => MORE_ERRORS,
-            Severity::Warning => MORE_WARNINGS,
+            Severity::Error => Code::MoreErrors,
+            Severity::Warning => Code::MoreWarnings,
         };
-        if self.code != code {
+        if !self.is(code) {
             return None;
         }
         let n = self
@@ -105,9 +111,6 @@ pub const MAX_ERRORS: usize = 50;
 pub const MAX_WARNINGS: usize = 50;
 /// The longest problem code (ours are short; one read back may not be).
 const MAX_CODE_CHARS: usize = 64;
-/// The codes of the last error and warning that count the ones left out.
-pub const MORE_ERRORS: &str = "more-errors";
-pub const MORE_WARNINGS: &str = "more-warnings";
 
 /// The problems of one file, bounded as they are found: the first [`MAX_ERRORS`] errors and
 /// [`MAX_WARNINGS`] warnings are kept, the others only counted, so a file with millions of bad
@@ -172,13 +175,16 @@ impl Problems {
         if self.more_errors > 0 {
             let n = self.more_errors;
             let what = if n == 1 { "error" } else { "errors" };
-            list.push(Problem::error(MORE_ERRORS, format!("and {n} more {what}")));
+            list.push(Problem::error(
+                Code::MoreErrors,
+                format!("and {n} more {what}"),
+            ));
         }
         if self.more_warnings > 0 {
             let n = self.more_warnings;
             let what = if n == 1 { "warning" } else { "warnings" };
             list.push(Problem::warning(
-                MORE_WARNINGS,
+                Code::MoreWarnings,
                 format!("and {n} more {what}"),
             ));
         }
@@ -315,8 +321,11 @@ impl From<WireFileReport> for FileReport {
                 .errors
                 .lines()
                 .filter(|l| !l.is_empty())
-                .map(|l| Problem::error("legacy", l));
-            let warnings = wire.warnings.iter().map(|w| Problem::warning("legacy", w));
+                .map(|l| Problem::error(Code::Legacy, l));
+            let warnings = wire
+                .warnings
+                .iter()
+                .map(|w| Problem::warning(Code::Legacy, w));
             errors.chain(warnings).collect()
         } else {
             wire.problems.into_iter().map(Problem::bounded).collect()
@@ -332,15 +341,13 @@ impl From<WireFileReport> for FileReport {
     }
 }
 
-pub use crate::vocab::MISSING_FILES;
-
 /// Whether staff should hear of a failure among `files`: some error other than a missing
 /// partner file.
 pub fn email_due(files: &[FileReport]) -> bool {
     files
         .iter()
         .flat_map(FileReport::errors)
-        .any(|p| p.code != MISSING_FILES)
+        .any(|p| !p.is(Code::MissingFiles))
 }
 
 /// Whether an upload of `files` passes: it has files, and every one passes. The one definition.
@@ -427,11 +434,15 @@ mod tests {
         let mut report = FileReport::new("E07000223/2019-05-02/x/file.csv");
         report.csv_rows = 10;
         report.csv_encoding = "utf-8".into();
-        report.problems.push(Problem::error("a", "first"));
-        report.problems.push(Problem::warning("w", "careful"));
         report
             .problems
-            .push(Problem::error("b", "second").at_row(3));
+            .push(Problem::error(Code::IncompleteRow, "first"));
+        report
+            .problems
+            .push(Problem::warning(Code::LongRows, "careful"));
+        report
+            .problems
+            .push(Problem::error(Code::IncompleteRow, "second").at_row(3));
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["csv_valid"], false);
         assert_eq!(json["errors"], "first\nsecond");
@@ -462,7 +473,7 @@ mod tests {
         let mut report = FileReport::new("k");
         report
             .problems
-            .push(Problem::warning("w", "careful").in_column("PostCode"));
+            .push(Problem::warning(Code::LongRows, "careful").in_column("PostCode"));
         let back: FileReport =
             serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
         assert_eq!(back, report);
@@ -472,8 +483,8 @@ mod tests {
     fn messages_are_one_bounded_line_whoever_makes_them() {
         let forged = format!("{}\nFile: x.csv\nErrors: none", "n".repeat(10_000));
         for p in [
-            Problem::error("c", forged.as_str()),
-            Problem::warning("c", forged.as_str()).in_column(forged.as_str()),
+            Problem::error(Code::IncompleteRow, forged.as_str()),
+            Problem::warning(Code::LongRows, forged.as_str()).in_column(forged.as_str()),
         ] {
             assert!(
                 p.message.len() <= text::MAX_MESSAGE_BYTES,
@@ -485,16 +496,19 @@ mod tests {
         }
         // A message already bounded is left alone: quoted escapes are not doubled.
         let quoted = format!("name {}", text::quote("a\\b\n"));
-        assert_eq!(Problem::error("c", quoted.as_str()).message, quoted);
+        assert_eq!(
+            Problem::error(Code::IncompleteRow, quoted.as_str()).message,
+            quoted
+        );
     }
 
     #[test]
     fn fifty_errors_and_fifty_warnings_then_a_count() {
         let mut problems = Problems::new();
         for i in 0..1_000_000u64 {
-            problems.push(Problem::error("e", format!("error {i}")));
+            problems.push(Problem::error(Code::IncompleteRow, format!("error {i}")));
             if i < 60 {
-                problems.push(Problem::warning("w", format!("warning {i}")));
+                problems.push(Problem::warning(Code::LongRows, format!("warning {i}")));
             }
         }
         assert!(problems.has_errors());
@@ -512,21 +526,27 @@ mod tests {
         assert_eq!(warnings[50], "and 10 more warnings");
         // Bounding again (one more error, then a read back) keeps the count right.
         let mut again: Problems = report.problems.clone().into_iter().collect();
-        again.push(Problem::error("missing-files", "Expected 2 files, found 1"));
+        again.push(Problem::error(
+            Code::MissingFiles,
+            "Expected 2 files, found 1",
+        ));
         let again = again.into_vec();
         assert_eq!(again.len(), 102);
         assert_eq!(again[100].message, "and 999951 more errors");
-        let one: Problems = [Problem::error("a", "x"), Problem::error("b", "y")]
-            .into_iter()
-            .chain((0..MAX_ERRORS).map(|_| Problem::error("c", "z")))
-            .collect();
+        let one: Problems = [
+            Problem::error(Code::IncompleteRow, "x"),
+            Problem::error(Code::IncompleteRow, "y"),
+        ]
+        .into_iter()
+        .chain((0..MAX_ERRORS).map(|_| Problem::error(Code::IncompleteRow, "z")))
+        .collect();
         assert_eq!(one.into_vec()[50].message, "and 2 more errors");
     }
 
     #[test]
     fn an_overflow_of_warnings_alone_passes() {
         let problems: Problems = (0..80)
-            .map(|i| Problem::warning("w", format!("{i}")))
+            .map(|i| Problem::warning(Code::LongRows, format!("{i}")))
             .collect();
         assert!(!problems.has_errors());
         let mut report = FileReport::new("k");

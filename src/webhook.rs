@@ -145,7 +145,7 @@ mod tests {
                 let mut file = FileReport::new(format!("X01/2024-05-02/t/f{i}.csv"));
                 for e in 0..errors {
                     file.problems.push(Problem::error(
-                        "x",
+                        crate::vocab::Code::IncompleteRow,
                         format!("{e}: {}", "m".repeat(message_bytes)),
                     ));
                 }

@@ -6,7 +6,7 @@ use super::rules::{RowRules, RulesRunner};
 use super::spare::Spare;
 use crate::report::{Problem, Problems};
 use crate::text::quote;
-use crate::vocab::Date;
+use crate::vocab::{Code, Date};
 
 /// How much of the file's start is kept to find the header line for delimiter sniffing.
 const MAX_SNIFF: usize = 64 * 1024;
@@ -290,7 +290,7 @@ impl<'p> DelimitedCheck<'p> {
                     ems: None,
                     delimiter: None,
                     columns: None,
-                    problems: [Problem::error("empty", "File is empty")]
+                    problems: [Problem::error(Code::Empty, "File is empty")]
                         .into_iter()
                         .collect(),
                 };
@@ -312,7 +312,7 @@ impl<'p> DelimitedCheck<'p> {
         if let Some(row) = walker.unclosed_quote_row() {
             state.problems.push(
                 Problem::warning(
-                    "unclosed-quote",
+                    Code::UnclosedQuote,
                     format!(
                         "A quoted value that starts on row {row} is never closed, so the rest of \
                          the file was read as part of it. Look for a stray double quote (\") on \
@@ -360,7 +360,7 @@ impl DelimitedCheck<'_> {
             ems: None,
             delimiter: self.walker.as_ref().map(RecordWalker::delimiter),
             columns: None,
-            problems: [Problem::error("header-too-long", message).at_row(1)]
+            problems: [Problem::error(Code::HeaderTooLong, message).at_row(1)]
                 .into_iter()
                 .collect(),
         }
@@ -412,7 +412,7 @@ impl<'p> Walk<'p> {
                 self.rows = row;
                 self.problems.push(
                     Problem::error(
-                        "nul-byte",
+                        Code::NulByte,
                         format!(
                             "File contains a NUL (zero) byte on row {row}. EMS exports never do: \
                              the file may be damaged or saved in another format. Please export it \
@@ -438,7 +438,7 @@ impl<'p> Walk<'p> {
                 };
                 if fields < expected {
                     self.problems.push(
-                        Problem::error("incomplete-row", incomplete(expected, row, fields))
+                        Problem::error(Code::IncompleteRow, incomplete(expected, row, fields))
                             .at_row(row),
                     );
                     return Flow::Stop;
@@ -468,11 +468,11 @@ impl<'p> Walk<'p> {
             // As the original: no rows are counted when the header cannot be read.
             self.rows = 0;
             self.problems
-                .push(Problem::error("too-few-columns", too_few_columns(fields)).at_row(1));
+                .push(Problem::error(Code::TooFewColumns, too_few_columns(fields)).at_row(1));
             if let Some(other) = other_separator(&header) {
                 self.problems.push(
                     Problem::error(
-                        "unsupported-delimiter",
+                        Code::UnsupportedDelimiter,
                         format!(
                             "The header looks {other}-separated. Only commas (CSV) and tabs (TSV) \
                              can be read: please export the file again with one of those as the \
@@ -509,7 +509,7 @@ impl<'p> Walk<'p> {
         if self.profile.is_none() {
             let first = self.header.first().map(|s| s.trim()).unwrap_or("");
             self.problems.push(Problem::warning(
-                "unknown-ems",
+                Code::UnknownEms,
                 format!(
                     "We could not tell which EMS produced this file from its header (first column \
                      {}). It passes these checks, but staff will import it by hand; if it \
@@ -542,7 +542,7 @@ impl<'p> Walk<'p> {
             let positions = list_positions(&cols);
             self.problems.push(
                 Problem::warning(
-                    "duplicate-column",
+                    Code::DuplicateColumn,
                     format!(
                         "Duplicate column name {shown} appears {} times in the header (columns \
                          {positions}); only one of them may be imported.",
@@ -563,7 +563,7 @@ impl<'p> Walk<'p> {
             let expected = self.header_len.unwrap_or(0);
             self.problems.push(
                 Problem::warning(
-                    "long-rows",
+                    Code::LongRows,
                     format!(
                         "{n} {} more columns than the header's {expected} (first: row {row} with \
                          {fields}). The extra values are ignored; check those rows are not \
@@ -608,7 +608,7 @@ fn blank_names(header: &[String]) -> Option<Problem> {
     let n = positions.len();
     Some(
         Problem::warning(
-            "header-blank-name",
+            Code::HeaderBlankName,
             format!(
                 "The header has {n} {} with no name: {listed}. The import needs every column \
                  named; a delimiter at the end of the header line is the usual cause. Staff may \

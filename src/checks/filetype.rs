@@ -1,6 +1,8 @@
 //! What a file really is, from its first bytes, whatever its name says. Councils sometimes upload
 //! the spreadsheet itself, or a zip of the export; telling them so beats "Incomplete file".
 
+use crate::vocab::Code;
+
 /// A kind of file that is not delimited text or JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WrongType {
@@ -12,13 +14,13 @@ pub enum WrongType {
 }
 
 impl WrongType {
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> Code {
         match self {
-            WrongType::Xlsx => "excel-xlsx",
-            WrongType::Xls => "excel-xls",
-            WrongType::Zip => "zip",
-            WrongType::Pdf => "pdf",
-            WrongType::Gzip => "gzip",
+            WrongType::Xlsx => Code::ExcelXlsx,
+            WrongType::Xls => Code::ExcelXls,
+            WrongType::Zip => Code::Zip,
+            WrongType::Pdf => Code::Pdf,
+            WrongType::Gzip => Code::Gzip,
         }
     }
 

@@ -7,6 +7,7 @@ use actson::{JsonEvent, JsonParser};
 use super::profiles::{Profile, Profiles};
 use crate::report::Problem;
 use crate::text::{quote, truncate_chars, MAX_QUOTED_CHARS};
+use crate::vocab::Code;
 
 /// How deep the JSON parser (actson) lets lists and objects nest.
 const MAX_DEPTH: usize = 2048;
@@ -386,7 +387,7 @@ impl<'p> JsonCheck<'p> {
         let (line, column) = self.place(start + 1, chunk);
         self.error = Some(
             Problem::error(
-                "number-too-long",
+                Code::NumberTooLong,
                 format!(
                     "The file is not a snapshot: the number at line {line}, column {column} is \
                      more than {} characters long. Please upload the snapshot exactly as it was \
@@ -416,7 +417,7 @@ impl<'p> JsonCheck<'p> {
         };
         self.error = Some(
             Problem::error(
-                "invalid-json",
+                Code::InvalidJson,
                 format!(
                     "The file is not valid JSON: {what} at line {line}, column {column}. Please \
                      upload the snapshot exactly as it was exported."
@@ -571,7 +572,7 @@ impl<'p> JsonCheck<'p> {
     /// The verdict: `(ems, rows, problems)`.
     pub fn finish(mut self) -> (Option<String>, u64, Vec<Problem>) {
         if self.error.is_none() && self.bytes == 0 {
-            return (None, 0, vec![Problem::error("empty", "File is empty")]);
+            return (None, 0, vec![Problem::error(Code::Empty, "File is empty")]);
         }
         if self.error.is_none() {
             self.parser.feeder.done();
@@ -630,7 +631,7 @@ impl<'p> JsonCheck<'p> {
                     tally.missing_count
                 )
             };
-            problems.push(Problem::error("missing-row-list", message));
+            problems.push(Problem::error(Code::MissingRowList, message));
         }
         (Some(tally.profile.name.clone()), tally.rows, problems)
     }

@@ -23,6 +23,7 @@ pub use profiles::Profiles;
 pub use records::Flow;
 
 use crate::report::{FileReport, Problem, Problems, UploadVerdict};
+use crate::vocab::Code;
 use spare::Spare;
 
 /// Smallest file the original accepted, in bytes.
@@ -433,7 +434,7 @@ impl<'p> FileChecker<'p> {
                         }
                         if let Some(at) = malformed_at {
                             problems.push(Problem::error(
-                                "invalid-utf16",
+                                Code::InvalidUtf16,
                                 format!(
                                     "The file is {encoding} text but has invalid data near byte \
                                      {at}. It may be damaged: please export it from your EMS again."
@@ -573,7 +574,7 @@ impl Fork<'_> {
 
 fn json_not_utf8(encoding: Encoding) -> Problem {
     Problem::error(
-        "json-not-utf8",
+        Code::JsonNotUtf8,
         format!(
             "This JSON file reads as {encoding}, but JSON must be UTF-8. Please upload the \
              snapshot exactly as it was exported."
@@ -583,9 +584,9 @@ fn json_not_utf8(encoding: Encoding) -> Problem {
 
 fn size_problem(len: u64, options: &CheckOptions<'_>) -> Option<Problem> {
     if len < MIN_BYTES && options.floor_applies() {
-        Some(Problem::error("too-small", TOO_SMALL))
+        Some(Problem::error(Code::TooSmall, TOO_SMALL))
     } else if len > MAX_BYTES {
-        Some(Problem::error("too-large", TOO_LARGE))
+        Some(Problem::error(Code::TooLarge, TOO_LARGE))
     } else {
         None
     }
@@ -634,7 +635,7 @@ pub fn check_upload(mut file_set: Vec<FileReport>, profiles: &Profiles) -> Uploa
             // Through the collector, so a file already at its limit of errors stays there.
             let mut problems: Problems = std::mem::take(&mut file.problems).into_iter().collect();
             problems.push(Problem::error(
-                crate::vocab::MISSING_FILES,
+                Code::MissingFiles,
                 missing_files(expected, found),
             ));
             file.problems = problems.into_vec();
@@ -682,7 +683,7 @@ fn one_label_for_a_pair(file_set: &mut [FileReport], profiles: &Profiles) {
     };
     let mut problems: Problems = std::mem::take(&mut other.problems).into_iter().collect();
     problems.push(Problem::warning(
-        "pair-encodings-differ",
+        Code::PairEncodingsDiffer,
         format!(
             "This file is {} text, but {} is {}, and WhereDoIVote imports both files of the \
              pair as {}: please export both files from your EMS with the same settings.",
@@ -1038,7 +1039,8 @@ mod tests {
             let mut r = FileReport::new(key);
             r.ems = "Democracy Counts".into();
             if !valid {
-                r.problems.push(Problem::error("x", "broken"));
+                r.problems
+                    .push(Problem::error(Code::IncompleteRow, "broken"));
             }
             r
         };

@@ -6,7 +6,7 @@ use crate::checks::records::{unquote, Captured};
 use crate::checks::spare::{Spare, Task, Work};
 use crate::report::Problem;
 use crate::text::quote;
-use crate::vocab::Date;
+use crate::vocab::{Code, Date};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -447,7 +447,7 @@ impl Bound {
         match self {
             Bound::Postcode(t) if t.count > 0 => Some(
                 Problem::warning(
-                    "malformed-postcode",
+                    Code::MalformedPostcode,
                     format!(
                         "{} {} a malformed postcode in column {} (first: {}). Check the \
                              export; addresses with a bad postcode may not be found by voters.",
@@ -464,7 +464,7 @@ impl Bound {
                 expected, tally: t, ..
             } if t.count > 0 => Some(
                 Problem::warning(
-                    "election-date-mismatch",
+                    Code::ElectionDateMismatch,
                     format!(
                         "{} {} an {} other than the upload's election date {} (first: {}). \
                              This file may be an export for another election.",
@@ -1154,7 +1154,7 @@ impl UprnColumn {
         if s.count > 0 {
             found.push(
                 Problem::error(
-                    "uprn-scientific-notation",
+                    Code::ScientificUprn,
                     format!(
                         "{} {} a UPRN in scientific notation in column {} (first: {}). The file \
                          was probably opened and saved in a spreadsheet, which writes long numbers \
@@ -1174,7 +1174,7 @@ impl UprnColumn {
         if r.count > 0 && r.count * 100 > u64::from(self.rounded_percent) * self.non_empty {
             found.push(
                 Problem::warning(
-                    "uprn-rounded",
+                    Code::RoundedUprn,
                     format!(
                         "{} of the {} UPRNs in column {} end in five or more zeros (first: {}). \
                          They look rounded by a spreadsheet; if the file was opened and saved in \
@@ -1193,7 +1193,7 @@ impl UprnColumn {
         if m.count > 0 {
             found.push(
                 Problem::warning(
-                    "uprn-not-digits",
+                    Code::UprnNotDigits,
                     format!(
                         "{} {} a UPRN in column {} that is not 1 to 12 digits (first: {}). Those \
                          addresses may not be matched to their property.",
@@ -1215,7 +1215,7 @@ impl UprnColumn {
                 let listed: Vec<String> = examples.iter().map(u64::to_string).collect();
                 found.push(
                     Problem::warning(
-                        "uprn-duplicate",
+                        Code::DuplicateUprn,
                         format!(
                             "{extra} {} a UPRN already given on an earlier row in column {column} \
                              ({distinct} {} more than once; for example {}). Each property should \
@@ -1239,7 +1239,7 @@ impl UprnColumn {
             if let Some(row) = full_at {
                 found.push(
                     Problem::warning(
-                        "uprn-duplicate-limit",
+                        Code::DuplicateUprnLimit,
                         format!(
                             "Column {column} has more than {MAX_TRACKED_UPRNS} UPRNs: repeats were \
                              looked for only before row {row}."

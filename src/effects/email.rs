@@ -170,7 +170,7 @@ mod tests {
         let staff = settings(&[("ERROR_REPORT_EMAIL", "staff@example.org")]);
         let mut lone = report(true);
         lone.file_set[0].problems.push(Problem::error(
-            crate::vocab::MISSING_FILES,
+            crate::vocab::Code::MissingFiles,
             "Expected 2 files, found 1",
         ));
         let steps = plan(&planning(&lone, &staff));

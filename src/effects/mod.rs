@@ -263,7 +263,8 @@ pub(crate) mod tests_support {
         let mut file = FileReport::new("X01/2024-05-02/t/a.csv");
         file.details.etag = Some("\"e1\"".into());
         if !valid {
-            file.problems.push(Problem::error("x", "broken"));
+            file.problems
+                .push(Problem::error(crate::vocab::Code::IncompleteRow, "broken"));
         }
         UploadReport {
             gss: "X01".into(),
