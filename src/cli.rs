@@ -8,11 +8,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::checks::{self, CheckOptions, Date, FileChecker, Profiles};
+use wdiv_checks::{CheckOptions, Date, FileChecker, Profiles};
 use crate::event::{self, EventError};
 use crate::execute::StepResult;
 use crate::pipeline::{self, EventOutcome, Services};
-use crate::report::{FileReport, UploadVerdict};
+use wdiv_checks::{FileReport, UploadVerdict};
 use crate::settings::{self, Context, RunMode, SettingsError, StorageMode};
 use crate::storage::{LocalStorage, Overlay, StorageError};
 use crate::upload::{KeyError, UploadKey};
@@ -240,14 +240,14 @@ fn open_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, CliError> {
             }
             // The name may come with the file (a download): shown escaped, as in the table.
             let read_err = |source| CliError::Read {
-                path: crate::text::escape_control(&key),
+                path: wdiv_checks::text::escape_control(&key),
                 source,
             };
             let file = File::open(path).map_err(read_err)?;
             let meta = file.metadata().map_err(read_err)?;
             if meta.is_dir() {
                 return Err(CliError::IsDirectory {
-                    path: crate::text::escape_control(&key),
+                    path: wdiv_checks::text::escape_control(&key),
                 });
             }
             Ok(Input::File {
@@ -281,11 +281,11 @@ pub fn check(args: &CheckArgs) -> Result<u8, CliError> {
             } => {
                 let progress = progress_bar(&key, Some(len));
                 let report =
-                    checks::parts::check_file(&key, &path, &file, len, options.clone(), |n| {
+                    wdiv_checks::check_file(&key, &path, &file, len, options.clone(), |n| {
                         progress.inc(n)
                     })
                     .map_err(|source| CliError::Read {
-                        path: crate::text::escape_control(&key),
+                        path: wdiv_checks::text::escape_control(&key),
                         source,
                     })?;
                 progress.finish_and_clear();
@@ -307,7 +307,7 @@ pub fn check(args: &CheckArgs) -> Result<u8, CliError> {
         };
         reports.push(report);
     }
-    let verdict = checks::check_upload(reports, options.profiles);
+    let verdict = wdiv_checks::check_upload(reports, options.profiles);
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &verdict).map_err(|e| CliError::Write(e.into()))?;
@@ -341,7 +341,7 @@ fn progress_bar(name: &str, len: Option<u64>) -> indicatif::ProgressBar {
                 .expect("a valid template"),
         ),
     };
-    bar.set_message(format!("checking {}", crate::text::escape_control(name)));
+    bar.set_message(format!("checking {}", wdiv_checks::text::escape_control(name)));
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     bar
 }
@@ -352,7 +352,7 @@ pub fn write_summary(out: &mut impl Write, verdict: &UploadVerdict) -> std::io::
 }
 
 fn write_files(out: &mut impl Write, file_set: &[FileReport]) -> std::io::Result<()> {
-    use crate::text::escape_control;
+    use wdiv_checks::text::escape_control;
     use console::style;
     for file in file_set {
         let status = if file.csv_valid() {
@@ -419,12 +419,12 @@ fn write_files(out: &mut impl Write, file_set: &[FileReport]) -> std::io::Result
 }
 
 /// A message as the terminal shows it. Messages are made one line, with hidden characters
-/// escaped, when they are made ([`crate::report::Problem::error`]); escaping them again would
+/// escaped, when they are made ([`wdiv_checks::Problem::error`]); escaping them again would
 /// double the backslashes of those escapes, so only a hidden character that still got in is
 /// escaped here.
 fn message_text(message: &str) -> std::borrow::Cow<'_, str> {
-    if message.chars().any(crate::text::is_hidden) {
-        crate::text::escape_control(message).into()
+    if message.chars().any(wdiv_checks::text::is_hidden) {
+        wdiv_checks::text::escape_control(message).into()
     } else {
         message.into()
     }
@@ -654,7 +654,7 @@ pub(crate) fn report_outcome(
 /// Text from an upload or a bucket, as a terminal may show it: control and format characters
 /// escaped, so it cannot move the cursor, clear the screen or forge a line.
 fn shown(text: &str) -> String {
-    crate::text::escape_control(text)
+    wdiv_checks::text::escape_control(text)
 }
 
 fn write_outcomes(

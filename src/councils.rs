@@ -75,7 +75,7 @@ impl CouncilNames {
             .map_err(|e| format!("{url}: {e}"))?;
         let council: Council = serde_json::from_slice(&bytes)
             .map_err(|e| format!("{url} did not answer with a council's JSON: {e}"))?;
-        let name = crate::text::clean_name(&council.name, MAX_NAME_CHARS);
+        let name = wdiv_checks::text::clean_name(&council.name, MAX_NAME_CHARS);
         if name.is_empty() {
             return Err(format!("{url} gave an empty name"));
         }

@@ -143,7 +143,7 @@ pub fn from_value(value: Value) -> Result<Event, EventError> {
 fn shown_fields(fields: &[&str]) -> String {
     fields
         .iter()
-        .map(|f| crate::text::escape_control(&crate::text::truncate_chars(f, 40)))
+        .map(|f| wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(f, 40)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -238,7 +238,7 @@ fn eventbridge(value: &Value) -> Result<Event, EventError> {
         return Err(EventError::NotS3 {
             found: format!(
                 "an EventBridge event from {:?}",
-                crate::text::truncate_chars(&raw.source, 60)
+                wdiv_checks::text::truncate_chars(&raw.source, 60)
             ),
         });
     }
@@ -297,7 +297,7 @@ fn classify(record: &Record, temp_bucket: &str) -> Result<Created, Classified> {
     if !record.created {
         return Err(Classified::Ignored(format!(
             "not an ObjectCreated event ({})",
-            crate::text::truncate_chars(&record.name, 60)
+            wdiv_checks::text::truncate_chars(&record.name, 60)
         )));
     }
     if record.bucket != temp_bucket {

@@ -170,7 +170,7 @@ pub async fn execute(
                             FailureKind::Refused,
                             format!(
                                 "the answer cannot be trusted: {}",
-                                crate::text::escape_control(&crate::text::truncate_chars(
+                                wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(
                                     &output, 200
                                 ))
                             ),

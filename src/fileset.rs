@@ -1,43 +1,10 @@
 //! From an upload's listing to its file set: which objects are checked, and which are refused
-//! before a byte of them is read.
-//!
-//! Every key under the upload's prefix was written by the uploader, not only the one the event
-//! names, so each is held to the same rules: the upload's exact shape (no folders inside it), a
-//! file name that shows as it is (no control, format or separator characters, no backticks), a
-//! type the site may serve, and the upload's limits on files and bytes. A refused file fails the
-//! upload with an error that says what to do; it is never copied.
+//! before a byte of them is read (by the engine's upload rules, [`wdiv_checks::refusals`]).
 
-use crate::report::{FileReport, Problem};
+use wdiv_checks::{refusals, text, FileReport, Limits, Problem};
+
 use crate::storage::ObjectInfo;
-use crate::text;
-use crate::upload::{served_type, Upload, ACCEPTED_TYPES};
-use crate::vocab::{Code, WDIV_MAX_KEY_CHARS};
-
-/// The codes of the problems that refuse a file unread.
-pub const REFUSED_CODES: [Code; 6] = [
-    Code::BadFileName,
-    Code::FileTypeNotAccepted,
-    Code::FileInFolder,
-    Code::TooManyFiles,
-    Code::UploadTooLarge,
-    Code::FileNameTooLong,
-];
-
-/// Whether `file` was refused unread here (so no bytes of it were checked).
-pub fn was_refused(file: &FileReport) -> bool {
-    file.errors()
-        .any(|p| REFUSED_CODES.into_iter().any(|code| p.is(code)))
-}
-
-/// The most characters of a file name a message shows.
-const NAME_CHARS: usize = 100;
-
-/// An upload's limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub max_files: usize,
-    pub max_bytes: u64,
-}
+use crate::upload::Upload;
 
 /// What becomes of one listed object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,126 +18,17 @@ pub enum Entry {
 /// Sorts `listing` (the objects under the upload's prefix, at most `limits.max_files + 1` of
 /// them, the program's own records left out) into files to check and files refused.
 pub fn admit(upload: &Upload, listing: Vec<ObjectInfo>, limits: Limits) -> Vec<Entry> {
-    let refuse_all = |code: Code, message: String| -> Vec<Entry> {
-        listing
-            .iter()
-            .map(|o| refused(&o.key, Problem::error(code, message.clone())))
-            .collect()
-    };
-    if listing.len() > limits.max_files {
-        return refuse_all(
-            Code::TooManyFiles,
-            format!(
-                "This upload has more than {max} files, and at most {max} can be uploaded at \
-                 once. Upload only the polling-station export from the EMS (one file, or two \
-                 for Democracy Counts).",
-                max = limits.max_files
-            ),
-        );
-    }
-    let total: u64 = listing.iter().map(|o| o.size).sum();
-    if total > limits.max_bytes {
-        return refuse_all(
-            Code::UploadTooLarge,
-            format!(
-                "The files of this upload hold {} in all, over the limit of {} for one upload. \
-                 Upload only the polling-station export from the EMS.",
-                megabytes(total),
-                megabytes(limits.max_bytes)
-            ),
-        );
-    }
     let folder = format!("{}/", upload.prefix);
+    let files: Vec<(&str, u64)> = listing.iter().map(|o| (o.key.as_str(), o.size)).collect();
+    let verdicts = refusals(&folder, &files, limits);
     listing
         .into_iter()
-        .map(|object| {
-            let name = object.key.strip_prefix(&folder).unwrap_or(&object.key);
-            match name_problem(name).or_else(|| length_problem(&folder, name)) {
-                Some(problem) => refused(&object.key, problem),
-                None => Entry::Check(object),
-            }
+        .zip(verdicts)
+        .map(|(object, refusal)| match refusal {
+            Some(problem) => refused(&object.key, problem),
+            None => Entry::Check(object),
         })
         .collect()
-}
-
-/// What is wrong with a file name of the upload (what follows its prefix), if anything.
-pub fn name_problem(name: &str) -> Option<Problem> {
-    let shown = || {
-        format!(
-            "\"{}\"",
-            text::escape_control(&text::truncate_chars(name, NAME_CHARS))
-        )
-    };
-    let rename = "Rename the file, using only letters, digits, spaces and ordinary punctuation, \
-                  and upload it again.";
-    let what = if name.chars().any(char::is_control) {
-        Some("a control character or a line break")
-    } else if name.chars().any(text::is_hidden) {
-        Some("an invisible formatting character (such as a right-to-left override)")
-    } else if name.contains('`') {
-        Some("a backtick (`)")
-    } else if name.contains('\\') {
-        Some("a backslash (\\)")
-    } else {
-        None
-    };
-    if let Some(what) = what {
-        return Some(Problem::error(
-            Code::BadFileName,
-            format!("The file name {} contains {what}. {rename}", shown()),
-        ));
-    }
-    if let Some((folder, _)) = name.split_once('/') {
-        return Some(Problem::error(
-            Code::FileInFolder,
-            format!(
-                "The file {} is in a folder ({}) inside the upload. Upload the file itself, not \
-                 a folder.",
-                shown(),
-                text::escape_control(&text::truncate_chars(folder, NAME_CHARS))
-            ),
-        ));
-    }
-    if served_type(name).is_none() {
-        let accepted: Vec<String> = ACCEPTED_TYPES
-            .iter()
-            .map(|(ext, _)| format!(".{ext}"))
-            .collect();
-        let kind = match name.rsplit_once('.') {
-            Some((_, ext)) if !ext.is_empty() => format!(
-                "Files of type .{} are not accepted",
-                text::escape_control(&text::truncate_chars(ext, 20))
-            ),
-            _ => "Files without an extension are not accepted".to_owned(),
-        };
-        return Some(Problem::error(
-            Code::FileTypeNotAccepted,
-            format!(
-                "{kind} ({}). Upload the polling-station export from the EMS as a {} file.",
-                shown(),
-                accepted.join(", ")
-            ),
-        ));
-    }
-    None
-}
-
-/// A file name too long for WhereDoIVote to store its key (`{folder}{name}`): the site would
-/// refuse the whole report, and the upload would stay pending with no word to the officer.
-fn length_problem(folder: &str, name: &str) -> Option<Problem> {
-    let allowed = WDIV_MAX_KEY_CHARS.saturating_sub(folder.chars().count());
-    let length = name.chars().count();
-    (length > allowed).then(|| {
-        Problem::error(
-            Code::FileNameTooLong,
-            format!(
-                "The file name \"{}\" is {length} characters long; names of files in this \
-                 upload can be at most {allowed} characters. Rename the file to a shorter name \
-                 and upload it again.",
-                text::escape_control(&text::truncate_chars(name, NAME_CHARS))
-            ),
-        )
-    })
 }
 
 fn refused(key: &str, problem: Problem) -> Entry {
@@ -178,14 +36,6 @@ fn refused(key: &str, problem: Problem) -> Entry {
     let mut report = FileReport::new(text::escape_control(key));
     report.problems.push(problem);
     Entry::Refused(report)
-}
-
-fn megabytes(bytes: u64) -> String {
-    match bytes {
-        0..1_000 => format!("{bytes} bytes"),
-        1_000..1_000_000 => format!("{:.1} KB", bytes as f64 / 1_000.0),
-        _ => format!("{:.1} MB", bytes as f64 / 1_000_000.0),
-    }
 }
 
 #[cfg(test)]

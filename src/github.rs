@@ -423,7 +423,7 @@ fn error_message(bytes: &[u8], reason: Option<&str>) -> String {
     let said = said.trim();
     match said.is_empty() {
         true => reason.unwrap_or("no message").to_owned(),
-        false => crate::text::truncate_chars(&crate::text::escape_control(said), 200),
+        false => wdiv_checks::text::truncate_chars(&wdiv_checks::text::escape_control(said), 200),
     }
 }
 

@@ -17,54 +17,20 @@
 //! EMS in its upload: a single-file EMS has one role; Democracy Counts' address file is always far
 //! longer than its stations file, so the shorter is compared with the shorter.
 
-use serde::{Deserialize, Serialize};
+
 
 use crate::event::REPORT_FILE;
-use crate::report::{FileReport, Problem, Problems, UploadReport};
+use crate::report::{FileHistory, History, UploadReport};
+use wdiv_checks::{FileReport, Problem, Problems};
 use crate::storage::{read_small, ObjectInfo, Small, Storage, StorageError};
 use crate::upload::UploadKey;
-use crate::vocab::Code;
+use wdiv_checks::Code;
 
 /// The most objects the listing of a council's earlier uploads reads.
 pub const LISTING_LIMIT: usize = 10_000;
 /// The largest earlier `report.json` read.
 pub const REPORT_LIMIT: usize = 1024 * 1024;
 
-/// How an upload compares with the council's last import: the report's extra `history`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct History {
-    /// The earlier upload's prefix, `{council_id}/{election_date}/{timestamp}`.
-    pub earlier: String,
-    /// The day it was uploaded (its timestamp's date), as the messages name it.
-    pub earlier_date: String,
-    /// One entry per file of this upload that has a counterpart in the earlier one.
-    pub files: Vec<FileHistory>,
-}
-
-/// One file against its counterpart in the earlier upload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileHistory {
-    pub key: String,
-    pub earlier_key: String,
-    pub rows: u64,
-    pub earlier_rows: u64,
-    /// Same size and ETag as the earlier file.
-    pub identical: bool,
-    /// The warning, when there is one (the same text is among the file's warnings).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub warning: Option<String>,
-}
-
-impl History {
-    /// The warnings, as the issue and the email list them: (key, message).
-    pub fn warnings(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.files
-            .iter()
-            .filter_map(|f| f.warning.as_deref().map(|w| (f.key.as_str(), w)))
-    }
-}
-
-/// Why the last import could not be compared with (logged, never a failure).
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     #[error(transparent)]
@@ -139,7 +105,7 @@ pub async fn compare(
     let before: UploadReport =
         serde_json::from_slice(&bytes).map_err(|e| HistoryError::NotAReport {
             location: location.clone(),
-            why: crate::text::truncate_chars(&e.to_string(), 200),
+            why: wdiv_checks::text::truncate_chars(&e.to_string(), 200),
         })?;
     if before.prefix() != earlier {
         return Err(HistoryError::NotAReport {
@@ -201,7 +167,7 @@ fn unquoted(etag: &str) -> &str {
 /// timestamp itself when it does not start with one.
 pub fn day_of(timestamp: &str) -> String {
     match timestamp.get(..10) {
-        Some(day) if day.parse::<crate::vocab::Date>().is_ok() => day.to_owned(),
+        Some(day) if day.parse::<wdiv_checks::Date>().is_ok() => day.to_owned(),
         _ => timestamp.to_owned(),
     }
 }

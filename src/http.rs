@@ -51,7 +51,7 @@ fn excerpt(body: &str) -> String {
     }
     format!(
         ": {}",
-        crate::text::one_line(&crate::text::truncate_chars(body, 200))
+        wdiv_checks::text::one_line(&wdiv_checks::text::truncate_chars(body, 200))
     )
 }
 
@@ -166,7 +166,7 @@ pub async fn send_accepting(
                     what,
                     url: redact_url(url),
                     status: response.status().as_u16(),
-                    location: crate::text::one_line(&crate::text::truncate_chars(&location, 200)),
+                    location: wdiv_checks::text::one_line(&wdiv_checks::text::truncate_chars(&location, 200)),
                 });
             }
             Ok(response) if transient(response.status()) && !last => {

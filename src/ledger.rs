@@ -148,8 +148,8 @@ fn trusted_record(bytes: &[u8], content_id: &str, prefix: &str) -> Result<Record
     if record.content_id != content_id || record.prefix != prefix {
         return Err(format!(
             "it is for another upload or content ({} of {}), not {content_id} of {prefix}",
-            crate::text::escape_control(&crate::text::truncate_chars(&record.content_id, 40)),
-            crate::text::escape_control(&crate::text::truncate_chars(&record.prefix, 100)),
+            wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(&record.content_id, 40)),
+            wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(&record.prefix, 100)),
         ));
     }
     Ok(record)
@@ -337,7 +337,7 @@ impl<'s> Ledger<'s> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::FileReport;
+    use wdiv_checks::FileReport;
     use crate::storage::LocalStorage;
 
     fn report(etag: &str) -> UploadReport {

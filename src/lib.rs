@@ -11,7 +11,6 @@
 //! The public API is what the binary and the tests use; the rest is crate-private.
 
 pub(crate) mod cdn;
-pub mod checks;
 pub mod cli;
 pub(crate) mod councils;
 pub(crate) mod effects;
@@ -39,7 +38,7 @@ pub mod staff_override;
 pub mod storage;
 pub mod telemetry;
 pub(crate) mod templates;
-pub mod text;
+pub(crate) mod markdown;
 pub(crate) mod upload;
 pub(crate) mod vocab;
 pub(crate) mod webhook;

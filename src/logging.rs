@@ -37,7 +37,7 @@ pub fn init_lambda() {
 pub fn init_cli(verbose: bool) {
     use tracing_subscriber::field::MakeExt;
     let fields = tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
-        let shown = crate::text::escape_control(&format!("{value:?}"));
+        let shown = wdiv_checks::text::escape_control(&format!("{value:?}"));
         match field.name() {
             "message" => write!(writer, "{shown}"),
             name => write!(writer, "{name}={shown}"),

@@ -492,7 +492,7 @@ mod tests {
         assert_eq!(problem_code(""), "other");
     }
 
-    fn outcome(files: Vec<crate::report::FileReport>) -> UploadOutcome {
+    fn outcome(files: Vec<wdiv_checks::FileReport>) -> UploadOutcome {
         UploadOutcome {
             prefix: "X01/2024-05-02/2024-04-01T10:11:12".into(),
             report: Some(crate::report::UploadReport {
@@ -513,8 +513,8 @@ mod tests {
 
     #[test]
     fn problem_codes_are_bounded_per_upload() {
-        use crate::report::{FileReport, Problem};
-        use crate::vocab::Code;
+        use wdiv_checks::{FileReport, Problem};
+        use wdiv_checks::Code;
         let files = (0..30)
             .map(|n| {
                 let mut file = FileReport::new(format!("f{n}.csv"));

@@ -8,19 +8,21 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::cdn::Cdn;
-use crate::checks::{self, Begin, CheckOptions, FileChecker, Flow, Profiles};
+use wdiv_checks::{Begin, CheckOptions, FileChecker, Flow, Profiles};
 use crate::councils::CouncilNames;
 use crate::effects::{self, email::EmailKind, Clients};
 use crate::event::{self, Created, Event};
 pub use crate::execute::Deadline;
 use crate::execute::{self, StepResult};
-use crate::fileset::{self, Entry, Limits};
+use crate::fileset::{self, Entry};
+use wdiv_checks::Limits;
 use crate::github::{GitHub, GitHubError};
 use crate::ledger::Ledger;
 use crate::ledger::LedgerError;
 use crate::mail::Mailer;
 use crate::plan::{self, Disposition, Plan};
-use crate::report::{FileReport, UploadReport};
+use crate::report::UploadReport;
+use wdiv_checks::FileReport;
 use crate::settings::{Settings, StorageMode};
 use crate::storage::{sdk_config, LocalStorage, ObjectInfo, S3Storage, Storage, StorageError};
 use crate::upload::Upload;
@@ -282,8 +284,8 @@ async fn carry_out(
             let why = format!(
                 "not sent: staff accepted this upload by override ({}, {}), so its failing \
                  report is not sent again",
-                crate::text::bounded_label(&marker.by, 100),
-                crate::text::bounded_label(&marker.at, 40)
+                wdiv_checks::text::bounded_label(&marker.by, 100),
+                wdiv_checks::text::bounded_label(&marker.at, 40)
             );
             tracing::info!("{why}");
             return Ok(plan
@@ -386,7 +388,7 @@ pub async fn build_report(
             }
         });
     }
-    let verdict = checks::check_upload(reports, options.profiles);
+    let verdict = wdiv_checks::check_upload(reports, options.profiles);
     let council_name = services.councils.name(&upload.council_id).await;
     Ok(UploadReport {
         gss: upload.council_id.clone(),

@@ -190,7 +190,7 @@ impl Plan {
     /// What a step acts on, as a person reads it, on one line with hidden characters escaped (it
     /// goes to terminals and logs). Never holds a secret.
     pub fn target(&self, step: &Step) -> String {
-        crate::text::escape_control(&step.effect.target(&self.names))
+        wdiv_checks::text::escape_control(&step.effect.target(&self.names))
     }
 
     /// Each step's index by id.
@@ -248,7 +248,7 @@ impl fmt::Display for Plan {
 mod tests {
     use super::*;
     use crate::effects::cdn::MAX_CDN_PATHS;
-    use crate::report::{FileReport, Problem};
+    use wdiv_checks::{FileReport, Problem};
     use crate::settings::{load, Context};
 
     fn settings(env: &[(&str, &str)], dry_run: bool) -> Settings {
@@ -268,7 +268,7 @@ mod tests {
         file.details.etag = Some("\"e1\"".into());
         if !valid {
             file.problems
-                .push(Problem::error(crate::vocab::Code::IncompleteRow, "broken"));
+                .push(Problem::error(wdiv_checks::Code::IncompleteRow, "broken"));
         }
         UploadReport {
             gss: "X01".into(),

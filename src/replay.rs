@@ -98,7 +98,7 @@ pub async fn run(
 /// The upload's prefix, from `s3://TEMP/PREFIX` or `PREFIX`.
 pub fn upload_prefix(given: &str, temp_bucket: &str) -> Result<String, ReplayError> {
     let fail = |why: String| ReplayError::NotAnUpload {
-        given: format!("{:?}", crate::text::truncate_chars(given, 200)),
+        given: format!("{:?}", wdiv_checks::text::truncate_chars(given, 200)),
         why,
         temp: temp_bucket.to_owned(),
     };
@@ -249,7 +249,7 @@ pub fn on_failure_record(body: &str) -> Result<(Value, Option<String>), String> 
     let condition = record
         .pointer("/requestContext/condition")
         .and_then(Value::as_str)
-        .map(|c| crate::text::truncate_chars(c, 60));
+        .map(|c| wdiv_checks::text::truncate_chars(c, 60));
     Ok((payload.clone(), condition))
 }
 
@@ -436,5 +436,5 @@ fn write_summaries(summaries: &[MessageSummary], mode: RunMode, json: bool) -> s
 
 /// Text from a bucket, a queue or an error, as a terminal may show it.
 fn cli_shown(text: &str) -> String {
-    crate::text::escape_control(text)
+    wdiv_checks::text::escape_control(text)
 }

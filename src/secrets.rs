@@ -200,7 +200,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         source = cause.source();
     }
-    crate::text::truncate_chars(&crate::text::escape_control(&parts.join(": ")), 300)
+    wdiv_checks::text::truncate_chars(&wdiv_checks::text::escape_control(&parts.join(": ")), 300)
 }
 
 /// Parameter names SSM accepts: letters, digits, `_.-/`, and `:` in an ARN or a version selector.
@@ -224,7 +224,7 @@ fn check_name(name: &str) -> Result<(), &'static str> {
 fn shown(name: &str) -> String {
     format!(
         "{:?}",
-        crate::text::escape_control(&crate::text::truncate_chars(name, 120))
+        wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(name, 120))
     )
 }
 

@@ -17,7 +17,7 @@ use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 
-use crate::text;
+use wdiv_checks::text;
 pub use crate::vocab::{DistributionId, EmailAddress, HttpUrl, RepoName, Secret};
 
 /// Every setting, by the name it has in the environment and in TOML files.
@@ -655,7 +655,7 @@ fn validate(
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .collect(),
-        None => crate::checks::DEFAULT_SIZE_FLOOR_EXEMPT
+        None => wdiv_checks::DEFAULT_SIZE_FLOOR_EXEMPT
             .iter()
             .map(|s| s.to_string())
             .collect(),

@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::INTERNAL_PREFIX;
 use crate::pipeline::{self, EventOutcome, PipelineError, Services, UploadOutcome};
-use crate::report::{Severity, UploadReport};
+use crate::report::{StaffOverride, UploadReport};
+use wdiv_checks::Severity;
 use crate::storage::{read_small, PutCondition, Small, Storage, StorageError};
 use crate::upload::{KeyError, Upload, UploadKey};
 
@@ -28,15 +29,6 @@ pub const PAYLOAD_KEY: &str = "override";
 pub const MAX_REASON_CHARS: usize = 500;
 pub const MAX_BY_CHARS: usize = 100;
 const RECORD_LIMIT: usize = 64 * 1024;
-
-/// Who accepted a failing upload, why, and when (UTC, first carried out): the report's
-/// `override`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StaffOverride {
-    pub by: String,
-    pub reason: String,
-    pub at: String,
-}
 
 /// What staff ask for, from the command line or the Lambda payload.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -107,12 +99,12 @@ impl OverrideError {
 
 /// One line, hidden characters escaped, at most `max` characters; "" for blank text.
 fn cleaned(text: &str, max: usize) -> String {
-    crate::text::bounded_label(text.trim(), max)
+    wdiv_checks::text::bounded_label(text.trim(), max)
 }
 
 /// The upload `given` names: `s3://{temp_bucket}/{prefix}` or the prefix alone.
 pub fn parse_prefix(given: &str, temp_bucket: &str) -> Result<Upload, OverrideError> {
-    let shown = crate::text::bounded_label(given, 300);
+    let shown = wdiv_checks::text::bounded_label(given, 300);
     let refuse = |why: String| OverrideError::NotAnUpload {
         given: format!("{shown:?}"),
         bucket: temp_bucket.to_owned(),
@@ -124,7 +116,7 @@ pub fn parse_prefix(given: &str, temp_bucket: &str) -> Result<Upload, OverrideEr
             if bucket != temp_bucket {
                 return Err(refuse(format!(
                     "uploads are in the temp bucket {temp_bucket}, not {}",
-                    crate::text::bounded_label(bucket, 100)
+                    wdiv_checks::text::bounded_label(bucket, 100)
                 )));
             }
             prefix
@@ -200,7 +192,7 @@ async fn stable_at(
             Small::Read(info, bytes) => match serde_json::from_slice::<AtRecord>(&bytes) {
                 // Trusted only when it is this override's (the bucket can be written by others).
                 Ok(record) if record == mine(record.at.clone()) && !record.at.is_empty() => {
-                    return Ok(crate::text::bounded_label(&record.at, 40))
+                    return Ok(wdiv_checks::text::bounded_label(&record.at, 40))
                 }
                 _ => PutCondition::IfMatch(info.etag),
             },
@@ -283,7 +275,7 @@ pub async fn handle(
     let refused: Vec<String> = report
         .file_set
         .iter()
-        .filter(|f| crate::fileset::was_refused(f))
+        .filter(|f| wdiv_checks::was_refused(f))
         .map(|f| {
             let first = f.errors().next().map_or("", |p| p.message.as_str());
             let name = f
@@ -292,8 +284,8 @@ pub async fn handle(
                 .unwrap_or(&f.key);
             format!(
                 "{} ({})",
-                crate::text::quote(name),
-                crate::text::truncate_chars(first, 120)
+                wdiv_checks::text::quote(name),
+                wdiv_checks::text::truncate_chars(first, 120)
             )
         })
         .collect();

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use minijinja::{AutoEscape, Environment, Error, Output, State, Value};
 use serde::Serialize;
 
-use crate::text;
+use wdiv_checks::text;
 
 /// The most an email body holds; a longer one is cut at a line, with a note.
 pub const MAX_EMAIL_BYTES: usize = 64 * 1024;
@@ -53,7 +53,7 @@ fn environment() -> &'static Environment<'static> {
         });
         env.set_formatter(format_value);
         env.add_filter("code", |value: String| {
-            Value::from_safe_string(text::markdown_code(&value))
+            Value::from_safe_string(crate::markdown::markdown_code(&value))
         });
         for (name, source) in TEMPLATES {
             env.add_template(name, source)
@@ -71,7 +71,7 @@ fn format_value(out: &mut Output<'_>, state: &State<'_, '_>, value: &Value) -> R
     let shown = value.to_string();
     let escaped = match state.auto_escape() {
         _ if value.is_safe() => shown,
-        AutoEscape::Custom("markdown") => text::markdown_inline(&shown),
+        AutoEscape::Custom("markdown") => crate::markdown::markdown_inline(&shown),
         _ => text::one_line(&shown),
     };
     out.write_str(&escaped).map_err(Error::from)

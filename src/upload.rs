@@ -4,7 +4,7 @@
 //! before any work is done: a key is attacker-influenced text (it holds a council's file name),
 //! and it becomes paths in other buckets and on disk.
 
-use crate::vocab::Date;
+use wdiv_checks::Date;
 
 /// One upload: the prefix that all its files share.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,25 +54,6 @@ pub const KEY_PATH_SAFE: percent_encoding::AsciiSet = percent_encoding::NON_ALPH
     .remove(b'.')
     .remove(b'~');
 
-/// The file types an upload may hold, by extension (any case), and the `Content-Type` its copy
-/// is served with. Anything else is refused: the final bucket is served by the site's CDN.
-pub const ACCEPTED_TYPES: &[(&str, &str)] = &[
-    ("csv", "text/csv"),
-    ("tsv", "text/tab-separated-values"),
-    ("txt", "text/plain"),
-    ("json", "application/json"),
-];
-
-/// The `Content-Type` a copy of `file_name` is served with, or `None` when its extension is not
-/// one an upload may hold.
-pub fn served_type(file_name: &str) -> Option<&'static str> {
-    let (_, extension) = file_name.rsplit_once('.')?;
-    ACCEPTED_TYPES
-        .iter()
-        .find(|(ext, _)| extension.eq_ignore_ascii_case(ext))
-        .map(|(_, content_type)| *content_type)
-}
-
 /// Decodes a key as S3 event notifications encode it: URL-encoded, with `+` for a space.
 pub fn decode_event_key(raw: &str) -> Result<String, KeyError> {
     let plus_as_space = raw.replace('+', " ");
@@ -120,7 +101,7 @@ impl UploadKey {
                 key: owned(),
                 why: format!(
                     "timestamp {:?} is not a website timestamp",
-                    crate::text::truncate_chars(timestamp, 40)
+                    wdiv_checks::text::truncate_chars(timestamp, 40)
                 ),
             });
         }

@@ -2,7 +2,7 @@
 //! sees the verdict on the upload page.
 //!
 //! WDIV splits each file's `errors` on newlines and shows one line per error; every message is
-//! one line already (see [`crate::report::Problem`]). The body is bounded: when the whole report
+//! one line already (see [`wdiv_checks::Problem`]). The body is bounded: when the whole report
 //! would be over [`MAX_BODY_BYTES`], the extra fields WDIV ignores go first, then errors beyond
 //! the first few of each file give way to an "and N more" line.
 
@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::http::{self, HttpError};
 use crate::report::UploadReport;
-use crate::vocab::{Secret, WDIV_MAX_KEY_CHARS};
+use crate::vocab::Secret;
+use wdiv_checks::WDIV_MAX_KEY_CHARS;
 
 /// The most a webhook body holds.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -71,8 +72,8 @@ pub fn site_stores_then_fails(report: &UploadReport) -> bool {
     }
     let lone_partner_missing = matches!(
         report.file_set.as_slice(),
-        [only] if only.ems == crate::vocab::DEMOCRACY_COUNTS
-            && only.errors_text() == crate::checks::missing_files(2, 1)
+        [only] if only.ems == wdiv_checks::DEMOCRACY_COUNTS
+            && only.errors_text() == wdiv_checks::missing_files(2, 1)
     );
     !lone_partner_missing && report.file_set.iter().any(|f| !f.csv_valid())
 }
@@ -88,7 +89,7 @@ pub fn body(report: &UploadReport) -> Vec<u8> {
         .any(|f| f.key.chars().count() > WDIV_MAX_KEY_CHARS)
     {
         for file in &mut report.to_mut().file_set {
-            file.key = crate::text::shorten_middle(&file.key, WDIV_MAX_KEY_CHARS);
+            file.key = wdiv_checks::text::shorten_middle(&file.key, WDIV_MAX_KEY_CHARS);
         }
     }
     let full = serde_json::to_vec(&report).expect("a report serializes");
@@ -137,7 +138,7 @@ fn first_lines(errors: &str, keep: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{FileReport, Problem};
+    use wdiv_checks::{FileReport, Problem};
 
     fn report(files: usize, errors: usize, message_bytes: usize) -> UploadReport {
         let file_set = (0..files)
@@ -145,7 +146,7 @@ mod tests {
                 let mut file = FileReport::new(format!("X01/2024-05-02/t/f{i}.csv"));
                 for e in 0..errors {
                     file.problems.push(Problem::error(
-                        crate::vocab::Code::IncompleteRow,
+                        wdiv_checks::Code::IncompleteRow,
                         format!("{e}: {}", "m".repeat(message_bytes)),
                     ));
                 }

@@ -27,7 +27,7 @@ pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
                 to_bucket: p.settings.final_bucket.clone(),
                 key: file.key.clone(),
                 etag: file.details.etag.clone().unwrap_or_default(),
-                content_type: crate::upload::served_type(&file.key)
+                content_type: wdiv_checks::served_type(&file.key)
                     .unwrap_or("application/octet-stream")
                     .to_owned(),
             };

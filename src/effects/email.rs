@@ -143,7 +143,7 @@ impl Effect for SendEmail {
 mod tests {
     use super::*;
     use crate::effects::tests_support::{planning, report, settings};
-    use crate::report::Problem;
+    use wdiv_checks::Problem;
 
     #[test]
     fn staff_hear_of_a_failure_and_a_confirmation_only_when_asked_for() {
@@ -170,7 +170,7 @@ mod tests {
         let staff = settings(&[("ERROR_REPORT_EMAIL", "staff@example.org")]);
         let mut lone = report(true);
         lone.file_set[0].problems.push(Problem::error(
-            crate::vocab::Code::MissingFiles,
+            wdiv_checks::Code::MissingFiles,
             "Expected 2 files, found 1",
         ));
         let steps = plan(&planning(&lone, &staff));

@@ -57,7 +57,7 @@ pub struct OpenIssue {
 pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
     let s = p.settings;
     let max = crate::councils::MAX_NAME_CHARS;
-    let name = crate::text::clean_name(&p.report.council_name, max);
+    let name = wdiv_checks::text::clean_name(&p.report.council_name, max);
     let title_for = |name: &str| {
         format!(
             "{}Import {}-{name} for {}",
@@ -66,8 +66,8 @@ pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
             p.report.election_date
         )
     };
-    let title = title_for(&crate::text::truncate_chars(
-        &crate::text::github_title(&name),
+    let title = title_for(&wdiv_checks::text::truncate_chars(
+        &crate::markdown::github_title(&name),
         max,
     ));
     // Issues opened before the name was neutralised have it as it was: still theirs.
@@ -146,7 +146,7 @@ impl Effect for OpenIssue {
             run.report.github_issue = output.to_owned();
         } else {
             tracing::warn!(
-                output = crate::text::escape_control(&crate::text::truncate_chars(output, 200)),
+                output = wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(output, 200)),
                 "not an issue of {}; not used",
                 self.repo
                     .as_ref()

@@ -246,7 +246,8 @@ pub(crate) mod tests_support {
     use std::sync::Arc;
 
     use super::{Clients, Planning};
-    use crate::report::{FileReport, Problem, UploadReport};
+    use crate::report::UploadReport;
+use wdiv_checks::{FileReport, Problem};
     use crate::settings::{load, Context, Settings};
     use crate::storage::LocalStorage;
 
@@ -264,7 +265,7 @@ pub(crate) mod tests_support {
         file.details.etag = Some("\"e1\"".into());
         if !valid {
             file.problems
-                .push(Problem::error(crate::vocab::Code::IncompleteRow, "broken"));
+                .push(Problem::error(wdiv_checks::Code::IncompleteRow, "broken"));
         }
         UploadReport {
             gss: "X01".into(),

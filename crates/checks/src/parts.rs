@@ -21,7 +21,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::{Begin, CheckOptions, FileChecker, Flow, Fork, MAX_BYTES};
+use crate::engine::{Begin, CheckOptions, FileChecker, Fork, MAX_BYTES};
+use crate::records::Flow;
 use crate::report::FileReport;
 
 /// Files smaller than this are read by one walk ([`FileChecker::check_reader`]): a second
@@ -476,7 +477,7 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{every, reports_in_parts};
+    use crate::parts::testing::{every, reports_in_parts};
     use super::*;
 
     fn options() -> CheckOptions<'static> {

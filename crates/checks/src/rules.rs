@@ -2,8 +2,8 @@
 //! notice (an old export, garbled postcodes, UPRNs a spreadsheet has damaged). All warn without
 //! failing a file, but for UPRNs in scientific notation: those cannot be imported.
 
-use crate::checks::records::{unquote, Captured};
-use crate::checks::spare::{Spare, Task, Work};
+use crate::records::{unquote, Captured};
+use crate::spare::{Spare, Task, Work};
 use crate::report::Problem;
 use crate::text::quote;
 use crate::vocab::{Code, Date};
@@ -208,7 +208,7 @@ impl RowRules {
     /// Binds a profile's rules to the columns of `header`; rules whose column is absent are
     /// dropped. The election-date rule needs the upload's date.
     pub fn bind(
-        rules: &crate::checks::profiles::Rules,
+        rules: &crate::profiles::Rules,
         header: &[String],
         election_date: Option<Date>,
     ) -> RowRules {
@@ -225,7 +225,7 @@ impl RowRules {
         }
         let percent = rules
             .rounded_uprn_percent
-            .unwrap_or(crate::checks::profiles::DEFAULT_ROUNDED_UPRN_PERCENT);
+            .unwrap_or(crate::profiles::DEFAULT_ROUNDED_UPRN_PERCENT);
         for col in &rules.uprn_columns {
             if let Some(i) = find(col) {
                 let unique = rules
@@ -518,7 +518,7 @@ impl RulesRunner {
     }
 
     /// Whether the record walker should keep the captured fields of many records and hand
-    /// them over at once ([`crate::checks::records::RecordWalker::keep_captures`]): on the
+    /// them over at once ([`crate::records::RecordWalker::keep_captures`]): on the
     /// helper thread they are then passed on without a copy. From now on, every row's captured
     /// fields must come that way.
     pub fn keep_captures(&mut self) -> bool {
@@ -532,7 +532,7 @@ impl RulesRunner {
     }
 
     /// The captured fields of the rows passed since the last hand-over
-    /// ([`crate::checks::records::RecordEvent::Captures`]): taken, and left empty.
+    /// ([`crate::records::RecordEvent::Captures`]): taken, and left empty.
     pub fn take_captures(&mut self, bytes: &mut Vec<u8>, spans: &mut Vec<(usize, usize, usize)>) {
         if let RulesRunner::Helper(helper) = self {
             helper.take(bytes, spans);
@@ -584,7 +584,7 @@ impl RulesRunner {
 }
 
 /// Rows per batch sent to the helper (fewer when their values pass
-/// [`crate::checks::records::KEPT_BYTES`]), and two batches in flight, so memory stays flat
+/// [`crate::records::KEPT_BYTES`]), and two batches in flight, so memory stays flat
 /// whatever the file's size.
 const BATCH_ROWS: usize = 2048;
 
@@ -725,7 +725,7 @@ impl Helper {
             .rows
             .push((row, (cells_from, self.batch.cells.len())));
         if self.batch.rows.len() >= BATCH_ROWS
-            || self.batch.bytes.len() >= crate::checks::records::KEPT_BYTES
+            || self.batch.bytes.len() >= crate::records::KEPT_BYTES
         {
             self.send();
         }
@@ -935,7 +935,7 @@ fn is_scientific(value: &[u8]) -> bool {
 ///
 /// Sorted vectors rather than a hash set: 8 bytes a UPRN instead of about 18 (a set's spare
 /// room and control bytes), and pushing is sequential; sorting at the end finds the repeats.
-/// A file read in parts ([`crate::checks::parts`]) keeps each part's values as its thread
+/// A file read in parts ([`crate::parts`]) keeps each part's values as its thread
 /// sorted them, and the repeats are counted over all of them merged, without one vector of all.
 #[derive(Debug, Default)]
 struct UprnSet {
@@ -1403,7 +1403,7 @@ mod tests {
 
     #[test]
     fn rules_tally_and_name_the_first_rows() {
-        let rules = crate::checks::profiles::Rules {
+        let rules = crate::profiles::Rules {
             postcode_columns: vec!["Post_Code".into()],
             election_date_column: Some("ElectionDate".into()),
             ..Default::default()
@@ -1440,7 +1440,7 @@ mod tests {
 
     #[test]
     fn a_date_read_once_is_judged_the_same_on_every_row_that_repeats_it() {
-        let rules = crate::checks::profiles::Rules {
+        let rules = crate::profiles::Rules {
             election_date_column: Some("ElectionDate".into()),
             ..Default::default()
         };
@@ -1511,7 +1511,7 @@ mod tests {
 
     /// Runs UPRN rules over one column's values (row 2 onwards) and returns the problems.
     fn uprn_problems(values: &[&str], unique: bool, percent: Option<u8>) -> Vec<Problem> {
-        let rules = crate::checks::profiles::Rules {
+        let rules = crate::profiles::Rules {
             uprn_columns: vec!["UPRN".into()],
             unique_uprn_columns: if unique { vec!["uprn".into()] } else { vec![] },
             rounded_uprn_percent: percent,
@@ -1710,7 +1710,7 @@ mod tests {
 
     #[test]
     fn no_election_date_rule_without_the_uploads_date() {
-        let rules = crate::checks::profiles::Rules {
+        let rules = crate::profiles::Rules {
             election_date_column: Some("ElectionDate".into()),
             ..Default::default()
         };

@@ -1,9 +1,9 @@
 //! The CSV/TSV check: delimiter, header, EMS, every record's length, and the profile's rules.
 
-use super::profiles::{Profile, Profiles};
-use super::records::{Capture, Flow, RecordEvent, RecordWalker};
-use super::rules::{RowRules, RulesRunner};
-use super::spare::Spare;
+use crate::profiles::{Profile, Profiles};
+use crate::records::{Capture, Flow, RecordEvent, RecordWalker};
+use crate::rules::{RowRules, RulesRunner};
+use crate::spare::Spare;
 use crate::report::{Problem, Problems};
 use crate::text::quote;
 use crate::vocab::{Code, Date};
@@ -331,7 +331,7 @@ impl<'p> DelimitedCheck<'p> {
             ems: state.header_len.map(|_| {
                 state
                     .profile
-                    .map_or(super::UNKNOWN_EMS.to_owned(), |p| p.name.clone())
+                    .map_or(crate::vocab::UNKNOWN_EMS.to_owned(), |p| p.name.clone())
             }),
             delimiter: Some(walker.delimiter()),
             columns: state.header_len,
@@ -634,7 +634,8 @@ fn list_positions(cols: &[usize]) -> String {
 
 /// The delimiter of the header line: the more frequent of comma and tab outside quotes, or none
 /// when they tie (the caller falls back on the file's extension).
-pub fn sniff_delimiter(head: &[u8]) -> Option<u8> {
+#[cfg(test)]
+fn sniff_delimiter(head: &[u8]) -> Option<u8> {
     let mut sniffer = Sniffer::default();
     sniffer.feed(head);
     sniffer.delimiter()

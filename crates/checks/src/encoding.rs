@@ -40,16 +40,6 @@ impl Encoding {
         }
     }
 
-    /// Decodes a short piece of text (a header name) for people to read.
-    pub fn decode_lossy(self, bytes: &[u8]) -> String {
-        match self {
-            Encoding::Utf8 | Encoding::Utf16Le | Encoding::Utf16Be => {
-                String::from_utf8_lossy(bytes).into_owned()
-            }
-            Encoding::Windows1252 => encoding_rs::WINDOWS_1252.decode(bytes).0.into_owned(),
-            Encoding::Latin1 => bytes.iter().map(|&b| b as char).collect(),
-        }
-    }
 }
 
 impl fmt::Display for Encoding {

@@ -1,11 +1,11 @@
-//! Embeds every EMS profile in `checks/*.toml`, so adding a format is adding a file.
+//! Embeds every EMS profile in `profiles/*.toml`, so adding a format is adding a file.
 use std::{env, fs, path::Path};
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("checks");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = fs::read_dir(&dir)
-        .expect("checks/ holds the EMS profiles")
+        .expect("profiles/ holds the EMS profiles")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();

@@ -5,26 +5,27 @@
 //! then [`FileChecker::finish`] it. [`check_upload`] applies the rules about an upload's files
 //! together (a Democracy Counts upload has two files).
 
-pub mod delimited;
-pub mod encoding;
-pub mod filetype;
-pub mod json;
-pub mod parts;
-pub mod profiles;
-pub mod records;
-pub mod rules;
-pub mod spare;
 
-pub use crate::vocab::{Date, UNKNOWN_EMS};
-use delimited::DelimitedCheck;
-use encoding::{EightBitTracker, Encoding};
-use json::JsonCheck;
-pub use profiles::Profiles;
-pub use records::Flow;
+
+
+
+
+
+
+
+
+
+
+use crate::delimited::DelimitedCheck;
+use crate::encoding::{EightBitTracker, Encoding};
+use crate::json::JsonCheck;
+use crate::profiles::Profiles;
+use crate::vocab::{Date, UNKNOWN_EMS};
+use crate::records::Flow;
 
 use crate::report::{FileReport, Problem, Problems, UploadVerdict};
 use crate::vocab::Code;
-use spare::Spare;
+use crate::spare::Spare;
 
 /// Smallest file the original accepted, in bytes.
 pub const MIN_BYTES: u64 = 1024;
@@ -202,11 +203,11 @@ impl<'p> FileChecker<'p> {
 
     /// Decides from the first bytes which check reads the body.
     fn start(&mut self, head: &[u8]) {
-        if let Some(wrong) = filetype::sniff(head) {
+        if let Some(wrong) = crate::filetype::sniff(head) {
             self.body = Body::Refused(Problem::error(wrong.code(), wrong.message()));
             return;
         }
-        let start = encoding::sniff_start(head);
+        let start = crate::encoding::sniff_start(head);
         self.skip = start.bom_len;
         self.bom = start.bom_len > 0;
         let looks_json = matches!(
@@ -312,7 +313,7 @@ impl<'p> FileChecker<'p> {
     }
 
     /// Says that about `bytes` more bytes are to come ([`DelimitedCheck::expect_bytes`]).
-    fn expect_bytes(&mut self, bytes: u64) {
+    pub(crate) fn expect_bytes(&mut self, bytes: u64) {
         if let Body::Delimited { check, .. } = &mut self.body {
             check.expect_bytes(bytes);
         }
@@ -321,7 +322,7 @@ impl<'p> FileChecker<'p> {
     /// A check of the rows after a line end, to run on another thread while this one reads
     /// the rows before it, and then be [`Self::absorb`]ed ([`parts`]). Only 8-bit and UTF-8
     /// text can be cut: `None` for other bodies, and until the header has been read.
-    fn fork(&self) -> Option<Fork<'p>> {
+    pub(crate) fn fork(&self) -> Option<Fork<'p>> {
         let Body::Delimited { text, check } = &self.body else {
             return None;
         };
@@ -342,7 +343,7 @@ impl<'p> FileChecker<'p> {
 
     /// Whether the bytes fed so far end between two rows (and two characters), with the
     /// check still going: where a [`Fork`] of the rest can be joined.
-    fn at_record_start(&self) -> bool {
+    pub(crate) fn at_record_start(&self) -> bool {
         let Body::Delimited { text, check } = &self.body else {
             return false;
         };
@@ -357,7 +358,7 @@ impl<'p> FileChecker<'p> {
     /// Takes in `fork`, fed every byte after those fed here: the report is then the one a
     /// single checker fed every byte gives. False, with nothing taken in, when that cannot be
     /// exact.
-    fn absorb(&mut self, fork: Fork<'p>) -> bool {
+    pub(crate) fn absorb(&mut self, fork: Fork<'p>) -> bool {
         if !self.at_record_start() {
             return false;
         }
@@ -468,7 +469,7 @@ impl<'p> FileChecker<'p> {
     /// Takes the next chunk of a file read to its end: fed while `checking` (which a verdict
     /// turns off), only counted after, so the size rule sees the real size. [`Flow::Stop`]:
     /// stop reading, the file is past the size limit.
-    fn take(&mut self, chunk: &[u8], checking: &mut bool) -> Flow {
+    pub(crate) fn take(&mut self, chunk: &[u8], checking: &mut bool) -> Flow {
         if *checking {
             *checking = self.feed(chunk) == Flow::Continue;
         } else {
@@ -501,18 +502,18 @@ impl<'p> FileChecker<'p> {
             Begin::Checking(checker) => checker,
         };
         // Buffers travel with how much of them was filled, so they are never cleared or resized.
-        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<spare::Filled>(BUFFERS);
-        let (work_tx, work_rx) = std::sync::mpsc::channel::<spare::Work>();
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<crate::spare::Filled>(BUFFERS);
+        let (work_tx, work_rx) = std::sync::mpsc::channel::<crate::spare::Work>();
         for _ in 0..BUFFERS {
             work_tx
-                .send(spare::Work::Fill(vec![0; BUFFER_BYTES]))
+                .send(crate::spare::Work::Fill(vec![0; BUFFER_BYTES]))
                 .expect("the receiver is alive");
         }
         if checker.options.rules_thread {
             checker.spare = Some(Spare::Reader(work_tx.clone()));
         }
         std::thread::scope(|scope| {
-            scope.spawn(move || spare::read_and_serve(&mut reader, work_rx, full_tx));
+            scope.spawn(move || crate::spare::read_and_serve(&mut reader, work_rx, full_tx));
             // Owned here, so that leaving early (an error, the size limit) drops both channel
             // ends and the checker with its rules: the reader, blocked on either, then stops
             // instead of waiting forever.
@@ -528,7 +529,7 @@ impl<'p> FileChecker<'p> {
                     break;
                 }
                 // The reader may have stopped already (end of input): then no one needs it back.
-                let _ = work_tx.send(spare::Work::Fill(buf));
+                let _ = work_tx.send(crate::spare::Work::Fill(buf));
             }
             drop((full_rx, work_tx));
             Ok(checker.finish())
@@ -538,27 +539,27 @@ impl<'p> FileChecker<'p> {
 
 /// The rows after a line end of a file being checked, fed on another thread
 /// ([`FileChecker::fork`]).
-pub struct Fork<'p> {
+pub(crate) struct Fork<'p> {
     /// The encoding of the bytes fed here (none for UTF-8 with a byte order mark).
     tracker: Option<EightBitTracker>,
     check: Box<DelimitedCheck<'p>>,
-    bytes: u64,
+    pub(crate) bytes: u64,
 }
 
 impl Fork<'_> {
     /// Readies the fork, once fed, to be joined (on the thread that fed it).
-    fn settle(&mut self) {
+    pub(crate) fn settle(&mut self) {
         self.check.settle();
     }
 
     /// Says that about `bytes` bytes are to come ([`DelimitedCheck::expect_bytes`]).
-    fn expect_bytes(&mut self, bytes: u64) {
+    pub(crate) fn expect_bytes(&mut self, bytes: u64) {
         self.check.expect_bytes(bytes);
     }
 
     /// Feeds the next chunk. [`Flow::Stop`] means this fork cannot be joined (its check
     /// stopped: that verdict needs the rows before it): the rest is for the first checker.
-    fn feed(&mut self, chunk: &[u8]) -> Flow {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) -> Flow {
         self.bytes += chunk.len() as u64;
         if let Some(tracker) = &mut self.tracker {
             tracker.feed(chunk);
@@ -764,7 +765,7 @@ mod tests {
         plans: &[Vec<u64>],
         buffer: usize,
     ) -> (Vec<FileReport>, usize, usize) {
-        parts::testing::reports_in_parts(key, bytes, plans, buffer, || CheckOptions {
+        crate::parts::testing::reports_in_parts(key, bytes, plans, buffer, || CheckOptions {
             election_date: "2024-05-02".parse().ok(),
             council: Some("IOS".to_owned()),
             rules_thread: true,
@@ -781,7 +782,7 @@ mod tests {
     #[test]
     fn every_fixture_gets_the_same_report_with_the_rules_on_a_helper_thread() {
         let mut files = Vec::new();
-        let mut dirs = vec![std::path::PathBuf::from("fixtures/uploads")];
+        let mut dirs = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/uploads"))];
         while let Some(dir) = dirs.pop() {
             for entry in std::fs::read_dir(dir).unwrap() {
                 let path = entry.unwrap().path();
@@ -894,7 +895,7 @@ mod tests {
             let len = bytes.len() as f64;
             // Cut once, and into parts of any size.
             let mut plans: Vec<Vec<u64>> = middles.iter().map(|m| vec![(m * len) as u64]).collect();
-            plans.push(parts::testing::every(len as u64, (middles[0] * len / 4.0) as u64 + 100));
+            plans.push(crate::parts::testing::every(len as u64, (middles[0] * len / 4.0) as u64 + 100));
             reports.extend(in_parts("damaged.csv", &bytes, &plans, buffer).0);
             assert_all_equal(&reports, "a damaged file, whole and in parts");
         }

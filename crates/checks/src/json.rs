@@ -4,7 +4,7 @@
 use actson::feeder::PushJsonFeeder;
 use actson::{JsonEvent, JsonParser};
 
-use super::profiles::{Profile, Profiles};
+use crate::profiles::{Profile, Profiles};
 use crate::report::Problem;
 use crate::text::{quote, truncate_chars, MAX_QUOTED_CHARS};
 use crate::vocab::Code;

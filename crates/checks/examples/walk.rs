@@ -11,14 +11,14 @@
 //! captured bytes, and the time the walk took. The figures in `docs/performance.md` come from:
 //!
 //! ```text
-//! cargo build --release --example walk
+//! cargo build --release -p wdiv-checks --example walk
 //! head -c 20000000 bench-data/xpress-dc-149MB.csv > /tmp/x20.csv
 //! valgrind --tool=cachegrind --cache-sim=no --branch-sim=yes \
 //!     target/release/examples/walk /tmp/x20.csv
 //! ```
 
 use std::time::Instant;
-use wdiv_s3_trigger::checks::records::{Capture, Flow, RecordEvent, RecordWalker};
+use wdiv_checks::{Capture, Flow, RecordEvent, RecordWalker};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
