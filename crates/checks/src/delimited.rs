@@ -2,9 +2,9 @@
 
 use crate::profiles::{Profile, Profiles};
 use crate::records::{Capture, Flow, RecordEvent, RecordWalker};
+use crate::report::{Problem, Problems};
 use crate::rules::{RowRules, RulesRunner};
 use crate::spare::Spare;
-use crate::report::{Problem, Problems};
 use crate::text::quote;
 use crate::vocab::{Code, Date};
 

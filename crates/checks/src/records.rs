@@ -15,7 +15,9 @@ use memchr::memchr2;
 /// Whether the caller wants more records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
+    /// Go on to the next record.
     Continue,
+    /// Stop the walk: the caller has seen enough.
     Stop,
 }
 
@@ -32,17 +34,25 @@ pub enum RecordEvent<'a> {
     /// A complete record: its number (the header is row 1), how many fields it has, and the
     /// fields the caller asked to capture.
     Record {
+        /// The record's row number.
         row: u64,
+        /// How many fields the record has (a blank line has 0).
         fields: usize,
+        /// The fields the caller asked to capture.
         captured: Captured<'a>,
     },
     /// A NUL byte, which no EMS export contains: the file is corrupt or not text.
-    Nul { row: u64 },
+    Nul {
+        /// The row the NUL byte is on.
+        row: u64,
+    },
     /// With [`RecordWalker::keep_captures`]: the captured fields of the records passed since
     /// the last hand-over, end to end, for the sink to take (swap them out). Every
-    /// [`Captured::cells`] range given in those records indexes `spans`.
+    /// `Captured::cells` range given in those records indexes `spans`.
     Captures {
+        /// The captured fields' raw bytes, end to end.
         bytes: &'a mut Vec<u8>,
+        /// Each captured field's column and where its bytes lie in `bytes`.
         spans: &'a mut Vec<(usize, usize, usize)>,
     },
 }
@@ -395,6 +405,7 @@ const NUL: u8 = 5;
 /// Which columns to capture in the records to come.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Capture {
+    /// No field.
     None,
     /// Every field (used for the header).
     All,
@@ -479,9 +490,11 @@ pub struct RecordWalker {
 /// their bytes (a hostile file's captured values can be 4 KB each): so memory stays flat
 /// whatever the file's size.
 pub const KEPT_RECORDS: usize = 2048;
+/// See [`KEPT_RECORDS`].
 pub const KEPT_BYTES: usize = 512 * 1024;
 
 impl RecordWalker {
+    /// A walker for records whose fields are split by `delimiter`, capturing nothing yet.
     pub fn new(delimiter: u8) -> Self {
         let mut classes = [ORDINARY; 256];
         classes[delimiter as usize] = DELIM;
@@ -511,7 +524,7 @@ impl RecordWalker {
         }
     }
 
-    /// From the next record on, keeps the captured fields of [`KEPT_RECORDS`] records end to
+    /// From the next record on, keeps the captured fields of `KEPT_RECORDS` records end to
     /// end and hands them to the sink in one [`RecordEvent::Captures`], instead of clearing them
     /// after each record: the sink can pass them on without copying them. Call
     /// [`Self::hand_over`] once the input has ended for the last ones.
@@ -555,6 +568,7 @@ impl RecordWalker {
         self.capture = capture;
     }
 
+    /// The byte that splits fields.
     pub fn delimiter(&self) -> u8 {
         self.delimiter
     }
@@ -596,6 +610,7 @@ impl RecordWalker {
         self.row - 1
     }
 
+    /// Whether the walk has stopped (the sink said [`Flow::Stop`], or a NUL byte was read).
     pub fn is_stopped(&self) -> bool {
         self.stopped
     }

@@ -3,8 +3,8 @@
 //! failing a file, but for UPRNs in scientific notation: those cannot be imported.
 
 use crate::records::{unquote, Captured};
-use crate::spare::{Spare, Task, Work};
 use crate::report::Problem;
+use crate::spare::{Spare, Task, Work};
 use crate::text::quote;
 use crate::vocab::{Code, Date};
 use std::sync::mpsc::{Receiver, Sender};

@@ -220,8 +220,11 @@ impl fmt::Display for Code {
 /// A calendar date, as the upload's key and the Xpress DC `ElectionDate` column carry it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Date {
+    /// The year, as written (`2019`).
     pub year: u16,
+    /// The month, 1 to 12.
     pub month: u8,
+    /// The day of the month, from 1.
     pub day: u8,
 }
 
