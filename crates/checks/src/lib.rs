@@ -24,6 +24,7 @@ mod profiles;
 mod records;
 mod report;
 mod rules;
+mod simd;
 mod spare;
 mod upload_rules;
 mod vocab;
