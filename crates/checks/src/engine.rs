@@ -133,6 +133,46 @@ enum Text {
     },
 }
 
+impl Text {
+    /// The text's encoding once the body has ended, and the error of UTF-16 that does not
+    /// decode: the decoder's last bytes go to `check` first.
+    fn finish(self, check: &mut DelimitedCheck<'_>) -> (Encoding, Option<Problem>) {
+        match self {
+            Text::EightBit(tracker) => (tracker.finish(), None),
+            Text::Utf8 => (Encoding::Utf8, None),
+            Text::Utf16 {
+                encoding,
+                mut decoder,
+                mut out,
+                mut malformed_at,
+                mut read,
+            } => {
+                if malformed_at.is_none() && !check.is_done() {
+                    transcode(
+                        &mut decoder,
+                        &[],
+                        true,
+                        &mut out,
+                        &mut malformed_at,
+                        &mut read,
+                        check,
+                    );
+                }
+                let invalid = malformed_at.map(|at| {
+                    Problem::error(
+                        Code::InvalidUtf16,
+                        format!(
+                            "The file is {encoding} text but has invalid data near byte \
+                             {at}. It may be damaged: please export it from your EMS again."
+                        ),
+                    )
+                });
+                (encoding, invalid)
+            }
+        }
+    }
+}
+
 /// Checks one file, fed chunk by chunk.
 pub struct FileChecker<'p> {
     report: FileReport,
@@ -402,39 +442,8 @@ impl<'p> FileChecker<'p> {
                 }
             }
             Body::Delimited { text, mut check } => {
-                let encoding = match text {
-                    Text::EightBit(tracker) => tracker.finish(),
-                    Text::Utf8 => Encoding::Utf8,
-                    Text::Utf16 {
-                        encoding,
-                        mut decoder,
-                        mut out,
-                        mut malformed_at,
-                        mut read,
-                    } => {
-                        if malformed_at.is_none() && !check.is_done() {
-                            transcode(
-                                &mut decoder,
-                                &[],
-                                true,
-                                &mut out,
-                                &mut malformed_at,
-                                &mut read,
-                                &mut check,
-                            );
-                        }
-                        if let Some(at) = malformed_at {
-                            problems.push(Problem::error(
-                                Code::InvalidUtf16,
-                                format!(
-                                    "The file is {encoding} text but has invalid data near byte \
-                                     {at}. It may be damaged: please export it from your EMS again."
-                                ),
-                            ));
-                        }
-                        encoding
-                    }
-                };
+                let (encoding, invalid) = text.finish(&mut check);
+                problems.extend(invalid);
                 let findings = check.finish();
                 report.csv_encoding = encoding.label(self.bom).to_owned();
                 report.csv_rows = findings.rows;

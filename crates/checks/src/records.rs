@@ -547,6 +547,8 @@ impl RecordWalker {
     /// delimiters and line ends are found for the whole block at once, and only structural
     /// bytes outside quotes are visited. Declines (returns [`Fast::Unusual`]) whatever it cannot
     /// model exactly.
+    // One function, not split: the hot loop of every file, whose masks and cursor stay in
+    // registers across the whole block.
     #[inline(always)]
     fn fast_block<C: Classify, F>(
         &mut self,
@@ -707,6 +709,8 @@ impl RecordWalker {
 
     /// Walks `chunk[from..end]` byte by byte (with a byte-class table for the hot loop): the
     /// reference semantics, used for the tail of a chunk and for blocks the fast path declines.
+    // One function, not split: a state machine is read best as one `match` on the state, all
+    // its transitions in view, and it is a hot loop.
     fn scalar<F>(&mut self, chunk: &[u8], from: usize, end: usize, sink: &mut F) -> Flow
     where
         F: FnMut(RecordEvent<'_>) -> Flow,
@@ -1102,6 +1106,8 @@ mod tests {
 
     /// A slow reference with Python's csv semantics, byte by byte over whole input, to check the
     /// fast walker against on random input.
+    // One function, not split: a model reads best as one state machine, like the C reader of
+    // Python's csv module that it follows.
     fn reference(input: &[u8], d: u8) -> Vec<(usize, Vec<Vec<u8>>)> {
         #[derive(PartialEq)]
         enum S {
