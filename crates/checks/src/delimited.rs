@@ -1013,7 +1013,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(300))]
+            #![proptest_config(ProptestConfig::with_cases(crate::testing::cases(300)))]
 
             /// Every chunking gives the report the cells' kinds call for.
             #[test]

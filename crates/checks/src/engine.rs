@@ -840,7 +840,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(crate::testing::cases(200)))]
 
         /// An Xpress DC file with arbitrary damage (quoted line breaks, short rows, NULs, bad
         /// postcodes and UPRNs, non-UTF-8 bytes) gets the same report whether its rules run

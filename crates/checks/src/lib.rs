@@ -26,6 +26,8 @@ mod report;
 mod rules;
 mod simd;
 mod spare;
+#[cfg(test)]
+mod testing;
 mod upload_rules;
 mod vocab;
 

@@ -1299,7 +1299,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(crate::testing::cases(2000)))]
 
         #[test]
         fn matches_the_reference_for_any_chunking(

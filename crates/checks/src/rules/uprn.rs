@@ -360,7 +360,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(4000))]
+        #![proptest_config(ProptestConfig::with_cases(crate::testing::cases(4000)))]
 
         #[test]
         fn uprns_read_as_the_model_reads_them(

@@ -179,6 +179,8 @@ mod tests {
     use super::*;
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(crate::testing::cases(256)))]
+
         /// UPRNs read in parts and joined count the same repeats as read in one go, whether
         /// the parts' values interleave or follow one another.
         #[test]
@@ -229,6 +231,8 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(crate::testing::cases(256)))]
+
         /// Counting run by run gives what counting the values one by one does.
         #[test]
         fn repeats_counted_in_runs_are_those_counted_one_by_one(
