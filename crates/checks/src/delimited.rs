@@ -2,9 +2,9 @@
 
 use crate::profiles::{Profile, Profiles};
 use crate::records::{Capture, Flow, RecordEvent, RecordWalker};
+use crate::report::{Problem, Problems};
 use crate::rules::{RowRules, RulesRunner};
 use crate::spare::Spare;
-use crate::report::{Problem, Problems};
 use crate::text::quote;
 use crate::vocab::{Code, Date};
 
@@ -1013,7 +1013,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(300))]
+            #![proptest_config(ProptestConfig::with_cases(crate::testing::cases(300)))]
 
             /// Every chunking gives the report the cells' kinds call for.
             #[test]

@@ -39,7 +39,6 @@ impl Encoding {
             _ => self.name(),
         }
     }
-
 }
 
 impl fmt::Display for Encoding {

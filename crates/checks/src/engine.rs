@@ -5,27 +5,16 @@
 //! then [`FileChecker::finish`] it. [`check_upload`] applies the rules about an upload's files
 //! together (a Democracy Counts upload has two files).
 
-
-
-
-
-
-
-
-
-
-
-
 use crate::delimited::DelimitedCheck;
 use crate::encoding::{EightBitTracker, Encoding};
 use crate::json::JsonCheck;
 use crate::profiles::Profiles;
-use crate::vocab::{Date, UNKNOWN_EMS};
 use crate::records::Flow;
+use crate::vocab::{Date, UNKNOWN_EMS};
 
 use crate::report::{FileReport, Problem, Problems, UploadVerdict};
-use crate::vocab::Code;
 use crate::spare::Spare;
+use crate::vocab::Code;
 
 /// Smallest file the original accepted, in bytes.
 pub const MIN_BYTES: u64 = 1024;
@@ -44,6 +33,7 @@ pub const TOO_LARGE: &str = "Expected file to be under 150MB";
 /// What the checks need to know beyond the file itself.
 #[derive(Debug, Clone)]
 pub struct CheckOptions<'p> {
+    /// The EMS profiles a file is recognised by.
     pub profiles: &'p Profiles,
     /// The council the upload is for (the first part of the S3 key).
     pub council: Option<String>,
@@ -52,9 +42,9 @@ pub struct CheckOptions<'p> {
     /// Councils exempt from the 1 KB floor.
     pub size_floor_exempt: Vec<String>,
     /// Use a second thread: for `check` on a machine with two cores or more. A large local
-    /// file is then checked in parts, one walk per thread ([`parts::check_file`]); otherwise
-    /// the row rules run on a helper thread (see [`rules::RulesRunner`]):
-    /// [`FileChecker::check_reader`] lends its reading thread for them ([`spare`]), and other
+    /// file is then checked in parts, one walk per thread ([`check_file`](crate::check_file)); otherwise
+    /// the row rules run on a helper thread (see `rules::RulesRunner`):
+    /// [`FileChecker::check_reader`] lends its reading thread for them (`spare`), and other
     /// inputs start a thread of the rules' own. The report is the same either way.
     pub rules_thread: bool,
 }
@@ -141,6 +131,46 @@ enum Text {
         malformed_at: Option<u64>,
         read: u64,
     },
+}
+
+impl Text {
+    /// The text's encoding once the body has ended, and the error of UTF-16 that does not
+    /// decode: the decoder's last bytes go to `check` first.
+    fn finish(self, check: &mut DelimitedCheck<'_>) -> (Encoding, Option<Problem>) {
+        match self {
+            Text::EightBit(tracker) => (tracker.finish(), None),
+            Text::Utf8 => (Encoding::Utf8, None),
+            Text::Utf16 {
+                encoding,
+                mut decoder,
+                mut out,
+                mut malformed_at,
+                mut read,
+            } => {
+                if malformed_at.is_none() && !check.is_done() {
+                    transcode(
+                        &mut decoder,
+                        &[],
+                        true,
+                        &mut out,
+                        &mut malformed_at,
+                        &mut read,
+                        check,
+                    );
+                }
+                let invalid = malformed_at.map(|at| {
+                    Problem::error(
+                        Code::InvalidUtf16,
+                        format!(
+                            "The file is {encoding} text but has invalid data near byte \
+                             {at}. It may be damaged: please export it from your EMS again."
+                        ),
+                    )
+                });
+                (encoding, invalid)
+            }
+        }
+    }
 }
 
 /// Checks one file, fed chunk by chunk.
@@ -412,39 +442,8 @@ impl<'p> FileChecker<'p> {
                 }
             }
             Body::Delimited { text, mut check } => {
-                let encoding = match text {
-                    Text::EightBit(tracker) => tracker.finish(),
-                    Text::Utf8 => Encoding::Utf8,
-                    Text::Utf16 {
-                        encoding,
-                        mut decoder,
-                        mut out,
-                        mut malformed_at,
-                        mut read,
-                    } => {
-                        if malformed_at.is_none() && !check.is_done() {
-                            transcode(
-                                &mut decoder,
-                                &[],
-                                true,
-                                &mut out,
-                                &mut malformed_at,
-                                &mut read,
-                                &mut check,
-                            );
-                        }
-                        if let Some(at) = malformed_at {
-                            problems.push(Problem::error(
-                                Code::InvalidUtf16,
-                                format!(
-                                    "The file is {encoding} text but has invalid data near byte \
-                                     {at}. It may be damaged: please export it from your EMS again."
-                                ),
-                            ));
-                        }
-                        encoding
-                    }
-                };
+                let (encoding, invalid) = text.finish(&mut check);
+                problems.extend(invalid);
                 let findings = check.finish();
                 report.csv_encoding = encoding.label(self.bom).to_owned();
                 report.csv_rows = findings.rows;
@@ -487,7 +486,7 @@ impl<'p> FileChecker<'p> {
     /// A second thread reads while this one checks, so the copy from the kernel overlaps the
     /// walk; three buffers go round between them, so memory stays flat whatever the file size.
     /// When the rules may run on a helper thread, they run on that one, between its reads
-    /// ([`spare`]).
+    /// (`spare`).
     pub fn check_reader(
         key: &str,
         declared_len: Option<u64>,
@@ -782,7 +781,10 @@ mod tests {
     #[test]
     fn every_fixture_gets_the_same_report_with_the_rules_on_a_helper_thread() {
         let mut files = Vec::new();
-        let mut dirs = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/uploads"))];
+        let mut dirs = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/uploads"
+        ))];
         while let Some(dir) = dirs.pop() {
             for entry in std::fs::read_dir(dir).unwrap() {
                 let path = entry.unwrap().path();
@@ -838,7 +840,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(crate::testing::cases(200)))]
 
         /// An Xpress DC file with arbitrary damage (quoted line breaks, short rows, NULs, bad
         /// postcodes and UPRNs, non-UTF-8 bytes) gets the same report whether its rules run

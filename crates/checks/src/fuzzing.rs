@@ -152,4 +152,3 @@ pub fn file_checker_input(data: &[u8]) {
 pub fn json_snapshot_input(data: &[u8]) {
     json_snapshot(data, seed_of(data));
 }
-

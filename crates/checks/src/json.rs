@@ -863,7 +863,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #![proptest_config(ProptestConfig::with_cases(crate::testing::cases(1000)))]
 
         /// Whatever the bytes (but surrogates), cutting strings changes neither the verdict nor
         /// where an error is reported.

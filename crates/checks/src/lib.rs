@@ -24,7 +24,10 @@ mod profiles;
 mod records;
 mod report;
 mod rules;
+mod simd;
 mod spare;
+#[cfg(test)]
+mod testing;
 mod upload_rules;
 mod vocab;
 

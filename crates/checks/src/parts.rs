@@ -477,8 +477,8 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use crate::parts::testing::{every, reports_in_parts};
     use super::*;
+    use crate::parts::testing::{every, reports_in_parts};
 
     fn options() -> CheckOptions<'static> {
         CheckOptions {

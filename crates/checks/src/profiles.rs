@@ -1,45 +1,78 @@
 //! EMS profiles: how to recognise each Election Management System's export and which of its
-//! columns the domain rules read. One TOML file per format in `checks/`, embedded at build time.
+//! columns the domain rules read. One TOML file per format in `profiles/`, embedded at build time.
 
 use serde::Deserialize;
 
 include!(concat!(env!("OUT_DIR"), "/profiles.rs"));
 
+/// Why an EMS profile cannot be used; each names the profile's file.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
+    /// The file is not TOML of a profile's shape.
     #[error("EMS profile {file} is not valid: {source}")]
     Parse {
+        /// The profile's file name.
         file: String,
+        /// What the TOML reader refused.
         #[source]
         source: toml::de::Error,
     },
+    /// The profile gives no way to recognise its format.
     #[error("EMS profile {file} must say how to recognise the format: set one of detect.first_column, detect.any_column (csv) or detect.required_keys (json)")]
-    NoDetection { file: String },
+    NoDetection {
+        /// The profile's file name.
+        file: String,
+    },
+    /// `files_per_upload` is 0.
     #[error("EMS profile {file}: files_per_upload must be at least 1")]
-    NoFiles { file: String },
+    NoFiles {
+        /// The profile's file name.
+        file: String,
+    },
+    /// A column of `unique_uprn_columns` is missing from `uprn_columns`.
     #[error("EMS profile {file}: unique_uprn_columns names {column}, which is not in uprn_columns; add it there too")]
-    UniqueNotUprn { file: String, column: String },
+    UniqueNotUprn {
+        /// The profile's file name.
+        file: String,
+        /// The column named only in `unique_uprn_columns`.
+        column: String,
+    },
+    /// `rounded_uprn_percent` is over 100.
     #[error("EMS profile {file}: rounded_uprn_percent is {percent}; it must be from 0 to 100")]
-    RoundedPercent { file: String, percent: u8 },
+    RoundedPercent {
+        /// The profile's file name.
+        file: String,
+        /// The percentage given.
+        percent: u8,
+    },
 }
 
+/// The kind of file a profile describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
+    /// Delimited text with a header row (the default).
     #[default]
     Csv,
+    /// A JSON list of elements.
     Json,
 }
 
+/// One EMS export format: how to recognise it and which of its columns the rules read.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
+    /// The EMS's name, as the report gives it.
     pub name: String,
+    /// CSV (the default) or JSON.
     #[serde(default)]
     pub format: Format,
+    /// How many files one upload of this EMS has (Democracy Counts: 2); 1 when unset.
     #[serde(default = "one")]
     pub files_per_upload: usize,
+    /// How a file of this format is recognised.
     pub detect: Detect,
+    /// The columns the domain rules read.
     #[serde(default)]
     pub rules: Rules,
 }
@@ -48,6 +81,7 @@ fn one() -> usize {
     1
 }
 
+/// How a profile's files are recognised: at least one of these is set.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Detect {
@@ -60,6 +94,7 @@ pub struct Detect {
     pub required_keys: Vec<String>,
 }
 
+/// The columns a profile's domain rules read; a column absent from a file is skipped.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rules {
@@ -97,12 +132,12 @@ pub struct Profiles {
 }
 
 impl Profiles {
-    /// The profiles built into the binary from `checks/`.
+    /// The profiles built into the binary from `profiles/`.
     pub fn embedded() -> &'static Profiles {
         static EMBEDDED: std::sync::OnceLock<Profiles> = std::sync::OnceLock::new();
         EMBEDDED.get_or_init(|| {
             Profiles::parse(EMBEDDED_PROFILES.iter().copied())
-                .expect("the profiles in checks/ are checked by the test suite")
+                .expect("the profiles in profiles/ are checked by the test suite")
         })
     }
 
@@ -151,10 +186,12 @@ impl Profiles {
         Ok(Profiles { profiles })
     }
 
+    /// Every profile, in the order detection tries them.
     pub fn iter(&self) -> impl Iterator<Item = &Profile> {
         self.profiles.iter()
     }
 
+    /// The profile of this name, if any.
     pub fn by_name(&self, name: &str) -> Option<&Profile> {
         self.profiles.iter().find(|p| p.name == name)
     }

@@ -10,12 +10,17 @@
 //! Structural bytes (delimiter, quote, CR, LF, NUL) are ASCII, so the walk is the same for UTF-8,
 //! windows-1252 and latin-1 input; UTF-16 input is transcoded to UTF-8 before it gets here.
 
+use crate::simd::{bit_range, Baseline, Classify, Masks, Simd, BLOCK};
+#[cfg(target_arch = "x86_64")]
+use crate::simd::{Avx2, Avx512};
 use memchr::memchr2;
 
 /// Whether the caller wants more records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
+    /// Go on to the next record.
     Continue,
+    /// Stop the walk: the caller has seen enough.
     Stop,
 }
 
@@ -32,17 +37,25 @@ pub enum RecordEvent<'a> {
     /// A complete record: its number (the header is row 1), how many fields it has, and the
     /// fields the caller asked to capture.
     Record {
+        /// The record's row number.
         row: u64,
+        /// How many fields the record has (a blank line has 0).
         fields: usize,
+        /// The fields the caller asked to capture.
         captured: Captured<'a>,
     },
     /// A NUL byte, which no EMS export contains: the file is corrupt or not text.
-    Nul { row: u64 },
+    Nul {
+        /// The row the NUL byte is on.
+        row: u64,
+    },
     /// With [`RecordWalker::keep_captures`]: the captured fields of the records passed since
     /// the last hand-over, end to end, for the sink to take (swap them out). Every
-    /// [`Captured::cells`] range given in those records indexes `spans`.
+    /// `Captured::cells` range given in those records indexes `spans`.
     Captures {
+        /// The captured fields' raw bytes, end to end.
         bytes: &'a mut Vec<u8>,
+        /// Each captured field's column and where its bytes lie in `bytes`.
         spans: &'a mut Vec<(usize, usize, usize)>,
     },
 }
@@ -135,9 +148,6 @@ impl State {
     }
 }
 
-/// The fast path works on blocks of this many bytes, one bit per byte.
-const BLOCK: usize = 64;
-
 /// What the fast path did with a block.
 enum Fast {
     Done(Flow),
@@ -146,245 +156,7 @@ enum Fast {
     Unusual,
 }
 
-/// One bit per byte of a 64-byte block for each structural byte.
-struct Masks {
-    quote: u64,
-    delim: u64,
-    lf: u64,
-    cr: u64,
-    /// Non-zero when the block holds a NUL byte (its bits need not say where).
-    nul: u64,
-}
-
-/// How a block's masks are computed: chosen once per walker from what the CPU offers.
-trait Classify {
-    fn masks(block: &[u8], delimiter: u8) -> Masks;
-
-    /// Bit i is the XOR of bits 0..=i.
-    #[inline(always)]
-    fn prefix_xor(x: u64) -> u64 {
-        prefix_xor(x)
-    }
-
-    /// Position of the `k`-th (0-based) set bit of `x`, which has more than `k` set bits.
-    #[inline(always)]
-    fn select(mut x: u64, k: u32) -> u32 {
-        for _ in 0..k {
-            x &= x - 1;
-        }
-        x.trailing_zeros()
-    }
-
-    /// The `n` (at most 64) lowest bits of `x`.
-    #[inline(always)]
-    fn low_bits(x: u64, n: u32) -> u64 {
-        if n < 64 {
-            x & ((1u64 << n) - 1)
-        } else {
-            x
-        }
-    }
-}
-
-/// The baseline every target has (SSE2 on x86_64, plain code elsewhere).
-struct Baseline;
-
-impl Classify for Baseline {
-    #[inline(always)]
-    fn masks(block: &[u8], delimiter: u8) -> Masks {
-        masks(block, delimiter)
-    }
-}
-
-/// AVX2: two 32-byte compares per byte value instead of four 16-byte ones.
-#[cfg(target_arch = "x86_64")]
-struct Avx2;
-
-#[cfg(target_arch = "x86_64")]
-impl Classify for Avx2 {
-    #[inline(always)]
-    fn masks(block: &[u8], delimiter: u8) -> Masks {
-        // SAFETY: `Avx2` is only used after `Simd::detect` found AVX2.
-        unsafe { masks_avx2(block, delimiter) }
-    }
-
-    /// A carry-less multiply by all ones is the prefix XOR, in one instruction.
-    #[inline(always)]
-    fn prefix_xor(x: u64) -> u64 {
-        use std::arch::x86_64::*;
-        // SAFETY: as above; PCLMULQDQ is detected with AVX2 (`Simd::detect`).
-        unsafe {
-            let product = _mm_clmulepi64_si128(_mm_set_epi64x(0, x as i64), _mm_set1_epi8(-1), 0);
-            _mm_cvtsi128_si64(product) as u64
-        }
-    }
-
-    #[inline(always)]
-    fn select(x: u64, k: u32) -> u32 {
-        // SAFETY: as above; BMI2 is detected with AVX2 (`Simd::detect`).
-        unsafe { std::arch::x86_64::_pdep_u64(1u64 << k, x).trailing_zeros() }
-    }
-
-    #[inline(always)]
-    fn low_bits(x: u64, n: u32) -> u64 {
-        // SAFETY: as above.
-        unsafe { std::arch::x86_64::_bzhi_u64(x, n) }
-    }
-}
-
-/// AVX-512 BW: one 64-byte load, and one compare straight into a mask register per byte value.
-#[cfg(target_arch = "x86_64")]
-struct Avx512;
-
-#[cfg(target_arch = "x86_64")]
-impl Classify for Avx512 {
-    #[inline(always)]
-    fn masks(block: &[u8], delimiter: u8) -> Masks {
-        // SAFETY: `Avx512` is only used after `Simd::detect` found AVX-512 F and BW.
-        unsafe { masks_avx512(block, delimiter) }
-    }
-
-    #[inline(always)]
-    fn prefix_xor(x: u64) -> u64 {
-        <Avx2 as Classify>::prefix_xor(x)
-    }
-
-    #[inline(always)]
-    fn select(x: u64, k: u32) -> u32 {
-        <Avx2 as Classify>::select(x, k)
-    }
-
-    #[inline(always)]
-    fn low_bits(x: u64, n: u32) -> u64 {
-        <Avx2 as Classify>::low_bits(x, n)
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw")]
-#[inline]
-unsafe fn masks_avx512(block: &[u8], delimiter: u8) -> Masks {
-    use std::arch::x86_64::*;
-    assert!(block.len() >= BLOCK);
-    // SAFETY: one unaligned 64-byte load inside `block`, checked to be at least 64 bytes.
-    let v = unsafe { _mm512_loadu_epi8(block.as_ptr() as *const i8) };
-    let find = |byte: u8| _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(byte as i8));
-    Masks {
-        quote: find(b'"'),
-        delim: find(delimiter),
-        lf: find(b'\n'),
-        cr: find(b'\r'),
-        nul: _mm512_testn_epi8_mask(v, v),
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-unsafe fn masks_avx2(block: &[u8], delimiter: u8) -> Masks {
-    use std::arch::x86_64::*;
-    assert!(block.len() >= BLOCK);
-    let p = block.as_ptr() as *const __m256i;
-    // SAFETY: two unaligned 32-byte loads inside `block`, checked to be at least 64 bytes.
-    let (lo, hi) = unsafe { (_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1))) };
-    let find = |byte: u8| -> u64 {
-        let needle = _mm256_set1_epi8(byte as i8);
-        let a = _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, needle)) as u32 as u64;
-        let b = _mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, needle)) as u32 as u64;
-        a | (b << 32)
-    };
-    let lf = find(b'\n');
-    let delim = find(delimiter);
-    let cr = find(b'\r');
-    // A NUL is rare: whether the block has one at all is enough (the byte-at-a-time walker
-    // then finds it), and costs one compare of the two halves' minimum.
-    let zero = _mm256_setzero_si256();
-    let nul = _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(lo, hi), zero)) as u32 as u64;
-    Masks {
-        quote: find(b'"'),
-        delim,
-        lf,
-        cr,
-        nul,
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn masks(block: &[u8], delimiter: u8) -> Masks {
-    use std::arch::x86_64::*;
-    debug_assert!(block.len() >= BLOCK);
-    // SAFETY: SSE2 is part of the x86_64 baseline; the loads read 4 x 16 bytes inside `block`,
-    // which is at least 64 bytes long; unaligned loads have no alignment requirement.
-    unsafe {
-        let p = block.as_ptr() as *const __m128i;
-        let v = [
-            _mm_loadu_si128(p),
-            _mm_loadu_si128(p.add(1)),
-            _mm_loadu_si128(p.add(2)),
-            _mm_loadu_si128(p.add(3)),
-        ];
-        let find = |byte: u8| -> u64 {
-            let needle = _mm_set1_epi8(byte as i8);
-            let mut m = 0u64;
-            for (k, lane) in v.iter().enumerate() {
-                let bits = _mm_movemask_epi8(_mm_cmpeq_epi8(*lane, needle)) as u16 as u64;
-                m |= bits << (16 * k);
-            }
-            m
-        };
-        Masks {
-            quote: find(b'"'),
-            delim: find(delimiter),
-            lf: find(b'\n'),
-            cr: find(b'\r'),
-            nul: find(0),
-        }
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn masks(block: &[u8], delimiter: u8) -> Masks {
-    let mut m = Masks {
-        quote: 0,
-        delim: 0,
-        lf: 0,
-        cr: 0,
-        nul: 0,
-    };
-    for (i, &b) in block[..BLOCK].iter().enumerate() {
-        let bit = 1u64 << i;
-        match b {
-            b'"' => m.quote |= bit,
-            b'\n' => m.lf |= bit,
-            b'\r' => m.cr |= bit,
-            0 => m.nul |= bit,
-            _ => {}
-        }
-        if b == delimiter {
-            m.delim |= bit;
-        }
-    }
-    m
-}
-
-/// Bits `from..to` of a block (`from` < 64, `to` <= 64).
-#[inline(always)]
-fn bit_range(from: u32, to: u32) -> u64 {
-    let below_to = (!0u64).checked_shr(64 - to).unwrap_or(0);
-    below_to & (!0u64 << from)
-}
-
-/// Bit i is the XOR of bits 0..=i: inside-quotes marks from quote positions.
-fn prefix_xor(mut x: u64) -> u64 {
-    x ^= x << 1;
-    x ^= x << 2;
-    x ^= x << 4;
-    x ^= x << 8;
-    x ^= x << 16;
-    x ^= x << 32;
-    x
-}
-
+/// The scalar walker's byte classes ([`RecordWalker`]'s table): all but these are ordinary.
 const ORDINARY: u8 = 0;
 const DELIM: u8 = 1;
 const QUOTE: u8 = 2;
@@ -395,51 +167,12 @@ const NUL: u8 = 5;
 /// Which columns to capture in the records to come.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Capture {
+    /// No field.
     None,
     /// Every field (used for the header).
     All,
     /// These columns, by index.
     Columns(Vec<bool>),
-}
-
-/// The vector instructions a walk uses, from the least to the most: chosen once from what the
-/// CPU offers. `WDIV_NO_AVX2=1` keeps a walk to the baseline (SSE2 on x86_64), and
-/// `WDIV_NO_AVX512=1` to AVX2, to compare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Simd {
-    Baseline,
-    /// AVX2 with POPCNT, BMI1, BMI2 and PCLMULQDQ.
-    Avx2,
-    /// AVX2's set, and AVX-512 F and BW.
-    Avx512,
-}
-
-impl Simd {
-    pub fn detect() -> Simd {
-        static DETECTED: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
-        *DETECTED.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            {
-                let avx2 = std::env::var_os("WDIV_NO_AVX2").is_none()
-                    && is_x86_feature_detected!("avx2")
-                    && is_x86_feature_detected!("popcnt")
-                    && is_x86_feature_detected!("bmi1")
-                    && is_x86_feature_detected!("bmi2")
-                    && is_x86_feature_detected!("pclmulqdq");
-                let avx512 = avx2
-                    && std::env::var_os("WDIV_NO_AVX512").is_none()
-                    && is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw");
-                if avx512 {
-                    return Simd::Avx512;
-                }
-                if avx2 {
-                    return Simd::Avx2;
-                }
-            }
-            Simd::Baseline
-        })
-    }
 }
 
 /// The push-based record walker. Feed it chunks; it calls back once per record.
@@ -479,9 +212,11 @@ pub struct RecordWalker {
 /// their bytes (a hostile file's captured values can be 4 KB each): so memory stays flat
 /// whatever the file's size.
 pub const KEPT_RECORDS: usize = 2048;
+/// See [`KEPT_RECORDS`].
 pub const KEPT_BYTES: usize = 512 * 1024;
 
 impl RecordWalker {
+    /// A walker for records whose fields are split by `delimiter`, capturing nothing yet.
     pub fn new(delimiter: u8) -> Self {
         let mut classes = [ORDINARY; 256];
         classes[delimiter as usize] = DELIM;
@@ -511,7 +246,7 @@ impl RecordWalker {
         }
     }
 
-    /// From the next record on, keeps the captured fields of [`KEPT_RECORDS`] records end to
+    /// From the next record on, keeps the captured fields of `KEPT_RECORDS` records end to
     /// end and hands them to the sink in one [`RecordEvent::Captures`], instead of clearing them
     /// after each record: the sink can pass them on without copying them. Call
     /// [`Self::hand_over`] once the input has ended for the last ones.
@@ -555,6 +290,7 @@ impl RecordWalker {
         self.capture = capture;
     }
 
+    /// The byte that splits fields.
     pub fn delimiter(&self) -> u8 {
         self.delimiter
     }
@@ -596,6 +332,7 @@ impl RecordWalker {
         self.row - 1
     }
 
+    /// Whether the walk has stopped (the sink said [`Flow::Stop`], or a NUL byte was read).
     pub fn is_stopped(&self) -> bool {
         self.stopped
     }
@@ -810,6 +547,8 @@ impl RecordWalker {
     /// delimiters and line ends are found for the whole block at once, and only structural
     /// bytes outside quotes are visited. Declines (returns [`Fast::Unusual`]) whatever it cannot
     /// model exactly.
+    // One function, not split: the hot loop of every file, whose masks and cursor stay in
+    // registers across the whole block.
     #[inline(always)]
     fn fast_block<C: Classify, F>(
         &mut self,
@@ -970,6 +709,8 @@ impl RecordWalker {
 
     /// Walks `chunk[from..end]` byte by byte (with a byte-class table for the hot loop): the
     /// reference semantics, used for the tail of a chunk and for blocks the fast path declines.
+    // One function, not split: a state machine is read best as one `match` on the state, all
+    // its transitions in view, and it is a hot loop.
     fn scalar<F>(&mut self, chunk: &[u8], from: usize, end: usize, sink: &mut F) -> Flow
     where
         F: FnMut(RecordEvent<'_>) -> Flow,
@@ -1365,6 +1106,8 @@ mod tests {
 
     /// A slow reference with Python's csv semantics, byte by byte over whole input, to check the
     /// fast walker against on random input.
+    // One function, not split: a model reads best as one state machine, like the C reader of
+    // Python's csv module that it follows.
     fn reference(input: &[u8], d: u8) -> Vec<(usize, Vec<Vec<u8>>)> {
         #[derive(PartialEq)]
         enum S {
@@ -1556,7 +1299,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(crate::testing::cases(2000)))]
 
         #[test]
         fn matches_the_reference_for_any_chunking(

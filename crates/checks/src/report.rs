@@ -14,21 +14,28 @@ use crate::vocab::Code;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Fails the file.
     Error,
+    /// Told, but the file still passes.
     Warning,
 }
 
 /// One finding, for people (the message) and tools (the code, row and column).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
+    /// The problem's code on the wire ([`Code::as_str`]; one read back may not be ours).
     pub code: String,
+    /// Whether it fails the file.
     pub severity: Severity,
+    /// The row it is on (the header is row 1), when it is on one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row: Option<u64>,
+    /// The column it is in, by its header name, when it is in one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<String>,
+    /// What a person reads: one line, bounded.
     pub message: String,
-    /// An error that staff overrode (see [`crate::staff_override`]): kept in the report and in
+    /// An error that staff overrode (the service's staff override): kept in the report and in
     /// `errors`, but it no longer fails the file.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub overridden: bool,
@@ -63,6 +70,7 @@ impl Problem {
         self.code == code.as_str()
     }
 
+    /// The row the problem is on (the header is row 1).
     pub fn at_row(mut self, row: u64) -> Self {
         self.row = Some(row);
         self
@@ -127,6 +135,7 @@ pub struct Problems {
 }
 
 impl Problems {
+    /// None yet.
     pub fn new() -> Self {
         Problems::default()
     }
@@ -165,6 +174,7 @@ impl Problems {
         self.errors > 0 || self.more_errors > 0
     }
 
+    /// Whether no problem was found, kept or counted.
     pub fn is_empty(&self) -> bool {
         self.kept.is_empty() && self.more_errors == 0 && self.more_warnings == 0
     }
@@ -215,10 +225,15 @@ impl FromIterator<Problem> for Problems {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "WireFileReport", from = "WireFileReport")]
 pub struct FileReport {
+    /// The file's name (its S3 key, or the path given to `check`).
     pub key: String,
+    /// How many rows the file has: a CSV's header included, a JSON file's profile's rows.
     pub csv_rows: u64,
+    /// The codec the file is read with, as Python names it (`utf-8`, `utf-8-sig`, `windows-1252`, …).
     pub csv_encoding: String,
+    /// The EMS whose profile the file matched, or [`crate::UNKNOWN_EMS`].
     pub ems: String,
+    /// Every error and warning, in the order found, bounded ([`Problems`]).
     pub problems: Vec<Problem>,
     /// Extra detail that helps a person read the verdict (delimiter, size); not on the wire contract.
     pub details: FileDetails,
@@ -227,10 +242,13 @@ pub struct FileReport {
 /// Facts about the file that are not verdicts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileDetails {
+    /// The file's size in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// The delimiter found (`tab` for a tab).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delimiter: Option<String>,
+    /// How many columns the header has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<u64>,
     /// The S3 ETag of the bytes that were checked: only those bytes are copied.
@@ -239,6 +257,7 @@ pub struct FileDetails {
 }
 
 impl FileReport {
+    /// A report on `key` with nothing found yet: no rows, no problem, EMS unknown.
     pub fn new(key: impl Into<String>) -> Self {
         FileReport {
             key: key.into(),
@@ -258,12 +277,14 @@ impl FileReport {
             .any(|p| p.severity == Severity::Error && !p.overridden)
     }
 
+    /// The problems that are errors (overridden ones too).
     pub fn errors(&self) -> impl Iterator<Item = &Problem> {
         self.problems
             .iter()
             .filter(|p| p.severity == Severity::Error)
     }
 
+    /// The problems that are warnings.
     pub fn warnings(&self) -> impl Iterator<Item = &Problem> {
         self.problems
             .iter()
@@ -358,6 +379,7 @@ pub fn all_valid(files: &[FileReport]) -> bool {
 /// The checks' verdict on a whole upload: its files, and whether staff should be emailed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadVerdict {
+    /// Each file's report, in the upload's order.
     pub file_set: Vec<FileReport>,
     /// False when nothing failed, or when the only failures are ones that resolve themselves (the
     /// first file of a two-file Democracy Counts upload, whose partner is on its way).
@@ -365,6 +387,7 @@ pub struct UploadVerdict {
 }
 
 impl UploadVerdict {
+    /// Whether the upload passes ([`all_valid`] of its files).
     pub fn all_valid(&self) -> bool {
         all_valid(&self.file_set)
     }

@@ -189,5 +189,4 @@ mod tests {
         );
         assert_eq!(clean_name(&"n".repeat(1000), 200).chars().count(), 200);
     }
-
 }

@@ -53,7 +53,9 @@ const NAME_CHARS: usize = 100;
 /// An upload's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// The most files an upload may have.
     pub max_files: usize,
+    /// The most bytes all its files may hold together.
     pub max_bytes: u64,
 }
 
@@ -187,4 +189,3 @@ fn megabytes(bytes: u64) -> String {
         _ => format!("{:.1} MB", bytes as f64 / 1_000_000.0),
     }
 }
-

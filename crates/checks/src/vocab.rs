@@ -205,8 +205,10 @@ impl Code {
         }
     }
 
-    /// The code a report's string names, if it is one of ours.
-    pub fn from_wire(code: &str) -> Option<Code> {
+    /// The code a report's string names, if it is one of ours: for the test that holds each
+    /// code to its wire string (nothing else reads a code back).
+    #[cfg(test)]
+    fn from_wire(code: &str) -> Option<Code> {
         Code::ALL.into_iter().find(|c| c.as_str() == code)
     }
 }
@@ -220,8 +222,11 @@ impl fmt::Display for Code {
 /// A calendar date, as the upload's key and the Xpress DC `ElectionDate` column carry it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Date {
+    /// The year, as written (`2019`).
     pub year: u16,
+    /// The month, 1 to 12.
     pub month: u8,
+    /// The day of the month, from 1.
     pub day: u8,
 }
 
