@@ -34,7 +34,8 @@ pub struct Key {
     pub default: Option<&'static str>,
     /// What it is for, in a line.
     pub doc: &'static str,
-    /// Checked, when the value is set, in place of the kind's own check.
+    /// Checked first when the value is set (its message, not the kind's, names a problem);
+    /// the value is then read by its kind.
     pub rule: Option<Rule>,
 }
 
@@ -56,7 +57,7 @@ impl Key {
         self
     }
 
-    /// With this rule, checked in place of the kind's.
+    /// With this rule, checked before the value is read by its kind.
     pub const fn rule(mut self, rule: Rule) -> Key {
         self.rule = Some(rule);
         self

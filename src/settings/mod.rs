@@ -4,11 +4,11 @@
 //! operator fixing a deploy should not have to redeploy once per missing key. An empty value means
 //! unset, because the original's templates write `""` for a key that is not used.
 //!
-//! - [`key`]: a setting's key (name, kind, default, doc, rule), the lowest module;
-//! - [`schema`]: every key, the core's here and the effects' through their registry;
-//! - [`sources`]: the file, the environment and SSM, as raw text;
-//! - [`validate`]: raw text to [`Settings`], every problem at once;
-//! - [`model`], [`values`]: the validated settings.
+//! - `key`: a setting's [`Key`] (name, kind, default, doc, rule), the lowest module;
+//! - `schema`: every key, the core's there and the effects' through their registry;
+//! - `sources`: the file, the environment and SSM, as raw text;
+//! - `validate`: raw text to [`Settings`], every problem at once;
+//! - `model`, `values`: the validated settings.
 //!
 //! No message shows a secret's value ([`SECRET_NAMES`]), a URL's user-info or query
 //! ([`URL_NAMES`], through [`crate::http::redact_url`]), or a line of a settings file.
