@@ -186,7 +186,7 @@ pub enum CliError {
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
-    GitHub(#[from] crate::github::GitHubError),
+    Client(#[from] crate::effects::ClientError),
     #[error("{path} has no file name")]
     NoFileName { path: String },
     #[error(transparent)]

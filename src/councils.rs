@@ -8,8 +8,34 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::http;
-use crate::settings::Settings;
+use crate::settings::{api_url, header_token, Key, Kind, Settings};
 use crate::vocab::Secret;
+
+/// Where council names come from.
+pub const WDIV_API_URL: Key = Key::new(
+    "WDIV_API_URL",
+    Kind::Url,
+    "council names, at `{WDIV_API_URL}/councils/{id}.json`",
+)
+.default("https://wheredoivote.co.uk/api/beta")
+.rule(|url| api_url(url, "WDIV_API_KEY"));
+/// The token of WDIV's API, for council names and the webhook (`Authorization: Token …`).
+pub const WDIV_API_KEY: Key = Key::new(
+    "WDIV_API_KEY",
+    Kind::Secret,
+    "the token of WDIV's API: council names and the webhook",
+)
+.rule(header_token);
+/// The whole lookup's time, retries included; then the id stands in.
+pub const COUNCIL_NAME_TIMEOUT_SECONDS: Key = Key::new(
+    "COUNCIL_NAME_TIMEOUT_SECONDS",
+    Kind::Number { min: 1, max: 120 },
+    "the whole council-name lookup, retries included",
+)
+.default("10");
+
+/// The council names' settings.
+pub const KEYS: &[Key] = &[WDIV_API_URL, WDIV_API_KEY, COUNCIL_NAME_TIMEOUT_SECONDS];
 
 /// The most of the API's answer that is read: a council is a few hundred bytes.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -34,9 +60,12 @@ impl CouncilNames {
     pub fn new(client: reqwest::Client, settings: &Settings) -> Self {
         CouncilNames {
             client,
-            base: settings.wdiv_api_url.trim_end_matches('/').to_owned(),
-            token: settings.wdiv_api_key.clone(),
-            budget: Duration::from_secs(settings.council_name_timeout_seconds),
+            base: (settings.values.text(&WDIV_API_URL))
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_owned(),
+            token: settings.values.secret(&WDIV_API_KEY).cloned(),
+            budget: Duration::from_secs(settings.values.number(&COUNCIL_NAME_TIMEOUT_SECONDS)),
         }
     }
 

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::effects::{Clients, EffectError, FailureKind, Run};
+use crate::effects::{Clients, Effect, EffectError, FailureKind, Run};
 use crate::ledger::Ledger;
 use crate::plan::{Disposition, Plan};
 use crate::report::UploadReport;
@@ -157,26 +157,7 @@ pub async fn execute(
                     tracing::info!(action = verb, target, "done by an earlier run");
                     StepResult::AlreadyDone(done)
                 } else {
-                    let performing =
-                        tokio::time::timeout(deadline.remaining(), effect.perform(&run));
-                    let performed = match performing.await.unwrap_or_else(|_| {
-                        Err(EffectError::new(
-                            FailureKind::Transient,
-                            "stopped at the run's deadline before it finished; a retry does it",
-                        ))
-                    }) {
-                        Ok(output) if effect.adopt(&output, &mut run) => Ok(output),
-                        Ok(output) => Err(EffectError::new(
-                            FailureKind::Refused,
-                            format!(
-                                "the answer cannot be trusted: {}",
-                                wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(
-                                    &output, 200
-                                ))
-                            ),
-                        )),
-                        Err(e) => Err(e),
-                    };
+                    let performed = perform(effect, &mut run, deadline).await;
                     let performed = performed.map(|output| match without.is_empty() {
                         true => output,
                         false => format!("{output}; {}", without.join("; ")),
@@ -192,27 +173,7 @@ pub async fn execute(
                             }
                             StepResult::Done(output)
                         }
-                        Err(e) => {
-                            let failure = Failure {
-                                kind: e.kind,
-                                target: target.clone(),
-                                message: e.to_string(),
-                            };
-                            tracing::error!(
-                                action = verb,
-                                target,
-                                kind = ?failure.kind,
-                                "failed: {}",
-                                failure.message
-                            );
-                            crate::telemetry::effect_failed(
-                                &plan.prefix,
-                                &report.gss,
-                                verb,
-                                &failure.message,
-                            );
-                            StepResult::Failed(failure)
-                        }
+                        Err(e) => failed(e, &plan.prefix, report, verb, target),
                     }
                 }
             }
@@ -220,6 +181,56 @@ pub async fn execute(
         results.push(result);
     }
     results
+}
+
+/// Performs one step, stopped at `deadline`, and takes its output into the run; an output the
+/// effect does not trust is a refusal.
+async fn perform(
+    effect: &dyn Effect,
+    run: &mut Run<'_>,
+    deadline: Deadline,
+) -> Result<String, EffectError> {
+    let performing = tokio::time::timeout(deadline.remaining(), effect.perform(run));
+    match performing.await.unwrap_or_else(|_| {
+        Err(EffectError::new(
+            FailureKind::Transient,
+            "stopped at the run's deadline before it finished; a retry does it",
+        ))
+    }) {
+        Ok(output) if effect.adopt(&output, run) => Ok(output),
+        Ok(output) => Err(EffectError::new(
+            FailureKind::Refused,
+            format!(
+                "the answer cannot be trusted: {}",
+                wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(&output, 200))
+            ),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// A step's failure, logged and sent to Sentry.
+fn failed(
+    e: EffectError,
+    prefix: &str,
+    report: &UploadReport,
+    verb: &str,
+    target: String,
+) -> StepResult {
+    let failure = Failure {
+        kind: e.kind,
+        target: target.clone(),
+        message: e.to_string(),
+    };
+    tracing::error!(
+        action = verb,
+        target,
+        kind = ?failure.kind,
+        "failed: {}",
+        failure.message
+    );
+    crate::telemetry::effect_failed(prefix, &report.gss, verb, &failure.message);
+    StepResult::Failed(failure)
 }
 
 #[cfg(test)]
@@ -230,7 +241,7 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::effects::{Effect, Names};
+    use crate::effects::{Effect, Names, StepKind};
     use crate::plan::{Step, Wait};
     use crate::storage::LocalStorage;
 
@@ -248,8 +259,8 @@ mod tests {
 
     #[async_trait]
     impl Effect for Fake {
-        fn verb(&self) -> &'static str {
-            self.id
+        fn kind(&self) -> StepKind {
+            StepKind::new(self.id)
         }
         fn target(&self, _: &Names) -> String {
             format!("target of {}", self.id)
@@ -292,13 +303,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = Arc::new(LocalStorage::new(dir.path()));
         storage.create_bucket("temp").unwrap();
-        let clients = Clients {
-            storage: storage.clone(),
-            github: None,
-            cdn: None,
-            mailer: None,
-            webhook: crate::webhook::Webhook::new(reqwest::Client::new()),
-        };
+        let clients = Clients::new(storage.clone());
         World {
             _dir: dir,
             storage,

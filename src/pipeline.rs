@@ -7,26 +7,22 @@ use sentry::SentryFutureExt;
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::cdn::Cdn;
 use wdiv_checks::{Begin, CheckOptions, FileChecker, Flow, Profiles};
 use crate::councils::CouncilNames;
-use crate::effects::{self, email::EmailKind, Clients};
+use crate::effects::{self, Clients};
 use crate::event::{self, Created, Event};
 pub use crate::execute::Deadline;
 use crate::execute::{self, StepResult};
 use crate::fileset::{self, Entry};
 use wdiv_checks::Limits;
-use crate::github::{GitHub, GitHubError};
 use crate::ledger::Ledger;
 use crate::ledger::LedgerError;
-use crate::mail::Mailer;
 use crate::plan::{self, Disposition, Plan};
 use crate::report::UploadReport;
 use wdiv_checks::FileReport;
 use crate::settings::{Settings, StorageMode};
 use crate::storage::{sdk_config, LocalStorage, ObjectInfo, S3Storage, Storage, StorageError};
 use crate::upload::Upload;
-use crate::webhook::Webhook;
 
 /// Everything an invocation uses: settings and the real clients, made once per process. An
 /// effect's client exists only when its configuration does.
@@ -40,14 +36,9 @@ pub struct Services {
 }
 
 impl Services {
-    pub async fn new(settings: Settings) -> Result<Services, GitHubError> {
+    pub async fn new(settings: Settings) -> Result<Services, effects::ClientError> {
         let s = &settings;
-        let cdn = effects::cdn::config(s);
-        let mail = [EmailKind::Failure, EmailKind::Success]
-            .iter()
-            .any(|kind| effects::email::config(s, *kind).get().is_some());
-        let needs_aws = s.storage == StorageMode::S3 || cdn.get().is_some() || mail;
-        let sdk = match needs_aws {
+        let sdk = match s.storage == StorageMode::S3 || effects::needs_aws(s) {
             true => Some(sdk_config(s).await),
             false => None,
         };
@@ -56,18 +47,12 @@ impl Services {
             (StorageMode::S3, Some(sdk)) => Arc::new(S3Storage::new(sdk)),
             (StorageMode::S3, None) => unreachable!("S3 storage loads the AWS configuration"),
         };
-        let github = match effects::issue::config(s).get() {
-            Some(g) => Some(GitHub::new(g.api_url.as_str(), &g.token, g.repo.as_str())?),
-            None => None,
-        };
         let http = crate::http::client();
-        let clients = Clients {
-            storage,
-            github,
-            cdn: sdk.as_ref().filter(|_| cdn.get().is_some()).map(Cdn::new),
-            mailer: sdk.as_ref().filter(|_| mail).map(Mailer::new),
-            webhook: Webhook::new(http.clone()),
+        let shared = effects::Shared {
+            http: &http,
+            sdk: sdk.as_ref(),
         };
+        let clients = effects::clients(s, storage, &shared)?;
         Ok(Services {
             councils: CouncilNames::new(http, s),
             clients,

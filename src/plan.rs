@@ -3,7 +3,8 @@
 //! not done, so a preview names every effect the program has; and every step names the steps it
 //! waits for, so the order and the blocking rules are data too.
 //!
-//! The steps come from the effect modules' planners ([`crate::effects::PLANNERS`]), in order.
+//! The steps come from the effect modules' planners, in the registry's order
+//! ([`crate::effects::EFFECTS`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,7 +14,7 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::json;
 
-use crate::effects::{Effect, Names, Planning, PLANNERS};
+use crate::effects::{Effect, Names, Planning, EFFECTS};
 use crate::ledger::content_id;
 use crate::report::UploadReport;
 use crate::settings::{RunMode, Settings, StorageMode};
@@ -97,8 +98,8 @@ pub fn plan(report: &UploadReport, settings: &Settings) -> Plan {
         context: template_context(report, settings),
     };
     let mut steps: Vec<Step> = Vec::new();
-    for planner in PLANNERS {
-        for planned in planner(&planning) {
+    for effect in EFFECTS {
+        for planned in (effect.plan)(&planning) {
             let effect = planned.effect;
             let disposition = match (planned.skip, settings.mode) {
                 (Some(reason), _) => Disposition::Skip(reason),
@@ -113,15 +114,15 @@ pub fn plan(report: &UploadReport, settings: &Settings) -> Plan {
             let blocking = planned
                 .after
                 .iter()
-                .map(|(verb, because)| (verb, because, true));
+                .map(|(kind, because)| (kind, because, true));
             let soft =
-                (planned.after_even_if_failed.iter()).map(|(verb, note)| (verb, note, false));
+                (planned.after_even_if_failed.iter()).map(|(kind, note)| (kind, note, false));
             let waits_for = blocking
                 .chain(soft)
-                .flat_map(|(verb, because, blocks)| {
+                .flat_map(|(kind, because, blocks)| {
                     steps
                         .iter()
-                        .filter(move |s| s.effect.verb() == *verb)
+                        .filter(move |s| s.effect.kind() == *kind)
                         .map(move |s| Wait {
                             step: s.id.clone(),
                             because,
@@ -248,8 +249,8 @@ impl fmt::Display for Plan {
 mod tests {
     use super::*;
     use crate::effects::cdn::MAX_CDN_PATHS;
-    use wdiv_checks::{FileReport, Problem};
     use crate::settings::{load, Context};
+    use wdiv_checks::{FileReport, Problem};
 
     fn settings(env: &[(&str, &str)], dry_run: bool) -> Settings {
         let env: Vec<(String, String)> = env
@@ -293,6 +294,26 @@ mod tests {
             .iter()
             .find(|s| s.effect.verb() == verb)
             .unwrap_or_else(|| panic!("no {verb} step"))
+    }
+
+    /// Edges name step kinds by the effect modules' constants, so a misspelt kind does not
+    /// compile; and each names a kind some earlier planner plans, so no edge is dropped.
+    #[test]
+    fn every_edge_names_a_kind_planned_before_it() {
+        let (settings, report) = (settings(S3, false), report(true));
+        let planning = crate::effects::tests_support::planning(&report, &settings);
+        let mut earlier = Vec::new();
+        for effect in EFFECTS {
+            for planned in (effect.plan)(&planning) {
+                for (kind, _) in planned.after.iter().chain(&planned.after_even_if_failed) {
+                    assert!(
+                        earlier.contains(kind),
+                        "{kind:?} is not planned before {planned:?}"
+                    );
+                }
+                earlier.push(planned.effect.kind());
+            }
+        }
     }
 
     #[test]

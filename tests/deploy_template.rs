@@ -166,7 +166,7 @@ fn a_secret_is_only_ever_an_ssm_name_and_is_granted_by_that_name_alone() {
 
     // The secrets' parameters hold names (a pattern refuses anything else), never values, and
     // no output shows one.
-    for name in SECRET_NAMES {
+    for name in SECRET_NAMES.iter() {
         let param = secret_parameter(&t, name);
         let pattern = t.parameters()[&param]["AllowedPattern"].as_str().unwrap();
         assert_eq!(pattern, "^$|^(/[A-Za-z0-9_.-]+)+$", "{param}");
@@ -497,41 +497,10 @@ fn the_trigger_the_failure_destination_and_the_outputs_name_the_live_alias() {
 
 // --- The values: the template and the settings templates against the program's own defaults.
 
-/// A setting's value as the program will use it (a secret: only whether it is set).
+/// A setting's value as the program will use it, read by its kind, its default applied (a
+/// secret: masked, so only whether it is set).
 fn effective(s: &Settings, name: &str) -> String {
-    fn opt(v: Option<impl std::fmt::Display>) -> String {
-        v.map(|v| v.to_string()).unwrap_or_else(|| "(unset)".into())
-    }
-    let set = |b: bool| if b { "(set)" } else { "(unset)" }.to_owned();
-    match name {
-        "TEMP_BUCKET_NAME" => s.temp_bucket.clone(),
-        "FINAL_BUCKET_NAME" => s.final_bucket.clone(),
-        "LOCAL_BUCKETS_DIR" => format!("{:?}", s.storage),
-        "AWS_REGION" => opt(s.aws_region.as_ref()),
-        "AWS_ENDPOINT_URL" => opt(s.aws_endpoint_url.as_ref()),
-        "SENTRY_DSN" => set(s.sentry_dsn.is_some()),
-        "GITHUB_API_KEY" => set(s.github_api_key.is_some()),
-        "WDIV_API_KEY" => set(s.wdiv_api_key.is_some()),
-        "GITHUB_REPO" => opt(s.github_repo.as_ref()),
-        "GITHUB_API_URL" => s.github_api_url.to_string(),
-        "WDIV_WEBHOOK_URL" => opt(s.wdiv_webhook_url.as_ref()),
-        "WDIV_API_URL" => s.wdiv_api_url.clone(),
-        "ERROR_REPORT_EMAIL" => opt(s.error_report_email.as_ref()),
-        "SUCCESS_REPORT_EMAIL" => opt(s.success_report_email.as_ref()),
-        "EMAIL_FROM" => s.email_from.to_string(),
-        "SERVER_ENVIRONMENT" => opt(s.server_environment.as_ref()),
-        "CLOUDFRONT_DISTRIBUTION_ID" => opt(s.cloudfront_distribution_id.as_ref()),
-        "CLOUDFRONT_PATHS" => format!("{:?}", s.cloudfront_paths),
-        "LEASE_SECONDS" => s.lease_seconds.to_string(),
-        "DRY_RUN" => format!("{:?}", s.mode),
-        "SIZE_FLOOR_EXEMPT_COUNCILS" => s.size_floor_exempt_councils.join(","),
-        "MAX_FILES_PER_UPLOAD" => s.max_files_per_upload.to_string(),
-        "MAX_UPLOAD_BYTES" => s.max_upload_bytes.to_string(),
-        "COUNCIL_NAME_TIMEOUT_SECONDS" => s.council_name_timeout_seconds.to_string(),
-        "ROW_CHANGE_WARN_PERCENT" => s.row_change_warn_percent.to_string(),
-        "RUN_DEADLINE_SECONDS" => s.run_deadline_seconds.to_string(),
-        other => panic!("{other}: a setting effective() does not know; add it"),
-    }
+    s.values.shown(name)
 }
 
 /// The settings from these values alone (no settings file), as Lambda reads them. Buckets not
@@ -580,7 +549,7 @@ fn assert_differences(what: &str, values: &[(String, String)], intended: &[(&str
     expected_sorted.sort();
     assert_eq!(
         found_sorted, expected_sorted,
-        "{what}: where it differs from the program's defaults (src/settings.rs), against the \
+        "{what}: where it differs from the program's defaults (the settings' keys), against the \
          intended differences; a new one needs its reason in the list"
     );
 }
@@ -1184,7 +1153,7 @@ fn the_stacks_deployed_on_moto_are_what_the_program_needs() {
             "{variant}: resolved from SSM"
         );
         assert_eq!(env["FINAL_BUCKET_NAME"], final_bucket.as_str());
-        for secret in SECRET_NAMES {
+        for secret in SECRET_NAMES.iter() {
             let value = env[*secret].as_str().unwrap();
             if params_sent {
                 assert!(

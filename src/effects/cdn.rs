@@ -6,12 +6,53 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{
-    not_configured, Effect, EffectError, FailureKind, Names, Optional, Planned, Planning, Run,
+    not_configured, ClientMaker, Effect, EffectError, Entry, FailureKind, Names, Optional, Planned,
+    Planning, Run, StepKind,
 };
-use crate::cdn::{cdn_path, cdn_wildcard, CdnError};
+use crate::cdn::{cdn_path, cdn_wildcard, Cdn, CdnError};
 use crate::event::REPORT_FILE;
-use crate::settings::{CdnPaths, Settings};
+use crate::settings::{Key, Kind, Settings};
 use crate::vocab::DistributionId;
+
+/// Its step.
+pub const INVALIDATE: StepKind = StepKind::new("invalidate");
+
+pub const CLOUDFRONT_DISTRIBUTION_ID: Key = Key::new(
+    "CLOUDFRONT_DISTRIBUTION_ID",
+    Kind::Plain,
+    "the distribution whose cache is invalidated",
+);
+pub const CLOUDFRONT_PATHS: Key = Key::new(
+    "CLOUDFRONT_PATHS",
+    Kind::Plain,
+    "prefix (one wildcard path) or files (a path per file)",
+)
+.default("prefix")
+.rule(|paths| match paths {
+    "prefix" | "files" => Ok(()),
+    _ => Err("must be prefix or files".to_owned()),
+});
+
+/// The invalidation, in the registry.
+pub const EFFECT: Entry = Entry {
+    keys: &[CLOUDFRONT_DISTRIBUTION_ID, CLOUDFRONT_PATHS],
+    plan,
+    client: Some(ClientMaker {
+        wanted: |s| config(s).get().is_some(),
+        aws: true,
+        make: |_, shared| Ok(std::sync::Arc::new(Cdn::new(shared.sdk()?))),
+    }),
+    production: None,
+};
+
+/// What a CloudFront invalidation covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CdnPaths {
+    /// One wildcard path for the upload's prefix: one billable path.
+    Prefix,
+    /// One path per file (and the report).
+    Files,
+}
 
 /// The most paths one invalidation lists with `CLOUDFRONT_PATHS=files`; beyond, the prefix's
 /// wildcard stands for them (each path is billed).
@@ -26,13 +67,17 @@ pub struct CdnConfig {
 
 /// The one place that decides whether CloudFront is configured: a distribution.
 pub fn config(s: &Settings) -> Optional<CdnConfig> {
-    match &s.cloudfront_distribution_id {
+    let paths = match s.values.text(&CLOUDFRONT_PATHS).as_deref() {
+        Some("files") => CdnPaths::Files,
+        _ => CdnPaths::Prefix,
+    };
+    match s.values.text(&CLOUDFRONT_DISTRIBUTION_ID) {
         Some(id) => Optional::On(CdnConfig {
-            distribution_id: id.clone(),
-            paths: s.cloudfront_paths,
+            distribution_id: DistributionId::new(id),
+            paths,
         }),
         None => Optional::Off {
-            missing: "CLOUDFRONT_DISTRIBUTION_ID",
+            missing: CLOUDFRONT_DISTRIBUTION_ID.name,
         },
     }
 }
@@ -67,8 +112,10 @@ pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
         caller_reference: format!("wdiv-s3-trigger-{}", p.content_id),
     };
     let skip = p.unless_valid().or_else(|| cdn.why_off());
-    vec![Planned::new(effect, skip)
-        .after("write report", "the files or the report were not written")]
+    vec![Planned::new(effect, skip).after(
+        super::report::WRITE_REPORT,
+        "the files or the report were not written",
+    )]
 }
 
 /// Throttling and a busy distribution pass; a refused request does not.
@@ -86,8 +133,8 @@ fn kind_of(e: &CdnError) -> FailureKind {
 
 #[async_trait]
 impl Effect for Invalidate {
-    fn verb(&self) -> &'static str {
-        "invalidate"
+    fn kind(&self) -> StepKind {
+        INVALIDATE
     }
 
     fn target(&self, _: &Names) -> String {
@@ -106,7 +153,7 @@ impl Effect for Invalidate {
     }
 
     async fn perform(&self, run: &Run<'_>) -> Result<String, EffectError> {
-        let (Some(cdn), Some(distribution)) = (run.clients.cdn.as_ref(), &self.distribution_id)
+        let (Some(cdn), Some(distribution)) = (run.clients.get::<Cdn>(), &self.distribution_id)
         else {
             return Err(not_configured("CloudFront"));
         };
@@ -133,7 +180,10 @@ mod tests {
         );
         assert_eq!(
             off[0].after,
-            [("write report", "the files or the report were not written")]
+            [(
+                crate::effects::report::WRITE_REPORT,
+                "the files or the report were not written"
+            )]
         );
         let on = plan(&planning(
             &r,

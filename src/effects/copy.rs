@@ -4,7 +4,18 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{Effect, EffectError, Names, Planned, Planning, Run};
+use super::{Effect, EffectError, Entry, Names, Planned, Planning, Run, StepKind};
+
+/// Its step, one per file.
+pub const COPY: StepKind = StepKind::new("copy");
+
+/// The copies, in the registry: no settings or client of their own (the buckets are the core's).
+pub const EFFECT: Entry = Entry {
+    keys: &[],
+    plan,
+    client: None,
+    production: None,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyFile {
@@ -38,8 +49,8 @@ pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
 
 #[async_trait]
 impl Effect for CopyFile {
-    fn verb(&self) -> &'static str {
-        "copy"
+    fn kind(&self) -> StepKind {
+        COPY
     }
 
     fn id(&self) -> String {
@@ -84,12 +95,15 @@ impl Effect for CopyFile {
 mod tests {
     use super::*;
     use crate::effects::tests_support::{clients, planning, report, settings};
-    use crate::effects::{Planning, PLANNERS};
+    use crate::effects::{Planning, EFFECTS};
     use bytes::Bytes;
 
     #[test]
     fn each_file_is_copied_only_from_a_valid_upload_with_a_type_from_its_name() {
-        assert!(PLANNERS.contains(&(plan as fn(&Planning<'_>) -> Vec<Planned>)));
+        let plan_fn: fn(&Planning<'_>) -> Vec<Planned> = plan;
+        assert!(EFFECTS
+            .iter()
+            .any(|e| std::ptr::fn_addr_eq(e.plan, plan_fn)));
         let s = settings(&[]);
         let valid = report(true);
         let steps = plan(&planning(&valid, &s));

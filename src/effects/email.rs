@@ -7,12 +7,56 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{
-    not_configured, Effect, EffectError, FailureKind, Names, Optional, Planned, Planning, Run,
+    not_configured, ClientMaker, Effect, EffectError, Entry, FailureKind, Names, Needed, Optional,
+    Planned, Planning, Run, StepKind,
 };
-use crate::mail::MailError;
-use crate::settings::Settings;
+use crate::mail::{MailError, Mailer};
+use crate::settings::{email_address, Key, Kind, Settings};
 use crate::templates::{bounded_email, render, render_line};
 use crate::vocab::EmailAddress;
+
+/// Its steps: one or the other, by the verdict.
+pub const EMAIL_FAILURE: StepKind = StepKind::new("email failure");
+pub const EMAIL_SUCCESS: StepKind = StepKind::new("email success");
+
+pub const EMAIL_FROM: Key = Key::new(
+    "EMAIL_FROM",
+    Kind::Plain,
+    "the sender (an SES-verified identity)",
+)
+.default("pollingstations@democracyclub.org.uk")
+.rule(email_address);
+pub const ERROR_REPORT_EMAIL: Key = Key::new(
+    "ERROR_REPORT_EMAIL",
+    Kind::Plain,
+    "staff, told of an upload that fails its checks",
+)
+.rule(email_address);
+pub const SUCCESS_REPORT_EMAIL: Key = Key::new(
+    "SUCCESS_REPORT_EMAIL",
+    Kind::Plain,
+    "who is told of an upload that passes",
+)
+.rule(email_address);
+
+/// The emails, in the registry.
+pub const EFFECT: Entry = Entry {
+    keys: &[EMAIL_FROM, ERROR_REPORT_EMAIL, SUCCESS_REPORT_EMAIL],
+    plan,
+    client: Some(ClientMaker {
+        wanted: |s| {
+            [EmailKind::Failure, EmailKind::Success]
+                .into_iter()
+                .any(|kind| config(s, kind).get().is_some())
+        },
+        aws: true,
+        make: |_, shared| Ok(std::sync::Arc::new(Mailer::new(shared.sdk()?))),
+    }),
+    production: Some(Needed {
+        what: "the failure email",
+        keys: &[ERROR_REPORT_EMAIL],
+    }),
+};
 
 /// A sender and a recipient: `EMAIL_FROM` with `ERROR_REPORT_EMAIL`, or with
 /// `SUCCESS_REPORT_EMAIL`.
@@ -44,16 +88,19 @@ pub struct SendEmail {
 /// The one place that decides whether an email of `kind` is configured: its recipient (the
 /// sender has a default).
 pub fn config(s: &Settings, kind: EmailKind) -> Optional<MailConfig> {
-    let (to, missing) = match kind {
-        EmailKind::Failure => (&s.error_report_email, "ERROR_REPORT_EMAIL"),
-        EmailKind::Success => (&s.success_report_email, "SUCCESS_REPORT_EMAIL"),
+    let to = match kind {
+        EmailKind::Failure => &ERROR_REPORT_EMAIL,
+        EmailKind::Success => &SUCCESS_REPORT_EMAIL,
     };
-    match to {
-        Some(to) => Optional::On(MailConfig {
-            from: s.email_from.clone(),
-            to: to.clone(),
+    match (s.values.text(to), s.values.text(&EMAIL_FROM)) {
+        (Some(address), Some(from)) => Optional::On(MailConfig {
+            from: EmailAddress::new(from),
+            to: EmailAddress::new(address),
         }),
-        None => Optional::Off { missing },
+        (None, _) => Optional::Off { missing: to.name },
+        (_, None) => Optional::Off {
+            missing: EMAIL_FROM.name,
+        },
     }
 }
 
@@ -100,10 +147,10 @@ fn kind_of(e: &MailError) -> FailureKind {
 
 #[async_trait]
 impl Effect for SendEmail {
-    fn verb(&self) -> &'static str {
+    fn kind(&self) -> StepKind {
         match self.kind {
-            EmailKind::Failure => "email failure",
-            EmailKind::Success => "email success",
+            EmailKind::Failure => EMAIL_FAILURE,
+            EmailKind::Success => EMAIL_SUCCESS,
         }
     }
 
@@ -123,7 +170,7 @@ impl Effect for SendEmail {
     }
 
     async fn perform(&self, run: &Run<'_>) -> Result<String, EffectError> {
-        let (Some(mailer), Some(mail)) = (run.clients.mailer.as_ref(), &self.mail) else {
+        let (Some(mailer), Some(mail)) = (run.clients.get::<Mailer>(), &self.mail) else {
             return Err(not_configured("SES"));
         };
         let id = mailer

@@ -5,11 +5,64 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{
-    not_configured, Effect, EffectError, FailureKind, Names, Optional, Planned, Planning, Run,
+    not_configured, ClientError, ClientMaker, Effect, EffectError, Entry, FailureKind, Names,
+    Needed, Optional, Planned, Planning, Run, StepKind,
 };
-use crate::settings::Settings;
+use crate::github::GitHub;
+use crate::settings::{api_url, header_token, Key, Kind, Settings};
 use crate::templates::render;
-use crate::vocab::{RepoName, Secret};
+use crate::vocab::{HttpUrl, RepoName, Secret};
+
+/// Its step.
+pub const OPEN_ISSUE: StepKind = StepKind::new("open issue");
+
+pub const GITHUB_REPO: Key = Key::new(
+    "GITHUB_REPO",
+    Kind::Plain,
+    "the repository import issues are opened in, owner/name",
+)
+.rule(owner_name);
+pub const GITHUB_API_KEY: Key = Key::new(
+    "GITHUB_API_KEY",
+    Kind::Secret,
+    "the token import issues are opened with",
+)
+.rule(header_token);
+pub const GITHUB_API_URL: Key = Key::new(
+    "GITHUB_API_URL",
+    Kind::Url,
+    "GitHub's API: GitHub Enterprise, or a test fake",
+)
+.default("https://api.github.com")
+.rule(|url| api_url(url, "GITHUB_API_KEY"));
+
+/// The import issue, in the registry.
+pub const EFFECT: Entry = Entry {
+    keys: &[GITHUB_REPO, GITHUB_API_KEY, GITHUB_API_URL],
+    plan,
+    client: Some(ClientMaker {
+        wanted: |s| config(s).get().is_some(),
+        aws: false,
+        make: |s, _| match config(s) {
+            Optional::On(g) => GitHub::new(g.api_url.as_str(), &g.token, g.repo.as_str())
+                .map(|github| std::sync::Arc::new(github) as super::Client)
+                .map_err(|e| ClientError(e.into())),
+            Optional::Off { missing } => Err(ClientError(format!("{missing} not set").into())),
+        },
+    }),
+    production: Some(Needed {
+        what: "the GitHub issue",
+        keys: &[GITHUB_REPO, GITHUB_API_KEY],
+    }),
+};
+
+fn owner_name(repo: &str) -> Result<(), String> {
+    let parts: Vec<&str> = repo.split('/').collect();
+    match parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+        true => Err("must be owner/name".to_owned()),
+        false => Ok(()),
+    }
+}
 
 /// The label staff filter import issues on, and the one that says it is ready to import.
 pub const ISSUE_LABELS: [&str; 2] = [crate::github::IMPORT_LABEL, "ready"];
@@ -17,24 +70,32 @@ pub const ISSUE_LABELS: [&str; 2] = [crate::github::IMPORT_LABEL, "ready"];
 /// `GITHUB_REPO`, `GITHUB_API_KEY` and `GITHUB_API_URL`: where issues go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GitHubConfig {
-    pub api_url: crate::vocab::HttpUrl,
+    pub api_url: HttpUrl,
     pub repo: RepoName,
     pub token: Secret,
 }
 
 /// The one place that decides whether GitHub is configured: the repository and a token.
 pub fn config(s: &Settings) -> Optional<GitHubConfig> {
-    match (&s.github_repo, &s.github_api_key) {
-        (Some(repo), Some(token)) => Optional::On(GitHubConfig {
-            api_url: s.github_api_url.clone(),
-            repo: repo.clone(),
+    let v = &s.values;
+    match (
+        v.text(&GITHUB_REPO),
+        v.secret(&GITHUB_API_KEY),
+        v.url(&GITHUB_API_URL),
+    ) {
+        (Some(repo), Some(token), Some(api_url)) => Optional::On(GitHubConfig {
+            api_url: api_url.clone(),
+            repo: RepoName::new(repo),
             token: token.clone(),
         }),
-        (None, _) => Optional::Off {
-            missing: "GITHUB_REPO",
+        (None, _, _) => Optional::Off {
+            missing: GITHUB_REPO.name,
         },
-        (_, None) => Optional::Off {
-            missing: "GITHUB_API_KEY",
+        (_, None, _) => Optional::Off {
+            missing: GITHUB_API_KEY.name,
+        },
+        (_, _, None) => Optional::Off {
+            missing: GITHUB_API_URL.name,
         },
     }
 }
@@ -92,8 +153,8 @@ pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
 
 #[async_trait]
 impl Effect for OpenIssue {
-    fn verb(&self) -> &'static str {
-        "open issue"
+    fn kind(&self) -> StepKind {
+        OPEN_ISSUE
     }
 
     fn target(&self, _: &Names) -> String {
@@ -110,11 +171,7 @@ impl Effect for OpenIssue {
     }
 
     async fn perform(&self, run: &Run<'_>) -> Result<String, EffectError> {
-        let github = run
-            .clients
-            .github
-            .as_ref()
-            .ok_or_else(|| not_configured("GitHub"))?;
+        let github = (run.clients.get::<GitHub>()).ok_or_else(|| not_configured("GitHub"))?;
         github
             .open_or_update(
                 &self.title,
@@ -137,16 +194,14 @@ impl Effect for OpenIssue {
     /// The URL goes into `report.json` and the webhook: only an issue of the configured
     /// repository on the configured GitHub is taken, whoever says so.
     fn adopt(&self, output: &str, run: &mut Run<'_>) -> bool {
-        let trusted = run
-            .clients
-            .github
-            .as_ref()
-            .is_some_and(|g| g.is_issue_url(output));
+        let trusted = (run.clients.get::<GitHub>()).is_some_and(|g| g.is_issue_url(output));
         if trusted {
             run.report.github_issue = output.to_owned();
         } else {
             tracing::warn!(
-                output = wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(output, 200)),
+                output = wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(
+                    output, 200
+                )),
                 "not an issue of {}; not used",
                 self.repo
                     .as_ref()
@@ -216,9 +271,9 @@ mod tests {
         let s = settings(GITHUB);
         let g = config(&s).get().cloned().unwrap();
         let (_dir, mut clients) = clients();
-        clients.github = Some(
+        clients.insert(std::sync::Arc::new(
             crate::github::GitHub::new(g.api_url.as_str(), &g.token, g.repo.as_str()).unwrap(),
-        );
+        ));
         let mut run = Run {
             clients: &clients,
             report: report(true),

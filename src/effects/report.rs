@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::json;
 
-use super::{Effect, EffectError, Names, Planned, Planning, Run};
+use super::{Effect, EffectError, Entry, Names, Planned, Planning, Run, StepKind};
 use crate::event::REPORT_FILE;
 use crate::report::UploadReport;
 use crate::storage::{read_small, PutCondition, Small, Storage, StorageError};
@@ -15,6 +15,17 @@ use crate::storage::{read_small, PutCondition, Small, Storage, StorageError};
 const REPORT_LIMIT: usize = 16 * 1024 * 1024;
 /// Rounds of read-compare-write when another run writes `report.json` at the same moment.
 const REPORT_ROUNDS: usize = 4;
+
+/// Its step.
+pub const WRITE_REPORT: StepKind = StepKind::new("write report");
+
+/// `report.json`, in the registry: no settings or client of its own.
+pub const EFFECT: Entry = Entry {
+    keys: &[],
+    plan,
+    client: None,
+    production: None,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteReport {
@@ -32,19 +43,19 @@ pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
     };
     vec![Planned::new(write, p.unless_valid())
         .after(
-            "copy",
+            super::copy::COPY,
             "a file was not copied; the report is written only with all its files",
         )
         .after(
-            "open issue",
+            super::issue::OPEN_ISSUE,
             "the issue was not opened; the report carries its URL",
         )]
 }
 
 #[async_trait]
 impl Effect for WriteReport {
-    fn verb(&self) -> &'static str {
-        "write report"
+    fn kind(&self) -> StepKind {
+        WRITE_REPORT
     }
 
     fn target(&self, names: &Names) -> String {
@@ -178,7 +189,7 @@ mod tests {
     fn the_report_waits_for_every_copy_and_the_issue() {
         let r = report(true);
         let steps = plan(&planning(&r, &settings(&[])));
-        let after: Vec<&str> = steps[0].after.iter().map(|(verb, _)| *verb).collect();
+        let after: Vec<&str> = steps[0].after.iter().map(|(kind, _)| kind.verb()).collect();
         assert_eq!(after, ["copy", "open issue"]);
         assert_eq!(
             steps[0].effect.data()["key"],

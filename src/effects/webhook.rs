@@ -4,9 +4,38 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{Effect, EffectError, Names, Optional, Planned, Planning, Run};
-use crate::settings::Settings;
+use super::{
+    ClientMaker, Effect, EffectError, Entry, Names, Needed, Optional, Planned, Planning, Run,
+    StepKind,
+};
+use crate::councils::WDIV_API_KEY;
+use crate::settings::{Key, Kind, Settings};
 use crate::vocab::{HttpUrl, Secret};
+use crate::webhook::Webhook;
+
+/// Its step.
+pub const POST_WEBHOOK: StepKind = StepKind::new("post webhook");
+
+pub const WDIV_WEBHOOK_URL: Key = Key::new(
+    "WDIV_WEBHOOK_URL",
+    Kind::Url,
+    "where the report is posted, with `Authorization: Token {WDIV_API_KEY}`",
+);
+
+/// The webhook, in the registry.
+pub const EFFECT: Entry = Entry {
+    keys: &[WDIV_WEBHOOK_URL],
+    plan,
+    client: Some(ClientMaker {
+        wanted: |s| config(s).get().is_some(),
+        aws: false,
+        make: |_, shared| Ok(std::sync::Arc::new(Webhook::new(shared.http.clone()))),
+    }),
+    production: Some(Needed {
+        what: "the webhook to WDIV",
+        keys: &[WDIV_WEBHOOK_URL, WDIV_API_KEY],
+    }),
+};
 
 /// `WDIV_WEBHOOK_URL` and `WDIV_API_KEY`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,16 +46,19 @@ pub struct WebhookConfig {
 
 /// The one place that decides whether the webhook is configured: its URL and a token.
 pub fn config(s: &Settings) -> Optional<WebhookConfig> {
-    match (&s.wdiv_webhook_url, &s.wdiv_api_key) {
+    match (
+        s.values.url(&WDIV_WEBHOOK_URL),
+        s.values.secret(&WDIV_API_KEY),
+    ) {
         (Some(url), Some(token)) => Optional::On(WebhookConfig {
             url: url.clone(),
             token: token.clone(),
         }),
         (None, _) => Optional::Off {
-            missing: "WDIV_WEBHOOK_URL",
+            missing: WDIV_WEBHOOK_URL.name,
         },
         (_, None) => Optional::Off {
-            missing: "WDIV_API_KEY",
+            missing: WDIV_API_KEY.name,
         },
     }
 }
@@ -55,15 +87,15 @@ pub fn plan(p: &Planning<'_>) -> Vec<Planned> {
     // The report carries the issue's URL (`github_issue`): the webhook waits for the issue step,
     // which GitHub's deadline bounds, and is posted without the link when that step fails.
     vec![Planned::new(post, webhook.why_off()).after_even_if_failed(
-        "open issue",
+        super::issue::OPEN_ISSUE,
         "posted without the GitHub issue's link, as the issue step did not succeed",
     )]
 }
 
 #[async_trait]
 impl Effect for PostWebhook {
-    fn verb(&self) -> &'static str {
-        "post webhook"
+    fn kind(&self) -> StepKind {
+        POST_WEBHOOK
     }
 
     fn target(&self, _: &Names) -> String {
@@ -85,9 +117,9 @@ impl Effect for PostWebhook {
             .config
             .as_ref()
             .ok_or_else(|| super::not_configured("the webhook"))?;
-        let status = run
-            .clients
-            .webhook
+        let webhook =
+            (run.clients.get::<Webhook>()).ok_or_else(|| super::not_configured("the webhook"))?;
+        let status = webhook
             .post(config.url.as_str(), &config.token, &run.report)
             .await?;
         Ok(match status {
