@@ -148,8 +148,14 @@ fn trusted_record(bytes: &[u8], content_id: &str, prefix: &str) -> Result<Record
     if record.content_id != content_id || record.prefix != prefix {
         return Err(format!(
             "it is for another upload or content ({} of {}), not {content_id} of {prefix}",
-            wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(&record.content_id, 40)),
-            wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(&record.prefix, 100)),
+            wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(
+                &record.content_id,
+                40
+            )),
+            wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(
+                &record.prefix,
+                100
+            )),
         ));
     }
     Ok(record)
@@ -337,8 +343,8 @@ impl<'s> Ledger<'s> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wdiv_checks::FileReport;
     use crate::storage::LocalStorage;
+    use wdiv_checks::FileReport;
 
     fn report(etag: &str) -> UploadReport {
         let mut file = FileReport::new("X01/2024-05-02/t/a.csv");

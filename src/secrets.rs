@@ -90,7 +90,7 @@ pub(crate) async fn resolve(
         .as_deref()
         .or(values.get("AWS_ENDPOINT_URL").map(String::as_str))
         .filter(|u| u.starts_with("http://") || u.starts_with("https://"));
-    let sdk = crate::storage::sdk_config_for(region, endpoint).await;
+    let sdk = crate::aws::sdk_config(region, endpoint).await;
     let client = aws_sdk_ssm::Client::new(&sdk);
     for (setting, name) in to_read {
         let read = client

@@ -17,11 +17,12 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::event::INTERNAL_PREFIX;
-use crate::pipeline::{self, EventOutcome, PipelineError, Services, UploadOutcome};
+use crate::outcome::{EventOutcome, UploadOutcome};
+use crate::pipeline::{self, PipelineError, Services};
 use crate::report::{StaffOverride, UploadReport};
-use wdiv_checks::Severity;
 use crate::storage::{read_small, PutCondition, Small, Storage, StorageError};
 use crate::upload::{KeyError, Upload, UploadKey};
+use wdiv_checks::Severity;
 
 /// The key of a direct Lambda invocation that asks for an override.
 pub const PAYLOAD_KEY: &str = "override";
@@ -334,33 +335,20 @@ pub async fn handle(
     let started = std::time::Instant::now();
     let mut outcome = pipeline::act(services, report, deadline).await;
     outcome.timings.total = started.elapsed();
-    // The override's metrics (`Overrides` among them), as any upload handled has.
-    services.metrics.emit_event(&EventOutcome {
-        uploads: vec![outcome.clone()],
-        ..EventOutcome::default()
-    });
     Ok(outcome)
 }
 
-/// A direct Lambda invocation's `override`: its outcome as JSON, or why it failed (a refusal, or
-/// an action that failed, which Lambda may retry: the retry does only what is left).
-pub async fn invoke(
-    services: &Services,
-    request: serde_json::Value,
-    deadline: pipeline::Deadline,
-) -> Result<serde_json::Value, String> {
-    let request: OverrideRequest = serde_json::from_value(request)
-        .map_err(|e| OverrideError::Payload(e.to_string()))
-        .map_err(|e| e.to_string())?;
-    let outcome = handle(services, &request, deadline).await.map_err(|e| {
-        tracing::error!("{e}");
-        e.to_string()
-    })?;
-    let failures = EventOutcome {
-        uploads: vec![outcome.clone()],
-        ..EventOutcome::default()
+impl OverrideRequest {
+    /// A direct Lambda invocation's `override` member.
+    pub fn from_payload(request: serde_json::Value) -> Result<OverrideRequest, OverrideError> {
+        serde_json::from_value(request).map_err(|e| OverrideError::Payload(e.to_string()))
     }
-    .failures();
+}
+
+/// A direct Lambda invocation's answer to an override carried out: its outcome as JSON, or why
+/// it failed (an action that failed, which Lambda may retry: the retry does only what is left).
+pub fn answer(outcome: &UploadOutcome) -> Result<serde_json::Value, String> {
+    let failures = EventOutcome::of_upload(outcome.clone()).failures();
     if !failures.is_empty() {
         return Err(failures.join("; "));
     }

@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 
-use super::{Body, ObjectInfo, PutCondition, Storage, StorageError};
+use super::api::{Body, ObjectInfo, PutCondition, Storage, StorageError};
 
 /// Temporary files of unfinished writes, and the keys' lock files, start with this; listings
 /// skip them and keys cannot end in such a name.
@@ -714,7 +714,7 @@ impl Body for FileBody {
 #[async_trait]
 impl Storage for LocalStorage {
     fn location(&self, bucket: &str, key: &str) -> String {
-        super::object_name(Some(&self.root), bucket, key)
+        super::api::object_name(Some(&self.root), bucket, key)
     }
 
     async fn list(
