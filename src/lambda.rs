@@ -34,7 +34,7 @@ impl From<InvocationError> for lambda_runtime::Diagnostic {
 }
 
 /// Lambda mode's `main`: JSON logs, the settings (`ssm:` values read once, here: a parameter
-/// that cannot be read fails the init), Sentry, the clients, then [`serve`].
+/// that cannot be read fails the init), Sentry, the clients, then `serve`.
 pub fn main() -> ExitCode {
     crate::logging::init_lambda();
     let runtime = match tokio::runtime::Runtime::new() {

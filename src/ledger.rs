@@ -189,6 +189,11 @@ fn show_ms(ms: u64) -> String {
 impl<'s> Ledger<'s> {
     /// Takes the lease on `report`'s record in `bucket`, waiting up to `wait` for another run's
     /// lease to be released or to expire.
+    ///
+    /// One function on purpose: it is the lease's protocol, read the record, decide
+    /// (absent, ours to take, held by another, expired), write it on the condition of the ETag
+    /// read, and on a lost race read again. Each branch leans on the ETag of the read before it;
+    /// split up, the conditions would be passed around and the protocol could not be read whole.
     pub async fn acquire(
         storage: &'s dyn Storage,
         bucket: &str,

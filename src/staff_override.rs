@@ -246,6 +246,24 @@ async fn mark_and_wait(
     Ok(())
 }
 
+/// The files of `report` refused unread, each named (under `prefix`) with its first error.
+fn refused_files(report: &UploadReport, prefix: &str) -> Vec<String> {
+    report
+        .file_set
+        .iter()
+        .filter(|f| wdiv_checks::was_refused(f))
+        .map(|f| {
+            let first = f.errors().next().map_or("", |p| p.message.as_str());
+            let name = f.key.strip_prefix(&format!("{prefix}/")).unwrap_or(&f.key);
+            format!(
+                "{} ({})",
+                wdiv_checks::text::quote(name),
+                wdiv_checks::text::truncate_chars(first, 120)
+            )
+        })
+        .collect()
+}
+
 /// Checks the upload again, and unless the request is refused, accepts it and carries out the
 /// success path (or, on a dry run, plans it).
 pub async fn handle(
@@ -273,23 +291,7 @@ pub async fn handle(
     }
     // A file refused unread (a folder, a type the site may not serve, a name it cannot store)
     // has no checked bytes to copy: an override would publish what was never checked.
-    let refused: Vec<String> = report
-        .file_set
-        .iter()
-        .filter(|f| wdiv_checks::was_refused(f))
-        .map(|f| {
-            let first = f.errors().next().map_or("", |p| p.message.as_str());
-            let name = f
-                .key
-                .strip_prefix(&format!("{}/", upload.prefix))
-                .unwrap_or(&f.key);
-            format!(
-                "{} ({})",
-                wdiv_checks::text::quote(name),
-                wdiv_checks::text::truncate_chars(first, 120)
-            )
-        })
-        .collect();
+    let refused = refused_files(&report, &upload.prefix);
     if !refused.is_empty() {
         return Err(OverrideError::RefusedFiles {
             prefix: upload.prefix,

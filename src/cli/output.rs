@@ -6,7 +6,7 @@ use std::io::Write;
 use wdiv_checks::{FileReport, UploadVerdict};
 
 use crate::execute::StepResult;
-use crate::outcome::EventOutcome;
+use crate::outcome::{EventOutcome, UploadOutcome};
 use crate::settings::RunMode;
 
 use super::exit::{CliError, EXIT_FAIL, EXIT_PASS};
@@ -166,71 +166,82 @@ fn write_outcomes(
             writeln!(out, "{} {}", style("refused").red(), shown(refused))?;
         }
         for upload in &outcome.uploads {
-            let Some(report) = &upload.report else {
-                writeln!(
-                    out,
-                    "{} {}: {}",
-                    style("error").red(),
-                    shown(&upload.prefix),
-                    shown(upload.error.as_deref().unwrap_or(""))
-                )?;
-                continue;
-            };
-            writeln!(
-                out,
-                "Upload {} for {} ({})\n",
-                style(shown(&upload.prefix)).bold(),
-                shown(&report.council_name),
-                shown(&report.gss)
-            )?;
-            if let Some(over) = &report.extra.staff_override {
-                writeln!(
-                    out,
-                    "{} by {} at {}: {}\n",
-                    style("Accepted by staff override").yellow().bold(),
-                    shown(&over.by),
-                    shown(&over.at),
-                    shown(&over.reason)
-                )?;
-            }
-            write_files(out, &report.file_set)?;
-            let Some(plan) = &upload.plan else { continue };
-            writeln!(out)?;
-            if mode.is_dry_run() {
-                writeln!(
-                    out,
-                    "{}",
-                    style("Dry run: nothing is written anywhere.").yellow()
-                )?;
-                write!(out, "{plan}")?;
-                continue;
-            }
-            writeln!(out, "Actions:")?;
-            for (step, result) in plan.steps.iter().zip(&upload.results) {
-                let (mark, note) = match result {
-                    StepResult::Done(d) => (style("✔").green(), d.clone()),
-                    StepResult::AlreadyDone(d) => {
-                        (style("✔").green(), format!("done earlier: {d}"))
-                    }
-                    StepResult::Previewed(why) => {
-                        (style("~").yellow(), format!("would do ({why})"))
-                    }
-                    StepResult::Skipped(why) => (style("-").dim(), format!("skipped: {why}")),
-                    StepResult::NotAttempted(why) => {
-                        (style("-").dim(), format!("not attempted: {why}"))
-                    }
-                    StepResult::Failed(why) => (style("✘").red(), format!("FAILED: {why}")),
-                };
-                writeln!(
-                    out,
-                    "  {mark} {:<13} {}  [{}]",
-                    step.effect.verb(),
-                    plan.target(step),
-                    shown(&note)
-                )?;
-            }
+            write_upload(out, upload, mode)?;
         }
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// One upload: its files, then its plan (a dry run) or what became of each step.
+fn write_upload(
+    out: &mut impl Write,
+    upload: &UploadOutcome,
+    mode: RunMode,
+) -> std::io::Result<()> {
+    use console::style;
+    let Some(report) = &upload.report else {
+        return writeln!(
+            out,
+            "{} {}: {}",
+            style("error").red(),
+            shown(&upload.prefix),
+            shown(upload.error.as_deref().unwrap_or(""))
+        );
+    };
+    writeln!(
+        out,
+        "Upload {} for {} ({})\n",
+        style(shown(&upload.prefix)).bold(),
+        shown(&report.council_name),
+        shown(&report.gss)
+    )?;
+    if let Some(over) = &report.extra.staff_override {
+        writeln!(
+            out,
+            "{} by {} at {}: {}\n",
+            style("Accepted by staff override").yellow().bold(),
+            shown(&over.by),
+            shown(&over.at),
+            shown(&over.reason)
+        )?;
+    }
+    write_files(out, &report.file_set)?;
+    let Some(plan) = &upload.plan else {
+        return Ok(());
+    };
+    writeln!(out)?;
+    if mode.is_dry_run() {
+        writeln!(
+            out,
+            "{}",
+            style("Dry run: nothing is written anywhere.").yellow()
+        )?;
+        return write!(out, "{plan}");
+    }
+    writeln!(out, "Actions:")?;
+    for (step, result) in plan.steps.iter().zip(&upload.results) {
+        let (mark, note) = step_mark(result);
+        writeln!(
+            out,
+            "  {mark} {:<13} {}  [{}]",
+            step.effect.verb(),
+            plan.target(step),
+            shown(&note)
+        )?;
+    }
+    Ok(())
+}
+
+/// A step's mark and note in the list of actions.
+fn step_mark(result: &StepResult) -> (console::StyledObject<&'static str>, String) {
+    use console::style;
+    match result {
+        StepResult::Done(d) => (style("✔").green(), d.clone()),
+        StepResult::AlreadyDone(d) => (style("✔").green(), format!("done earlier: {d}")),
+        StepResult::Previewed(why) => (style("~").yellow(), format!("would do ({why})")),
+        StepResult::Skipped(why) => (style("-").dim(), format!("skipped: {why}")),
+        StepResult::NotAttempted(why) => (style("-").dim(), format!("not attempted: {why}")),
+        StepResult::Failed(why) => (style("✘").red(), format!("FAILED: {why}")),
+    }
 }
