@@ -56,8 +56,8 @@ pub use http::ATTEMPTS as HTTP_ATTEMPTS;
 
 // The settings, read as the program reads them, and the names it reads.
 pub use settings::{
-    load as load_settings, Context as SettingsContext, Settings, NAMES as SETTING_NAMES,
-    SECRET_NAMES,
+    load as load_settings, Context as SettingsContext, Settings, DEFAULT_SETTINGS_FILE,
+    NAMES as SETTING_NAMES, SECRET_NAMES,
 };
 
 // The buckets: one trait, S3 and local folders, with the AWS SDK configured as the program does.

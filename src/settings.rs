@@ -161,7 +161,7 @@ pub struct Settings {
     /// council's last import is warned about.
     pub row_change_warn_percent: u64,
     /// `RUN_DEADLINE_SECONDS`: outside Lambda, the time one event may take before no step
-    /// starts ([`crate::execute::Deadline`]).
+    /// starts (`execute::Deadline`).
     pub run_deadline_seconds: u64,
     /// Where each value came from, for messages ("TEMP_BUCKET_NAME from settings/prod.toml").
     pub sources: BTreeMap<String, String>,
