@@ -245,3 +245,58 @@ fn step_mark(result: &StepResult) -> (console::StyledObject<&'static str>, Strin
         StepResult::Failed(why) => (style("✘").red(), format!("FAILED: {why}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the terminal is shown of an event: its ignored and refused records, each on its own
+    /// line, with any control character from outside escaped.
+    #[test]
+    fn an_event_prints_its_ignored_and_refused_records_escaped() {
+        let outcome = EventOutcome {
+            uploads: Vec::new(),
+            ignored: vec![("X01/report.json".into(), "our own write".into())],
+            refused: vec!["bad key \u{1b}[2J".into()],
+        };
+        let mut out = Vec::new();
+        console::set_colors_enabled(false);
+        write_outcomes(&mut out, &[outcome.clone(), outcome], RunMode::Live).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Event 1 of 2"), "{text}");
+        assert!(
+            text.contains("ignored X01/report.json: our own write"),
+            "{text}"
+        );
+        assert!(text.contains("refused bad key "), "{text}");
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+    }
+
+    #[test]
+    fn each_step_result_has_its_mark() {
+        console::set_colors_enabled(false);
+        let marks: Vec<String> = [
+            StepResult::Done("ok".into()),
+            StepResult::AlreadyDone("ok".into()),
+            StepResult::Previewed("dry".into()),
+            StepResult::Skipped("off".into()),
+            StepResult::NotAttempted("late".into()),
+        ]
+        .iter()
+        .map(|r| {
+            let (mark, note) = step_mark(r);
+            format!("{mark} {note}")
+        })
+        .collect();
+        assert_eq!(
+            marks,
+            [
+                "✔ ok",
+                "✔ done earlier: ok",
+                "~ would do (dry)",
+                "- skipped: off",
+                "- not attempted: late",
+            ]
+        );
+    }
+}
