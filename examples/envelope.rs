@@ -220,7 +220,7 @@ async fn main() -> Result<()> {
         .await;
 
     let runtime = lambda_runtime::FakeLambdaRuntime::start();
-    runtime.push_event(wdiv_s3_trigger::event::object_created(
+    runtime.push_event(wdiv_s3_trigger::object_created(
         TEMP,
         &key,
         body.len() as u64,

@@ -41,7 +41,7 @@ fn triage_all(event: &crate::event::Event) {
 }
 
 /// A key as an S3 event carries it (URL-encoded), and the same text as a decoded key encoded
-/// by [`crate::event::encode_event_key`]: never a panic, and a key that is accepted decodes back to
+/// by `event::encode_event_key`: never a panic, and a key that is accepted decodes back to
 /// what was encoded.
 pub fn key(text: &str) {
     for raw in [text.to_owned(), crate::event::encode_event_key(text)] {

@@ -182,6 +182,7 @@ impl GitHub {
     }
 
     /// The same client, with `deadline` in place of [`DEADLINE`] for each operation.
+    #[cfg_attr(not(test), allow(dead_code))] // the tests shorten the deadline
     pub fn with_deadline(self, deadline: Duration) -> GitHub {
         GitHub { deadline, ..self }
     }

@@ -17,14 +17,12 @@
 //! EMS in its upload: a single-file EMS has one role; Democracy Counts' address file is always far
 //! longer than its stations file, so the shorter is compared with the shorter.
 
-
-
 use crate::event::REPORT_FILE;
 use crate::report::{FileHistory, History, UploadReport};
-use wdiv_checks::{FileReport, Problem, Problems};
 use crate::storage::{read_small, ObjectInfo, Small, Storage, StorageError};
 use crate::upload::UploadKey;
 use wdiv_checks::Code;
+use wdiv_checks::{FileReport, Problem, Problems};
 
 /// The most objects the listing of a council's earlier uploads reads.
 pub const LISTING_LIMIT: usize = 10_000;

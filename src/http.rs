@@ -166,7 +166,9 @@ pub async fn send_accepting(
                     what,
                     url: redact_url(url),
                     status: response.status().as_u16(),
-                    location: wdiv_checks::text::one_line(&wdiv_checks::text::truncate_chars(&location, 200)),
+                    location: wdiv_checks::text::one_line(&wdiv_checks::text::truncate_chars(
+                        &location, 200,
+                    )),
                 });
             }
             Ok(response) if transient(response.status()) && !last => {

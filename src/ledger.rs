@@ -148,8 +148,14 @@ fn trusted_record(bytes: &[u8], content_id: &str, prefix: &str) -> Result<Record
     if record.content_id != content_id || record.prefix != prefix {
         return Err(format!(
             "it is for another upload or content ({} of {}), not {content_id} of {prefix}",
-            wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(&record.content_id, 40)),
-            wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(&record.prefix, 100)),
+            wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(
+                &record.content_id,
+                40
+            )),
+            wdiv_checks::text::escape_control(&wdiv_checks::text::truncate_chars(
+                &record.prefix,
+                100
+            )),
         ));
     }
     Ok(record)
@@ -183,6 +189,11 @@ fn show_ms(ms: u64) -> String {
 impl<'s> Ledger<'s> {
     /// Takes the lease on `report`'s record in `bucket`, waiting up to `wait` for another run's
     /// lease to be released or to expire.
+    ///
+    /// One function on purpose: it is the lease's protocol, read the record, decide
+    /// (absent, ours to take, held by another, expired), write it on the condition of the ETag
+    /// read, and on a lost race read again. Each branch leans on the ETag of the read before it;
+    /// split up, the conditions would be passed around and the protocol could not be read whole.
     pub async fn acquire(
         storage: &'s dyn Storage,
         bucket: &str,
@@ -337,8 +348,8 @@ impl<'s> Ledger<'s> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wdiv_checks::FileReport;
     use crate::storage::LocalStorage;
+    use wdiv_checks::FileReport;
 
     fn report(etag: &str) -> UploadReport {
         let mut file = FileReport::new("X01/2024-05-02/t/a.csv");

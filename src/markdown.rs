@@ -1,7 +1,6 @@
 //! Text from outside (file names, council names) as GitHub shows it: inside a markdown line, as a
 //! code span, or as an issue's title. None of it may forge headings, mentions or links.
 
-
 use wdiv_checks::text::escape_control;
 
 /// Text for GitHub markdown, inside a line: hidden characters (line breaks among them) escaped,

@@ -12,17 +12,17 @@
 //! Logs Insights but are not dimensions, so the number of metrics stays small. The names are a
 //! contract for alarms and dashboards: see `docs/contracts.md`.
 //!
-//! [`UploadMetrics`] is filled from a pipeline [`UploadOutcome`]; a new figure is one more field
+//! [`UploadMetrics`] is filled from an [`UploadOutcome`]; a new figure is one more field
 //! there, or [`UploadMetrics::count`] for another upload-level count.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
 use crate::execute::StepResult;
-use crate::pipeline::{EventOutcome, UploadOutcome};
+use crate::outcome::{EventOutcome, Timings, UploadOutcome};
 use crate::plan::Disposition;
 use crate::settings::Settings;
 
@@ -40,17 +40,6 @@ const MAX_PROBLEM_CODES: usize = 20;
 
 /// The `Environment` dimension when `SERVER_ENVIRONMENT` is not set.
 pub const NO_ENVIRONMENT: &str = "unset";
-
-/// How long the stages of one upload took.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Timings {
-    /// Listing, reading and checking the files, and the council's name.
-    pub check: Option<Duration>,
-    /// Carrying out the plan (none on a dry run, or when the upload could not be checked).
-    pub effects: Option<Duration>,
-    /// The whole upload.
-    pub total: Duration,
-}
 
 /// The upload's verdict, as the `Verdict` dimension says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +143,7 @@ impl UploadMetrics {
                 }
             }
         }
-        UploadMetrics {
+        let mut metrics = UploadMetrics {
             prefix: outcome.prefix.clone(),
             council: report.map(|r| r.gss.clone()),
             verdict: match report {
@@ -169,11 +158,12 @@ impl UploadMetrics {
             failures,
             effects,
             timings: outcome.timings,
-            counts: match report.and_then(|r| r.extra.staff_override.as_ref()) {
-                Some(_) => BTreeMap::from([(OVERRIDES, 1)]),
-                None => BTreeMap::new(),
-            },
+            counts: BTreeMap::new(),
+        };
+        if report.is_some_and(|r| r.extra.staff_override.is_some()) {
+            metrics.count(OVERRIDES, 1);
         }
+        metrics
     }
 
     /// Adds `n` to an upload-level count (e.g. `count("Overrides", 1)`): one more metric in the
@@ -513,8 +503,8 @@ mod tests {
 
     #[test]
     fn problem_codes_are_bounded_per_upload() {
-        use wdiv_checks::{FileReport, Problem};
         use wdiv_checks::Code;
+        use wdiv_checks::{FileReport, Problem};
         let files = (0..30)
             .map(|n| {
                 let mut file = FileReport::new(format!("f{n}.csv"));

@@ -4,25 +4,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sentry::SentryFutureExt;
-use serde::Serialize;
 use tracing::Instrument;
 
-use wdiv_checks::{Begin, CheckOptions, FileChecker, Flow, Profiles};
 use crate::councils::CouncilNames;
 use crate::effects::{self, Clients};
 use crate::event::{self, Created, Event};
 pub use crate::execute::Deadline;
 use crate::execute::{self, StepResult};
 use crate::fileset::{self, Entry};
-use wdiv_checks::Limits;
 use crate::ledger::Ledger;
 use crate::ledger::LedgerError;
+use crate::outcome::{EventOutcome, UploadOutcome};
 use crate::plan::{self, Disposition, Plan};
 use crate::report::UploadReport;
-use wdiv_checks::FileReport;
 use crate::settings::{Settings, StorageMode};
-use crate::storage::{sdk_config, LocalStorage, ObjectInfo, S3Storage, Storage, StorageError};
+use crate::storage::{LocalStorage, ObjectInfo, S3Storage, Storage, StorageError};
 use crate::upload::Upload;
+use wdiv_checks::FileReport;
+use wdiv_checks::Limits;
+use wdiv_checks::{Begin, CheckOptions, FileChecker, Flow, Profiles};
 
 /// Everything an invocation uses: settings and the real clients, made once per process. An
 /// effect's client exists only when its configuration does.
@@ -31,8 +31,6 @@ pub struct Services {
     pub settings: Settings,
     pub councils: CouncilNames,
     pub clients: Clients,
-    /// Metrics of each event handled (EMF lines); off until an entry point turns them on.
-    pub metrics: crate::metrics::Emitter,
 }
 
 impl Services {
@@ -56,7 +54,6 @@ impl Services {
         Ok(Services {
             councils: CouncilNames::new(http, s),
             clients,
-            metrics: crate::metrics::Emitter::new(s),
             settings,
         })
     }
@@ -72,6 +69,15 @@ impl Services {
     }
 }
 
+/// The AWS SDK's configuration for the settings' region and endpoint.
+pub async fn sdk_config(settings: &Settings) -> aws_config::SdkConfig {
+    crate::aws::sdk_config(
+        settings.aws_region.as_deref(),
+        settings.aws_endpoint_url.as_deref(),
+    )
+    .await
+}
+
 /// Why an upload could not be reported on.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -81,61 +87,6 @@ pub enum PipelineError {
         "{location} named by the event is not in the bucket (was it deleted after the event?)"
     )]
     Missing { location: String },
-}
-
-/// What became of one upload.
-#[derive(Debug, Clone, Serialize)]
-pub struct UploadOutcome {
-    pub prefix: String,
-    pub report: Option<UploadReport>,
-    pub plan: Option<Plan>,
-    /// One per plan step; empty on a dry run.
-    pub results: Vec<StepResult>,
-    /// Why the upload could not be checked at all.
-    pub error: Option<String>,
-    /// How long its stages took (for the metrics; not printed).
-    #[serde(skip)]
-    pub timings: crate::metrics::Timings,
-}
-
-impl UploadOutcome {
-    pub fn failed(&self) -> bool {
-        self.error.is_some() || self.results.iter().any(StepResult::failed)
-    }
-}
-
-/// What became of one event.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct EventOutcome {
-    pub uploads: Vec<UploadOutcome>,
-    /// Records that were not work: (key, why).
-    pub ignored: Vec<(String, String)>,
-    /// Records refused for their key.
-    pub refused: Vec<String>,
-}
-
-impl EventOutcome {
-    /// Every failure, one line each; empty when the invocation succeeded.
-    pub fn failures(&self) -> Vec<String> {
-        let mut failures: Vec<String> = self.refused.clone();
-        for upload in &self.uploads {
-            if let Some(e) = &upload.error {
-                failures.push(e.clone());
-            }
-            if let Some(plan) = &upload.plan {
-                for (step, result) in plan.steps.iter().zip(&upload.results) {
-                    if let Some(why) = result.why_failed() {
-                        failures.push(format!(
-                            "{} {}: {why}",
-                            step.effect.verb(),
-                            plan.target(step)
-                        ));
-                    }
-                }
-            }
-        }
-        failures
-    }
 }
 
 /// Handles one S3 event: every upload it names, each checked, planned and (unless the run mode
@@ -169,7 +120,6 @@ pub async fn handle_event(services: &Services, event: &Event, deadline: Deadline
         handled.timings.total = started.elapsed();
         outcome.uploads.push(handled);
     }
-    services.metrics.emit_event(&outcome);
     outcome
 }
 

@@ -61,7 +61,6 @@ impl UploadReport {
     }
 }
 
-
 /// How an upload compares with the council's last import: the report's extra `history`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
@@ -105,4 +104,3 @@ pub struct StaffOverride {
     pub reason: String,
     pub at: String,
 }
-

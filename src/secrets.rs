@@ -45,53 +45,11 @@ pub(crate) async fn resolve(
         secure: BTreeSet::new(),
         problems: Vec::new(),
     };
-    let wanted: Vec<(String, String)> = values
-        .iter()
-        .filter_map(|(setting, value)| {
-            parameter_name(value).map(|name| (setting.clone(), name.to_owned()))
-        })
-        .collect();
-    if wanted.is_empty() {
-        return resolved;
-    }
-    let from = |setting: &str| {
-        sources
-            .get(setting)
-            .map(|s| format!(" (from {s})"))
-            .unwrap_or_default()
-    };
-    let mut to_read = Vec::new();
-    for (setting, name) in wanted {
-        values.remove(&setting);
-        if NOT_FROM_SSM.contains(&setting.as_str()) {
-            resolved.problems.push(format!(
-                "{setting}{} cannot be read from SSM: it says where AWS (and so SSM) is; set it \
-                 directly",
-                from(&setting)
-            ));
-        } else if let Err(why) = check_name(&name) {
-            resolved.problems.push(format!(
-                "{setting}{} names the SSM parameter {}, which {why}",
-                from(&setting),
-                shown(&name)
-            ));
-        } else {
-            to_read.push((setting, name));
-        }
-    }
+    let to_read = parameters_to_read(values, sources, &mut resolved.problems);
     if to_read.is_empty() {
         return resolved;
     }
-    let region = values.get("AWS_REGION").map(String::as_str);
-    // An endpoint that is not a URL is reported by validation; SSM is then asked at AWS's.
-    // The SDK's service-specific variable wins, as it does for the SDK's own clients.
-    let ssm_endpoint = std::env::var("AWS_ENDPOINT_URL_SSM").ok();
-    let endpoint = ssm_endpoint
-        .as_deref()
-        .or(values.get("AWS_ENDPOINT_URL").map(String::as_str))
-        .filter(|u| u.starts_with("http://") || u.starts_with("https://"));
-    let sdk = crate::storage::sdk_config_for(region, endpoint).await;
-    let client = aws_sdk_ssm::Client::new(&sdk);
+    let client = ssm_client(values).await;
     for (setting, name) in to_read {
         let read = client
             .get_parameter()
@@ -100,53 +58,129 @@ pub(crate) async fn resolve(
             .send()
             .await;
         match read {
-            Ok(output) => {
-                let Some(parameter) = output.parameter else {
-                    resolved.problems.push(format!(
-                        "{setting}{}: SSM answered for parameter {} without a parameter",
-                        from(&setting),
-                        shown(&name)
-                    ));
-                    continue;
-                };
-                let value = parameter.value.unwrap_or_default();
-                let value = value.trim();
-                if value.is_empty() {
-                    resolved.problems.push(format!(
-                        "{setting}{} names the SSM parameter {}, which is empty (put the value \
-                         in it, or unset {setting})",
-                        from(&setting),
-                        shown(&name)
-                    ));
-                    continue;
-                }
-                let secure = parameter.r#type == Some(ParameterType::SecureString);
-                if secure {
-                    resolved.secure.insert(setting.clone());
-                }
-                resolved.sources.insert(
-                    setting.clone(),
-                    format!(
-                        "SSM {}parameter {}{}",
-                        if secure { "SecureString " } else { "" },
-                        shown(&name),
-                        sources
-                            .get(&setting)
-                            .map(|s| format!(", named in {s}"))
-                            .unwrap_or_default()
-                    ),
-                );
-                values.insert(setting, value.to_owned());
-            }
+            Ok(output) => take_parameter(
+                values,
+                sources,
+                &mut resolved,
+                &setting,
+                &name,
+                output.parameter,
+            ),
             Err(e) => resolved.problems.push(format!(
                 "{setting}{} names the SSM parameter {}, {}",
-                from(&setting),
+                from(sources, &setting),
                 shown(&name),
                 why_not_read(&e, &name)
             )),
         }
     }
     resolved
+}
+
+/// ` (from SOURCE)`, where the setting was given, for messages.
+fn from(sources: &BTreeMap<String, String>, setting: &str) -> String {
+    sources
+        .get(setting)
+        .map(|s| format!(" (from {s})"))
+        .unwrap_or_default()
+}
+
+/// The settings whose values name an SSM parameter, taken out of `values`, with the parameter
+/// each names: those that may be read from SSM, under a name SSM can hold. The others are
+/// problems.
+fn parameters_to_read(
+    values: &mut BTreeMap<String, String>,
+    sources: &BTreeMap<String, String>,
+    problems: &mut Vec<String>,
+) -> Vec<(String, String)> {
+    let wanted: Vec<(String, String)> = values
+        .iter()
+        .filter_map(|(setting, value)| {
+            parameter_name(value).map(|name| (setting.clone(), name.to_owned()))
+        })
+        .collect();
+    let mut to_read = Vec::new();
+    for (setting, name) in wanted {
+        values.remove(&setting);
+        if NOT_FROM_SSM.contains(&setting.as_str()) {
+            problems.push(format!(
+                "{setting}{} cannot be read from SSM: it says where AWS (and so SSM) is; set it \
+                 directly",
+                from(sources, &setting)
+            ));
+        } else if let Err(why) = check_name(&name) {
+            problems.push(format!(
+                "{setting}{} names the SSM parameter {}, which {why}",
+                from(sources, &setting),
+                shown(&name)
+            ));
+        } else {
+            to_read.push((setting, name));
+        }
+    }
+    to_read
+}
+
+/// The SSM client, at the region and endpoint the (unvalidated) values give.
+async fn ssm_client(values: &BTreeMap<String, String>) -> aws_sdk_ssm::Client {
+    let region = values.get("AWS_REGION").map(String::as_str);
+    // An endpoint that is not a URL is reported by validation; SSM is then asked at AWS's.
+    // The SDK's service-specific variable wins, as it does for the SDK's own clients.
+    let ssm_endpoint = std::env::var("AWS_ENDPOINT_URL_SSM").ok();
+    let endpoint = ssm_endpoint
+        .as_deref()
+        .or(values.get("AWS_ENDPOINT_URL").map(String::as_str))
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"));
+    let sdk = crate::aws::sdk_config(region, endpoint).await;
+    aws_sdk_ssm::Client::new(&sdk)
+}
+
+/// The value SSM answered for `setting`'s parameter `name`, put in `values`, with where it came
+/// from; or why it cannot be used.
+fn take_parameter(
+    values: &mut BTreeMap<String, String>,
+    sources: &BTreeMap<String, String>,
+    resolved: &mut Resolved,
+    setting: &str,
+    name: &str,
+    parameter: Option<aws_sdk_ssm::types::Parameter>,
+) {
+    let Some(parameter) = parameter else {
+        resolved.problems.push(format!(
+            "{setting}{}: SSM answered for parameter {} without a parameter",
+            from(sources, setting),
+            shown(name)
+        ));
+        return;
+    };
+    let value = parameter.value.unwrap_or_default();
+    let value = value.trim();
+    if value.is_empty() {
+        resolved.problems.push(format!(
+            "{setting}{} names the SSM parameter {}, which is empty (put the value \
+             in it, or unset {setting})",
+            from(sources, setting),
+            shown(name)
+        ));
+        return;
+    }
+    let secure = parameter.r#type == Some(ParameterType::SecureString);
+    if secure {
+        resolved.secure.insert(setting.to_owned());
+    }
+    resolved.sources.insert(
+        setting.to_owned(),
+        format!(
+            "SSM {}parameter {}{}",
+            if secure { "SecureString " } else { "" },
+            shown(name),
+            sources
+                .get(setting)
+                .map(|s| format!(", named in {s}"))
+                .unwrap_or_default()
+        ),
+    );
+    values.insert(setting.to_owned(), value.to_owned());
 }
 
 /// What an operator can do about a parameter that could not be read.

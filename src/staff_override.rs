@@ -17,11 +17,12 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::event::INTERNAL_PREFIX;
-use crate::pipeline::{self, EventOutcome, PipelineError, Services, UploadOutcome};
+use crate::outcome::{EventOutcome, UploadOutcome};
+use crate::pipeline::{self, PipelineError, Services};
 use crate::report::{StaffOverride, UploadReport};
-use wdiv_checks::Severity;
 use crate::storage::{read_small, PutCondition, Small, Storage, StorageError};
 use crate::upload::{KeyError, Upload, UploadKey};
+use wdiv_checks::Severity;
 
 /// The key of a direct Lambda invocation that asks for an override.
 pub const PAYLOAD_KEY: &str = "override";
@@ -245,6 +246,24 @@ async fn mark_and_wait(
     Ok(())
 }
 
+/// The files of `report` refused unread, each named (under `prefix`) with its first error.
+fn refused_files(report: &UploadReport, prefix: &str) -> Vec<String> {
+    report
+        .file_set
+        .iter()
+        .filter(|f| wdiv_checks::was_refused(f))
+        .map(|f| {
+            let first = f.errors().next().map_or("", |p| p.message.as_str());
+            let name = f.key.strip_prefix(&format!("{prefix}/")).unwrap_or(&f.key);
+            format!(
+                "{} ({})",
+                wdiv_checks::text::quote(name),
+                wdiv_checks::text::truncate_chars(first, 120)
+            )
+        })
+        .collect()
+}
+
 /// Checks the upload again, and unless the request is refused, accepts it and carries out the
 /// success path (or, on a dry run, plans it).
 pub async fn handle(
@@ -272,23 +291,7 @@ pub async fn handle(
     }
     // A file refused unread (a folder, a type the site may not serve, a name it cannot store)
     // has no checked bytes to copy: an override would publish what was never checked.
-    let refused: Vec<String> = report
-        .file_set
-        .iter()
-        .filter(|f| wdiv_checks::was_refused(f))
-        .map(|f| {
-            let first = f.errors().next().map_or("", |p| p.message.as_str());
-            let name = f
-                .key
-                .strip_prefix(&format!("{}/", upload.prefix))
-                .unwrap_or(&f.key);
-            format!(
-                "{} ({})",
-                wdiv_checks::text::quote(name),
-                wdiv_checks::text::truncate_chars(first, 120)
-            )
-        })
-        .collect();
+    let refused = refused_files(&report, &upload.prefix);
     if !refused.is_empty() {
         return Err(OverrideError::RefusedFiles {
             prefix: upload.prefix,
@@ -334,33 +337,20 @@ pub async fn handle(
     let started = std::time::Instant::now();
     let mut outcome = pipeline::act(services, report, deadline).await;
     outcome.timings.total = started.elapsed();
-    // The override's metrics (`Overrides` among them), as any upload handled has.
-    services.metrics.emit_event(&EventOutcome {
-        uploads: vec![outcome.clone()],
-        ..EventOutcome::default()
-    });
     Ok(outcome)
 }
 
-/// A direct Lambda invocation's `override`: its outcome as JSON, or why it failed (a refusal, or
-/// an action that failed, which Lambda may retry: the retry does only what is left).
-pub async fn invoke(
-    services: &Services,
-    request: serde_json::Value,
-    deadline: pipeline::Deadline,
-) -> Result<serde_json::Value, String> {
-    let request: OverrideRequest = serde_json::from_value(request)
-        .map_err(|e| OverrideError::Payload(e.to_string()))
-        .map_err(|e| e.to_string())?;
-    let outcome = handle(services, &request, deadline).await.map_err(|e| {
-        tracing::error!("{e}");
-        e.to_string()
-    })?;
-    let failures = EventOutcome {
-        uploads: vec![outcome.clone()],
-        ..EventOutcome::default()
+impl OverrideRequest {
+    /// A direct Lambda invocation's `override` member.
+    pub fn from_payload(request: serde_json::Value) -> Result<OverrideRequest, OverrideError> {
+        serde_json::from_value(request).map_err(|e| OverrideError::Payload(e.to_string()))
     }
-    .failures();
+}
+
+/// A direct Lambda invocation's answer to an override carried out: its outcome as JSON, or why
+/// it failed (an action that failed, which Lambda may retry: the retry does only what is left).
+pub fn answer(outcome: &UploadOutcome) -> Result<serde_json::Value, String> {
+    let failures = EventOutcome::of_upload(outcome.clone()).failures();
     if !failures.is_empty() {
         return Err(failures.join("; "));
     }

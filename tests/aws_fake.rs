@@ -26,7 +26,7 @@ async fn setup() -> (FakeS3, Clients) {
     let clients = Clients {
         ses: aws_sdk_sesv2::Client::new(&sdk),
         cloudfront: aws_sdk_cloudfront::Client::new(&sdk),
-        s3: wdiv_s3_trigger::storage::s3_client(&sdk),
+        s3: wdiv_s3_trigger::s3_client(&sdk),
     };
     (fake, clients)
 }

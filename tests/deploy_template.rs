@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 use template::{actions, resources, sid, statements, Template, ACCOUNT, REGION};
-use wdiv_s3_trigger::settings::{self, Context, Settings, NAMES, SECRET_NAMES};
+use wdiv_s3_trigger::{
+    load_settings, Settings, SettingsContext as Context, SECRET_NAMES, SETTING_NAMES as NAMES,
+};
 
 /// Settings the program reads that a deployed function must not be given, and why.
 const NOT_FROM_THE_STACK: &[(&str, &str)] = &[
@@ -313,7 +315,7 @@ fn the_s3_statements_name_the_two_buckets_and_the_prefixes_used() {
                 &["s3:GetObject", "s3:PutObject"],
                 &[&format!(
                     "arn:aws:s3:::temp-b/{}*",
-                    wdiv_s3_trigger::event::INTERNAL_PREFIX
+                    wdiv_s3_trigger::INTERNAL_PREFIX
                 )]
             ),
             expect(
@@ -373,7 +375,7 @@ fn the_function_is_sized_and_wired_as_documented() {
     assert_eq!(pattern["detail-type"][0], "Object Created");
     assert_eq!(
         pattern["detail"]["object"]["key"][0]["anything-but"]["prefix"],
-        wdiv_s3_trigger::event::INTERNAL_PREFIX
+        wdiv_s3_trigger::INTERNAL_PREFIX
     );
 }
 
@@ -515,7 +517,7 @@ fn settings_from(values: &[(String, String)]) -> Settings {
         env.retain(|(name, _)| name != k);
         env.push((k.clone(), v.clone()));
     }
-    settings::load(Some(empty.path()), &env, Context::Lambda)
+    load_settings(Some(empty.path()), &env, Context::Lambda)
         .unwrap_or_else(|e| panic!("{e}\n(from {values:?})"))
 }
 
@@ -1263,7 +1265,7 @@ fn the_stacks_deployed_on_moto_are_what_the_program_needs() {
             assert_eq!(rule["pattern"]["detail-type"][0], "Object Created");
             assert_eq!(
                 rule["pattern"]["detail"]["object"]["key"][0]["anything-but"]["prefix"],
-                wdiv_s3_trigger::event::INTERNAL_PREFIX
+                wdiv_s3_trigger::INTERNAL_PREFIX
             );
             // The alias's ARN on AWS; the function's here (MOTO_GAPS).
             assert_eq!(rule["targets"][0]["Arn"], f["FunctionArn"]);

@@ -446,7 +446,7 @@ async fn a_webhook_down_for_good_is_posted_once_by_the_retry() {
     // WDIV answers 500 to our three attempts, then recovers.
     wiremock::Mock::given(wiremock::matchers::method("POST"))
         .respond_with(wiremock::ResponseTemplate::new(500))
-        .up_to_n_times(wdiv_s3_trigger::http::ATTEMPTS as u64)
+        .up_to_n_times(wdiv_s3_trigger::HTTP_ATTEMPTS as u64)
         .with_priority(1)
         .mount(&world.wdiv)
         .await;
@@ -454,7 +454,7 @@ async fn a_webhook_down_for_good_is_posted_once_by_the_retry() {
     run.assert_code(1);
     assert!(run.stderr.contains("webhook"), "{}", run.stderr);
     let failed_posts = world.webhook_posts().await.len();
-    assert_eq!(failed_posts, wdiv_s3_trigger::http::ATTEMPTS as usize);
+    assert_eq!(failed_posts, wdiv_s3_trigger::HTTP_ATTEMPTS as usize);
 
     world.run_for(&[&key]).await.assert_code(0);
     assert_eq!(world.webhook_posts().await.len(), failed_posts + 1);

@@ -10,7 +10,7 @@ mod ssm;
 
 use common::{fixture, World, WDIV_TOKEN};
 use serde_json::json;
-use wdiv_s3_trigger::event;
+use wdiv_s3_trigger::{eventbridge_object_created, object_created};
 
 /// A file name with what each shape encodes differently: a space, a `+`, a `%` and an `é`.
 const HARD_NAME: &str = "polling stations+50%é.csv";
@@ -46,8 +46,8 @@ async fn both_shapes_of_an_s3_event_handle_a_key_with_space_plus_percent_and_acc
         let key = world.upload(prefix, HARD_NAME, &bytes).await;
         let etag = world.etag(&world.temp, &key).await;
         let event = match shape {
-            "notification" => event::object_created(&world.temp, &key, 10, &etag),
-            _ => event::eventbridge_object_created(&world.temp, &key, 10, &etag),
+            "notification" => object_created(&world.temp, &key, 10, &etag),
+            _ => eventbridge_object_created(&world.temp, &key, 10, &etag),
         };
         if shape == "notification" {
             // S3 writes the key URL-encoded, a space as `+`; EventBridge writes it as it is.
@@ -69,8 +69,7 @@ async fn both_shapes_of_an_s3_event_handle_a_key_with_space_plus_percent_and_acc
 async fn eventbridge_events_for_own_writes_deletions_and_bad_keys_start_no_work() {
     let world = World::new().await;
     let prefix = "E07000223/2024-05-02/2024-04-01T10:11:12.123456";
-    let report =
-        event::eventbridge_object_created(&world.temp, &format!("{prefix}/report.json"), 10, "e");
+    let report = eventbridge_object_created(&world.temp, &format!("{prefix}/report.json"), 10, "e");
     let run = world.run_event(&report, &[]).await;
     run.assert_code(0);
     assert!(
@@ -79,15 +78,14 @@ async fn eventbridge_events_for_own_writes_deletions_and_bad_keys_start_no_work(
         run.stdout
     );
 
-    let mut deleted =
-        event::eventbridge_object_created(&world.temp, &format!("{prefix}/a.csv"), 10, "e");
+    let mut deleted = eventbridge_object_created(&world.temp, &format!("{prefix}/a.csv"), 10, "e");
     deleted["detail-type"] = "Object Deleted".into();
     deleted["detail"]["reason"] = "DeleteObject".into();
     let run = world.run_event(&deleted, &[]).await;
     run.assert_code(0);
     assert!(run.stdout.contains("Object Deleted"), "{}", run.stdout);
 
-    let traversal = event::eventbridge_object_created(
+    let traversal = eventbridge_object_created(
         &world.temp,
         "E07000223/2024-05-02/../../etc/passwd",
         10,

@@ -362,7 +362,7 @@ fn a_json_file_of_one_huge_number_fails_in_bounded_memory() {
         // The pipeline, on local buckets: the same verdict, nothing copied.
         let event = dir.path().join("event.json");
         let key = format!("{prefix}/{name}");
-        let record = wdiv_s3_trigger::event::object_created("wdiv-temp", &key, size, "e");
+        let record = wdiv_s3_trigger::object_created("wdiv-temp", &key, size, "e");
         std::fs::write(&event, record.to_string()).unwrap();
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let wdiv = format!("http://{}", closed.local_addr().unwrap());

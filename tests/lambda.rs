@@ -25,7 +25,7 @@ async fn invocations_are_answered_with_a_response_or_an_error() {
     let runtime = FakeLambdaRuntime::start();
     let ok = runtime.push_event(world.event_for(&[&key]).await);
     let not_s3 = runtime.push_event(serde_json::json!({"hello": "world"}));
-    let traversal = runtime.push_event(wdiv_s3_trigger::event::object_created(
+    let traversal = runtime.push_event(wdiv_s3_trigger::object_created(
         &world.temp,
         "E07000223/2024-05-02/../../secrets.csv",
         1,

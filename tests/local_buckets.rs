@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use wdiv_s3_trigger::storage::{LocalStorage, PutCondition, Storage, StorageError};
+use wdiv_s3_trigger::{LocalStorage, PutCondition, Storage, StorageError};
 
 const TEMP: &str = "temp";
 const FINAL: &str = "final";

@@ -384,7 +384,7 @@ async fn a_retry_of_the_original_event_after_an_override_sends_nothing() {
     // The site is down for the original run: its webhook fails, so Lambda will retry it.
     wiremock::Mock::given(wiremock::matchers::method("POST"))
         .respond_with(wiremock::ResponseTemplate::new(502))
-        .up_to_n_times(wdiv_s3_trigger::http::ATTEMPTS as u64)
+        .up_to_n_times(wdiv_s3_trigger::HTTP_ATTEMPTS as u64)
         .with_priority(1)
         .mount(&world.wdiv)
         .await;
@@ -418,7 +418,7 @@ async fn an_override_and_a_run_of_the_original_content_at_once_end_with_the_acce
             .respond_with(
                 wiremock::ResponseTemplate::new(502).set_delay(Duration::from_millis(300)),
             )
-            .up_to_n_times(wdiv_s3_trigger::http::ATTEMPTS as u64)
+            .up_to_n_times(wdiv_s3_trigger::HTTP_ATTEMPTS as u64)
             .with_priority(1)
             .mount(&world.wdiv)
             .await;

@@ -284,7 +284,7 @@ async fn malformed_events_are_refused_with_a_clear_message_and_no_side_effect() 
     empty.assert_code(2);
     assert!(empty.stderr.contains("the event has no records"));
 
-    let traversal = wdiv_s3_trigger::event::object_created(
+    let traversal = wdiv_s3_trigger::object_created(
         &world.temp,
         "E07000223/2024-05-02/../../../etc/passwd",
         10,
@@ -295,7 +295,7 @@ async fn malformed_events_are_refused_with_a_clear_message_and_no_side_effect() 
     assert!(run.all().contains("etc/passwd"), "{}", run.all());
     assert!(run.all().contains("'..' part"));
 
-    let shape = wdiv_s3_trigger::event::object_created(&world.temp, "just/a-file.csv", 10, "x");
+    let shape = wdiv_s3_trigger::object_created(&world.temp, "just/a-file.csv", 10, "x");
     let run = world.run_event(&shape, &[]).await;
     run.assert_code(1);
     assert!(run
@@ -304,7 +304,7 @@ async fn malformed_events_are_refused_with_a_clear_message_and_no_side_effect() 
 
     // The object was deleted between the event and the run.
     let missing =
-        wdiv_s3_trigger::event::object_created(&world.temp, &format!("{PREFIX}/gone.csv"), 10, "x");
+        wdiv_s3_trigger::object_created(&world.temp, &format!("{PREFIX}/gone.csv"), 10, "x");
     let run = world.run_event(&missing, &[]).await;
     run.assert_code(1);
     assert!(
@@ -322,12 +322,8 @@ async fn malformed_events_are_refused_with_a_clear_message_and_no_side_effect() 
 #[tokio::test]
 async fn events_about_our_own_writes_are_ignored() {
     let world = World::new().await;
-    let mut event = wdiv_s3_trigger::event::object_created(
-        &world.temp,
-        &format!("{PREFIX}/report.json"),
-        10,
-        "x",
-    );
+    let mut event =
+        wdiv_s3_trigger::object_created(&world.temp, &format!("{PREFIX}/report.json"), 10, "x");
     let removed = {
         let mut e = event.clone();
         e["Records"][0]["eventName"] = "ObjectRemoved:Delete".into();
@@ -424,7 +420,7 @@ async fn a_webhook_that_keeps_failing_fails_the_run_after_the_copy() {
     );
     assert_eq!(
         world.webhook_posts().await.len(),
-        wdiv_s3_trigger::http::ATTEMPTS as usize
+        wdiv_s3_trigger::HTTP_ATTEMPTS as usize
     );
     assert!(world.report_json(PREFIX).await.is_some());
 }

@@ -12,7 +12,7 @@ mod sqs;
 
 use common::{fixture, World};
 use serde_json::{json, Value};
-use wdiv_s3_trigger::event;
+use wdiv_s3_trigger::{eventbridge_object_created, object_created};
 
 const PREFIX: &str = "E07000223/2024-05-02/2024-04-01T10:11:12.123456";
 const FUNCTION: &str = "wdiv-s3-trigger";
@@ -166,14 +166,14 @@ async fn replay_from_queue_deletes_each_message_only_when_its_replay_succeeded()
     let etag = world.etag(&world.temp, &b).await;
 
     let from_notification = queue.send(&on_failure(&world.event_for(&[&a]).await));
-    let from_eventbridge = queue.send(&on_failure(&event::eventbridge_object_created(
+    let from_eventbridge = queue.send(&on_failure(&eventbridge_object_created(
         &world.temp,
         &b,
         10,
         &etag,
     )));
     let not_a_record = queue.send(r#"{"hello": "world"}"#);
-    let gone = queue.send(&on_failure(&event::object_created(
+    let gone = queue.send(&on_failure(&object_created(
         &world.temp,
         &format!("{PREFIX}/gone.csv"),
         10,

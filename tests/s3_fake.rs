@@ -21,7 +21,7 @@ async fn sdk_config(fake: &FakeS3) -> aws_config::SdkConfig {
 
 /// The configuration the project uses.
 async fn client(fake: &FakeS3) -> Client {
-    wdiv_s3_trigger::storage::s3_client(&sdk_config(fake).await)
+    wdiv_s3_trigger::s3_client(&sdk_config(fake).await)
 }
 
 /// A fake with `BUCKET` created, and a client for it.

@@ -82,7 +82,7 @@ fn run(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Run {
 /// `run -` with an S3 event whose one record is for another bucket: the run gets past the event
 /// to the clients (Sentry, GitHub), and then ignores the record. `global` goes before `run`.
 fn run_ignored_event(dir: &Path, global: &[&str], env: &[(&str, &str)]) -> Run {
-    let event = wdiv_s3_trigger::event::object_created(
+    let event = wdiv_s3_trigger::object_created(
         "another-bucket",
         "E07000223/2024-05-02/2024-04-01T10:11:12.123456/stations.csv",
         1,

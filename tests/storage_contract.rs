@@ -6,9 +6,9 @@ mod common;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use wdiv_s3_trigger::settings::{load, Context};
-use wdiv_s3_trigger::storage::{
-    read_small, sdk_config, LocalStorage, PutCondition, S3Storage, Storage, StorageError,
+use wdiv_s3_trigger::{
+    load_settings as load, read_small, sdk_config, LocalStorage, PutCondition, S3Storage,
+    SettingsContext as Context, Storage, StorageError,
 };
 
 /// A storage with two empty buckets, and what keeps it alive.
@@ -43,7 +43,13 @@ async fn s3() -> Setup {
         .filter(|(k, _)| k != "AWS_ACCESS_KEY_ID" && k != "AWS_SECRET_ACCESS_KEY")
         .collect();
     let settings = load(None, &env, Context::Cli).unwrap();
-    let storage = S3Storage::new(&sdk_config(&settings).await);
+    let storage = S3Storage::new(
+        &sdk_config(
+            settings.aws_region.as_deref(),
+            settings.aws_endpoint_url.as_deref(),
+        )
+        .await,
+    );
     Setup {
         storage: Arc::new(storage),
         a: world.temp.clone(),

@@ -598,7 +598,7 @@ fn local_buckets_do_not_follow_symlinks() {
     symlink(&outside, root.join("wdiv-final").join("E07000223")).unwrap();
 
     let key = format!("{PREFIX}/stations.csv");
-    let event = wdiv_s3_trigger::event::object_created("wdiv-temp", &key, 0, "e");
+    let event = wdiv_s3_trigger::object_created("wdiv-temp", &key, 0, "e");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_wdiv-s3-trigger"))
         .args(["run", "--json", "-"])
         .current_dir(dir.path())
@@ -639,10 +639,10 @@ async fn log_lines_show_control_and_format_characters_escaped() {
     let world = World::new().await;
     // A record of another bucket is ignored, and logged with its key as the event has it.
     let mut ignored =
-        wdiv_s3_trigger::event::object_created("other-bucket", "X01/2024-05-02/t/a.csv", 0, "e");
+        wdiv_s3_trigger::object_created("other-bucket", "X01/2024-05-02/t/a.csv", 0, "e");
     ignored["Records"][0]["s3"]["object"]["key"] = "\u{1b}[2J\u{1b}[1;1HPASS\nforged line".into();
     // A key with a right-to-left override that is not in the bucket: the error names it.
-    let missing = wdiv_s3_trigger::event::object_created(
+    let missing = wdiv_s3_trigger::object_created(
         &world.temp,
         &format!("{PREFIX}/evil\u{202e}vsc.csv"),
         0,

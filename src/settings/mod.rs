@@ -23,12 +23,7 @@ mod values;
 #[cfg(test)]
 mod tests;
 
-pub use crate::vocab::{DistributionId, EmailAddress, HttpUrl, RepoName, Secret};
-pub use key::{api_url, email_address, header_token, http_url, Key, Kind, Rule};
-pub use model::{Context, RunMode, SentryDsn, Settings, SettingsError, StorageMode};
-pub use schema::{
-    find_key, DEFAULT_LOCAL_BUCKETS_DIR, DEFAULT_LOCAL_FINAL_BUCKET, DEFAULT_LOCAL_TEMP_BUCKET,
-    DEFAULT_SETTINGS_FILE, KEYS, NAMES, SECRET_NAMES, URL_NAMES,
-};
+pub use key::{api_url, email_address, header_token, Key, Kind};
+pub use model::{Context, RunMode, Settings, SettingsError, StorageMode};
+pub use schema::{DEFAULT_SETTINGS_FILE, NAMES, SECRET_NAMES};
 pub use sources::{load, load_resolved, process_env};
-pub use values::{Value, Values};

@@ -66,7 +66,7 @@ pub struct Settings {
     /// council's last import is warned about.
     pub row_change_warn_percent: u64,
     /// `RUN_DEADLINE_SECONDS`: outside Lambda, the time one event may take before no step
-    /// starts ([`crate::execute::Deadline`]).
+    /// starts (`execute::Deadline`).
     pub run_deadline_seconds: u64,
     /// Every setting's value by its kind, defaults applied: each effect module makes its one
     /// optional configuration from them (`effects::issue::config` and so on).

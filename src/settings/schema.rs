@@ -126,19 +126,12 @@ pub static NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| names(|_| true)
 /// The settings whose values are secrets: no message, log or `Debug` output shows them.
 pub static SECRET_NAMES: LazyLock<Vec<&'static str>> =
     LazyLock::new(|| names(|k| k == Kind::Secret));
-/// The settings that are URLs: shown only through [`crate::http::redact_url`].
-pub static URL_NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| names(|k| k == Kind::Url));
 
 fn names(kind: impl Fn(Kind) -> bool) -> Vec<&'static str> {
     KEYS.iter()
         .filter(|k| kind(k.kind))
         .map(|k| k.name)
         .collect()
-}
-
-/// The key named `name`.
-pub fn find_key(name: &str) -> Option<&'static Key> {
-    KEYS.iter().find(|k| k.name == name).copied()
 }
 
 /// Bucket names become folder names on a local run: only S3's own alphabet is allowed.
@@ -231,8 +224,10 @@ mod tests {
                 .map(|n| n.trim_matches('`'))
                 .collect();
             for name in names {
-                let key =
-                    find_key(name).unwrap_or_else(|| panic!("{name} in the docs is no setting"));
+                let key = KEYS
+                    .iter()
+                    .find(|k| k.name == name)
+                    .unwrap_or_else(|| panic!("{name} in the docs is no setting"));
                 if let Some(default) = key.default {
                     assert!(
                         cells[1].contains(default),

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::schema::{DEFAULT_LOCAL_BUCKETS_DIR, DEFAULT_LOCAL_TEMP_BUCKET};
 use super::*;
 use crate::councils::WDIV_API_KEY;
 use crate::effects::email::{EMAIL_FROM, ERROR_REPORT_EMAIL};

@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 
-use super::{Body, ObjectInfo, PutCondition, Storage, StorageError};
+use super::api::{Body, ObjectInfo, PutCondition, Storage, StorageError};
 
 /// Temporary files of unfinished writes, and the keys' lock files, start with this; listings
 /// skip them and keys cannot end in such a name.
@@ -297,41 +297,9 @@ impl LocalStorage {
     ) -> Result<Vec<ObjectInfo>, StorageError> {
         const OP: &str = "ListObjectsV2";
         let dir = self.bucket_dir(bucket)?;
-        // Walk only the folder the prefix names, not the whole bucket.
-        let start = match prefix.rfind('/') {
-            Some(i) => {
-                let folder = Path::new(&prefix[..i]);
-                if folder
-                    .components()
-                    .any(|c| !matches!(c, Component::Normal(_)))
-                {
-                    return Err(StorageError::BadKey {
-                        key: prefix.to_owned(),
-                        why: "it has an absolute, '.' or '..' part",
-                    });
-                }
-                // As if the walk had started at the bucket's folder: a symlinked folder on the
-                // way is skipped, so nothing under it is listed.
-                match check_folders(&dir, folder, false) {
-                    Ok(()) => {}
-                    Err(Refusal::Symlink(p)) => {
-                        skipped_symlink(&p);
-                        return Ok(Vec::new());
-                    }
-                    Err(Refusal::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
-                        return Ok(Vec::new())
-                    }
-                    Err(r) => return Err(self.refused(OP, bucket, prefix, r)),
-                }
-                dir.join(folder)
-            }
-            None => dir.clone(),
+        let Some(start) = self.list_start(&dir, bucket, prefix)? else {
+            return Ok(Vec::new());
         };
-        match check_inside(&dir, &start) {
-            Ok(()) => {}
-            Err(Refusal::Io(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(r) => return Err(self.refused(OP, bucket, prefix, r)),
-        }
         let io_error = |e| self.io_error(OP, bucket, prefix, e);
         let mut objects = Vec::new();
         let mut folders = vec![start];
@@ -370,29 +338,9 @@ impl LocalStorage {
                 if !kind.is_file() || entry.file_name().to_string_lossy().starts_with(PARTIAL) {
                     continue;
                 }
-                let Ok(relative) = path.strip_prefix(&dir) else {
-                    continue;
-                };
-                let key = relative
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                if !key.starts_with(prefix) {
-                    continue;
+                if let Some(object) = listed_object(&dir, prefix, &entry).map_err(io_error)? {
+                    objects.push(object);
                 }
-                // Does not follow symlinks on Unix (`lstat`); gone since read: not listed.
-                let meta = match entry.metadata() {
-                    Ok(meta) if meta.is_file() => meta,
-                    Ok(_) => continue,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(io_error(e)),
-                };
-                objects.push(ObjectInfo {
-                    key,
-                    size: meta.len(),
-                    etag: etag(&meta),
-                });
                 // More than `max`: which ones no longer matters, only that there are more.
                 if objects.len() > max {
                     objects.truncate(max);
@@ -402,6 +350,49 @@ impl LocalStorage {
         }
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(objects)
+    }
+
+    /// The folder a listing of `prefix` walks: only the one the prefix names, not the whole
+    /// bucket; `None` when there is nothing to list (it is not there, or is behind a symlink).
+    fn list_start(
+        &self,
+        dir: &Path,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Option<PathBuf>, StorageError> {
+        const OP: &str = "ListObjectsV2";
+        let start = match prefix.rfind('/') {
+            Some(i) => {
+                let folder = Path::new(&prefix[..i]);
+                if folder
+                    .components()
+                    .any(|c| !matches!(c, Component::Normal(_)))
+                {
+                    return Err(StorageError::BadKey {
+                        key: prefix.to_owned(),
+                        why: "it has an absolute, '.' or '..' part",
+                    });
+                }
+                // As if the walk had started at the bucket's folder: a symlinked folder on the
+                // way is skipped, so nothing under it is listed.
+                match check_folders(dir, folder, false) {
+                    Ok(()) => {}
+                    Err(Refusal::Symlink(p)) => {
+                        skipped_symlink(&p);
+                        return Ok(None);
+                    }
+                    Err(Refusal::Io(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(r) => return Err(self.refused(OP, bucket, prefix, r)),
+                }
+                dir.join(folder)
+            }
+            None => dir.to_path_buf(),
+        };
+        match check_inside(dir, &start) {
+            Ok(()) => Ok(Some(start)),
+            Err(Refusal::Io(e)) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(r) => Err(self.refused(OP, bucket, prefix, r)),
+        }
     }
 
     fn head_blocking(&self, bucket: &str, key: &str) -> Result<Option<ObjectInfo>, StorageError> {
@@ -477,6 +468,39 @@ impl LocalStorage {
 /// Checks each folder of `folder` (relative to `dir`, a bucket's folder), from the top: each must
 /// be a real folder, not a symlink. With `create`, a missing folder is made, then checked (in case
 /// another process put something there first).
+/// A regular file met by a listing, as an object, if its key is under `prefix` and it is still
+/// there.
+fn listed_object(
+    dir: &Path,
+    prefix: &str,
+    entry: &std::fs::DirEntry,
+) -> io::Result<Option<ObjectInfo>> {
+    let path = entry.path();
+    let Ok(relative) = path.strip_prefix(dir) else {
+        return Ok(None);
+    };
+    let key = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/");
+    if !key.starts_with(prefix) {
+        return Ok(None);
+    }
+    // Does not follow symlinks on Unix (`lstat`); gone since read: not listed.
+    let meta = match entry.metadata() {
+        Ok(meta) if meta.is_file() => meta,
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(Some(ObjectInfo {
+        key,
+        size: meta.len(),
+        etag: etag(&meta),
+    }))
+}
+
 fn check_folders(dir: &Path, folder: &Path, create: bool) -> Result<(), Refusal> {
     let mut at = dir.to_path_buf();
     for part in folder.components() {
@@ -714,7 +738,7 @@ impl Body for FileBody {
 #[async_trait]
 impl Storage for LocalStorage {
     fn location(&self, bucket: &str, key: &str) -> String {
-        super::object_name(Some(&self.root), bucket, key)
+        super::api::object_name(Some(&self.root), bucket, key)
     }
 
     async fn list(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{Body, ObjectInfo, PutCondition, Storage, StorageError};
+use super::api::{Body, ObjectInfo, PutCondition, Storage, StorageError};
 
 #[derive(Debug)]
 pub struct Overlay {

@@ -1,91 +1,17 @@
 //! S3, through the AWS SDK for Rust: path-style with a custom endpoint, timeouts, bounded retries.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
-use super::{Body, ObjectInfo, PutCondition, Storage, StorageError};
-use crate::settings::Settings;
-
-/// The region when none is configured: the project's buckets are in London.
-const FALLBACK_REGION: &str = "eu-west-2";
+use super::api::{Body, ObjectInfo, PutCondition, Storage, StorageError};
 
 /// Amazon S3 or an S3-compatible endpoint.
 #[derive(Debug, Clone)]
 pub struct S3Storage {
     client: aws_sdk_s3::Client,
-}
-
-/// The AWS SDK's shared configuration: rustls with ring, timeouts on every call, and the standard
-/// retry policy (backoff with jitter on 5xx, throttling and timeouts), bounded.
-pub async fn sdk_config(settings: &Settings) -> aws_config::SdkConfig {
-    sdk_config_for(
-        settings.aws_region.as_deref(),
-        settings.aws_endpoint_url.as_deref(),
-    )
-    .await
-}
-
-/// [`sdk_config`] for one service: its own `AWS_ENDPOINT_URL_{SERVICE}` wins over
-/// `AWS_ENDPOINT_URL`, as the SDK documents for its environment variables.
-pub async fn sdk_config_for_service(settings: &Settings, service: &str) -> aws_config::SdkConfig {
-    let own = std::env::var(format!("AWS_ENDPOINT_URL_{service}"))
-        .ok()
-        .filter(|v| !v.is_empty());
-    sdk_config_for(
-        settings.aws_region.as_deref(),
-        own.as_deref().or(settings.aws_endpoint_url.as_deref()),
-    )
-    .await
-}
-
-/// [`sdk_config`] from the region and endpoint alone: what start-up uses to read `ssm:` settings
-/// before the others are validated.
-pub async fn sdk_config_for(
-    region: Option<&str>,
-    endpoint_url: Option<&str>,
-) -> aws_config::SdkConfig {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    // AWS_REGION is one of our settings (Lambda always sets it); the SDK's own region chain
-    // would build an IMDS client without our HTTP client, so it is not used.
-    let region = region
-        .map(str::to_owned)
-        .or_else(|| {
-            std::env::var("AWS_DEFAULT_REGION")
-                .ok()
-                .filter(|r| !r.is_empty())
-        })
-        .unwrap_or_else(|| FALLBACK_REGION.to_owned());
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
-        .region(Region::new(region))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .read_timeout(Duration::from_secs(30))
-                .operation_attempt_timeout(Duration::from_secs(60))
-                .build(),
-        )
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(4)
-                .with_initial_backoff(Duration::from_millis(200)),
-        );
-    if let Some(url) = endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    loader.load().await
 }
 
 /// The S3 client as this program configures it (tests use it too).
@@ -189,7 +115,7 @@ impl Body for S3Body {
 #[async_trait]
 impl Storage for S3Storage {
     fn location(&self, bucket: &str, key: &str) -> String {
-        super::object_name(None, bucket, key)
+        super::api::object_name(None, bucket, key)
     }
 
     async fn list(

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::Value;
-use wdiv_s3_trigger::storage::s3_client;
+use wdiv_s3_trigger::s3_client;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -469,7 +469,7 @@ impl World {
         let mut records = Vec::new();
         for key in keys {
             let etag = self.etag(&self.temp, key).await;
-            let event = wdiv_s3_trigger::event::object_created(&self.temp, key, 0, &etag);
+            let event = wdiv_s3_trigger::object_created(&self.temp, key, 0, &etag);
             records.push(event["Records"][0].clone());
         }
         serde_json::json!({ "Records": records })

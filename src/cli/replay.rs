@@ -14,15 +14,18 @@
 use std::collections::HashSet;
 use std::io::Write;
 
-use clap::Args;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::cli::{self, CliError, EXIT_FAIL, EXIT_PASS};
 use crate::event;
-use crate::pipeline::{self, EventOutcome, Services};
+use crate::outcome::EventOutcome;
 use crate::settings::{RunMode, Settings};
 use crate::upload::UploadKey;
+
+use super::args::ReplayArgs;
+use super::exit::{CliError, ReplayError, EXIT_FAIL, EXIT_PASS};
+use super::output::{report_outcome, shown};
+use super::start::{load_settings, sdk_config_for, start, Started};
 
 /// How long a received message stays hidden from other readers while it is replayed: Lambda's
 /// longest run. A message kept in the queue (its replay failed) is seen again after it.
@@ -30,59 +33,12 @@ const VISIBILITY_SECONDS: i32 = 900;
 /// The most messages one `replay --from-queue` handles: a bound on a queue that keeps filling.
 const MAX_MESSAGES: usize = 1000;
 
-#[derive(Debug, Args)]
-pub struct ReplayArgs {
-    /// The upload: s3://TEMP_BUCKET/COUNCIL_ID/YYYY-MM-DD/TIMESTAMP (or that prefix alone).
-    #[arg(
-        value_name = "s3://TEMP/PREFIX",
-        required_unless_present = "from_queue",
-        conflicts_with = "from_queue"
-    )]
-    pub upload: Option<String>,
-    /// Replay the failed invocations in this OnFailure queue (its URL), deleting each message
-    /// once its replay succeeded.
-    #[arg(long, value_name = "QUEUE_URL")]
-    pub from_queue: Option<String>,
-    /// Send the event(s) to this deployed function (name or ARN), asynchronously, instead of
-    /// running them here.
-    #[arg(long, value_name = "FUNCTION")]
-    pub invoke: Option<String>,
-    #[command(flatten)]
-    pub mode: cli::RunModeArgs,
-    /// Print the outcome as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Why a replay cannot start, or an event cannot be sent.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    #[error(
-        "{given} is not an upload in the temp bucket: {why} (give \
-         s3://{temp}/COUNCIL_ID/YYYY-MM-DD/TIMESTAMP)"
-    )]
-    NotAnUpload {
-        given: String,
-        why: String,
-        temp: String,
-    },
-    #[error(
-        "{location} holds no file of an upload: nothing to replay (is the prefix right? list \
-         the bucket to see the uploads)"
-    )]
-    Empty { location: String },
-    #[error("cannot invoke the function {function}: {why}")]
-    Invoke { function: String, why: String },
-    #[error("cannot read the queue {queue}: {why}")]
-    Queue { queue: String, why: String },
-}
-
 /// `replay`.
 pub async fn run(
     settings_file: Option<&std::path::Path>,
     args: &ReplayArgs,
 ) -> Result<u8, CliError> {
-    let settings = cli::load_settings(settings_file).await?;
+    let settings = load_settings(settings_file).await?;
     match (&args.upload, &args.from_queue) {
         (_, Some(queue)) => from_queue(settings, args, queue).await,
         (Some(upload), None) => by_prefix(settings, args, upload).await,
@@ -137,7 +93,8 @@ pub fn notification_for(bucket: &str, objects: &[crate::storage::ObjectInfo]) ->
 
 async fn by_prefix(settings: Settings, args: &ReplayArgs, given: &str) -> Result<u8, CliError> {
     let prefix = upload_prefix(given, &settings.temp_bucket)?;
-    let (services, mode, _sentry) = cli::start(settings, &args.mode).await?;
+    let started = start(settings, &args.mode, false).await?;
+    let (services, mode) = (&started.services, started.mode);
     let temp = services.settings.temp_bucket.clone();
     let storage = services.storage();
     let max = services.settings.max_files_per_upload + 1;
@@ -165,23 +122,21 @@ async fn by_prefix(settings: Settings, args: &ReplayArgs, given: &str) -> Result
                 .map_err(CliError::Write)?;
                 return Ok(EXIT_PASS);
             }
-            let lambda = aws_sdk_lambda::Client::new(
-                &crate::storage::sdk_config_for_service(&services.settings, "LAMBDA").await,
-            );
+            let lambda = aws_sdk_lambda::Client::new(&started.sdk_config_for("LAMBDA").await);
             invoke(&lambda, function, &notification).await?;
             writeln!(
                 out,
                 "Sent {} record(s) of {} to {function}: it runs asynchronously, see its logs",
                 objects.len(),
-                cli_shown(&prefix)
+                shown(&prefix)
             )
             .map_err(CliError::Write)?;
             Ok(EXIT_PASS)
         }
         None => {
             let event = event::from_value(notification)?;
-            let outcome = pipeline::handle_event(&services, &event, services.deadline()).await;
-            cli::report_outcome(&[outcome], mode, args.json)
+            let outcome = started.handle(&event).await;
+            report_outcome(&[outcome], mode, args.json)
         }
     }
 }
@@ -194,7 +149,7 @@ async fn invoke(
 ) -> Result<(), ReplayError> {
     use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata};
     let fail = |why: String| ReplayError::Invoke {
-        function: cli_shown(function),
+        function: shown(function),
         why,
     };
     let sent = lambda
@@ -217,7 +172,7 @@ async fn invoke(
             Some("AccessDeniedException") => {
                 "these credentials may not invoke it: allow lambda:InvokeFunction on it".into()
             }
-            _ => cli_shown(&DisplayErrorContext(&e).to_string()),
+            _ => shown(&DisplayErrorContext(&e).to_string()),
         })),
     }
 }
@@ -254,20 +209,18 @@ pub fn on_failure_record(body: &str) -> Result<(Value, Option<String>), String> 
 }
 
 async fn from_queue(settings: Settings, args: &ReplayArgs, queue: &str) -> Result<u8, CliError> {
-    let sqs =
-        aws_sdk_sqs::Client::new(&crate::storage::sdk_config_for_service(&settings, "SQS").await);
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config_for(&settings, "SQS").await);
     let lambda = match &args.invoke {
         Some(f) => Some((
-            aws_sdk_lambda::Client::new(
-                &crate::storage::sdk_config_for_service(&settings, "LAMBDA").await,
-            ),
+            aws_sdk_lambda::Client::new(&sdk_config_for(&settings, "LAMBDA").await),
             f.clone(),
         )),
         None => None,
     };
-    let (services, mode, _sentry) = cli::start(settings, &args.mode).await?;
+    let started = start(settings, &args.mode, false).await?;
+    let mode = started.mode;
     let queue_error = |why: String| ReplayError::Queue {
-        queue: cli_shown(queue),
+        queue: shown(queue),
         why,
     };
     let mut seen = HashSet::new();
@@ -287,7 +240,7 @@ async fn from_queue(settings: Settings, args: &ReplayArgs, queue: &str) -> Resul
             })
             .send()
             .await
-            .map_err(|e| queue_error(cli_shown(&DisplayErrorContext(&e).to_string())))?;
+            .map_err(|e| queue_error(shown(&DisplayErrorContext(&e).to_string())))?;
         let fresh: Vec<_> = received
             .messages
             .unwrap_or_default()
@@ -298,7 +251,7 @@ async fn from_queue(settings: Settings, args: &ReplayArgs, queue: &str) -> Resul
             break;
         }
         for message in fresh {
-            let mut summary = replay_message(&services, lambda.as_ref(), mode, &message).await;
+            let mut summary = replay_message(&started, lambda.as_ref(), &message).await;
             if let (true, false, Some(handle)) = (
                 summary.replayed,
                 mode.is_dry_run(),
@@ -315,7 +268,7 @@ async fn from_queue(settings: Settings, args: &ReplayArgs, queue: &str) -> Resul
                     Err(e) => {
                         summary.kept_because = Some(format!(
                             "replayed, but it could not be deleted: {}",
-                            cli_shown(&DisplayErrorContext(&e).to_string())
+                            shown(&DisplayErrorContext(&e).to_string())
                         ))
                     }
                 }
@@ -329,11 +282,11 @@ async fn from_queue(settings: Settings, args: &ReplayArgs, queue: &str) -> Resul
 }
 
 async fn replay_message(
-    services: &Services,
+    started: &Started,
     lambda: Option<&(aws_sdk_lambda::Client, String)>,
-    mode: RunMode,
     message: &aws_sdk_sqs::types::Message,
 ) -> MessageSummary {
+    let mode = started.mode;
     let mut summary = MessageSummary {
         message_id: message.message_id().unwrap_or("(no id)").to_owned(),
         condition: None,
@@ -366,7 +319,7 @@ async fn replay_message(
         }
         Some(_) => summary.kept_because = Some("dry run: would be sent to the function".into()),
         None => {
-            let outcome = pipeline::handle_event(services, &event, services.deadline()).await;
+            let outcome = started.handle(&event).await;
             let failures = outcome.failures();
             if mode.is_dry_run() {
                 summary.kept_because = Some("dry run".into());
@@ -402,9 +355,9 @@ fn write_summaries(summaries: &[MessageSummary], mode: RunMode, json: bool) -> s
         writeln!(
             out,
             "message {} ({}): {}",
-            cli_shown(&s.message_id),
-            cli_shown(condition),
-            cli_shown(&what)
+            shown(&s.message_id),
+            shown(condition),
+            shown(&what)
         )?;
         if let Some(outcome) = &s.outcome {
             for upload in &outcome.uploads {
@@ -417,8 +370,8 @@ fn write_summaries(summaries: &[MessageSummary], mode: RunMode, json: bool) -> s
                 writeln!(
                     out,
                     "  upload {}: {}",
-                    cli_shown(&upload.prefix),
-                    cli_shown(&verdict)
+                    shown(&upload.prefix),
+                    shown(&verdict)
                 )?;
             }
         }
@@ -432,9 +385,4 @@ fn write_summaries(summaries: &[MessageSummary], mode: RunMode, json: bool) -> s
         if mode.is_dry_run() { " (dry run)" } else { "" }
     )?;
     out.flush()
-}
-
-/// Text from a bucket, a queue or an error, as a terminal may show it.
-fn cli_shown(text: &str) -> String {
-    wdiv_checks::text::escape_control(text)
 }
