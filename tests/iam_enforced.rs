@@ -249,13 +249,7 @@ async fn valid_upload(endpoint: &str, world: &World) -> Outcome {
 }
 
 async fn invalid_upload(endpoint: &str, world: &World) -> Outcome {
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/records/short-row-in-middle.csv"),
-        )
-        .await;
+    let key = world.upload_invalid(PREFIX).await;
     exit_0(&run_enforced(endpoint, world, &[&key]).await)?;
     let published = world.keys(&world.final_bucket).await;
     check(published.is_empty(), || format!("published: {published:?}"))?;

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wdiv_test_support::fixture;
 use wdiv_test_support::harness::{
     env_number, fresh_seed, skipped_on_emulator, Ended, Lab, Rng, COUNT_ONLY, SEND_EMAIL, WEBHOOK,
 };
@@ -193,34 +192,16 @@ async fn play(scenario: Scenario, crasher: &mut Crasher) -> Result<(), String> {
             expect_valid(&lab, crasher, "upload", &[&key], seeded).await
         }
         Scenario::Invalid => {
-            let key = world
-                .upload(
-                    PREFIX,
-                    "stations.csv",
-                    &fixture("uploads/records/short-row-in-middle.csv"),
-                )
-                .await;
+            let key = world.upload_invalid(PREFIX).await;
             let event = world.event_for(&[&key]).await;
             crasher.deliver(&lab, 0, "upload", &event).await?;
             expect_invalid(&lab, crasher, &key).await
         }
         Scenario::DemocracyCounts => {
-            let stations = world
-                .upload(
-                    PREFIX,
-                    "stations.csv",
-                    &fixture("uploads/democracy-counts/stations.csv"),
-                )
-                .await;
+            let stations = world.upload_dc_stations(PREFIX).await;
             let first = world.event_for(&[&stations]).await;
             crasher.deliver(&lab, 0, "lone file", &first).await?;
-            let districts = world
-                .upload(
-                    PREFIX,
-                    "districts.csv",
-                    &fixture("uploads/democracy-counts/districts.csv"),
-                )
-                .await;
+            let districts = world.upload_dc_districts(PREFIX).await;
             let second = world.event_for(&[&districts]).await;
             crasher.deliver(&lab, 1, "pair", &second).await?;
             // S3 delivers the first file's event again, after the pair was handled.

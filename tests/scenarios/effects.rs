@@ -88,13 +88,7 @@ async fn an_open_issue_with_the_same_title_gets_one_comment() {
 #[tokio::test]
 async fn an_invalid_upload_sends_one_email_naming_the_failing_row() {
     let world = world().await;
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/records/short-row-in-middle.csv"),
-        )
-        .await;
+    let key = world.upload_invalid(PREFIX).await;
     world.run_for(&[&key]).await.assert_code(0);
 
     let emails = world.sent_emails().await;
@@ -122,13 +116,7 @@ async fn an_invalid_upload_sends_one_email_naming_the_failing_row() {
 #[tokio::test]
 async fn a_lone_democracy_counts_file_sends_no_email() {
     let world = world().await;
-    let key = world
-        .upload(
-            PREFIX,
-            "districts.csv",
-            &fixture("uploads/democracy-counts/districts.csv"),
-        )
-        .await;
+    let key = world.upload_dc_districts(PREFIX).await;
     let run = world.run_for(&[&key]).await;
     run.assert_code(0);
     assert!(run
@@ -257,13 +245,7 @@ async fn transient_failures_are_retried_and_each_effect_happens_once() {
     assert_eq!(world.invalidations().await.len(), 1);
 
     let invalid = "E07000223/2024-05-02/2024-04-09T00:00:00.000001";
-    let bad = world
-        .upload(
-            invalid,
-            "stations.csv",
-            &fixture("uploads/records/short-row-in-middle.csv"),
-        )
-        .await;
+    let bad = world.upload_invalid(invalid).await;
     fake.fail_next("SendEmail", 429, "TooManyRequestsException", 1);
     world.run_for(&[&bad]).await.assert_code(0);
     assert_eq!(world.sent_emails().await.len(), 1);
@@ -336,13 +318,7 @@ async fn a_failed_email_does_not_block_the_webhook_and_is_sent_on_the_retry() {
         eprintln!("skipped: fault injection needs the in-process fake");
         return;
     };
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/records/short-row-in-middle.csv"),
-        )
-        .await;
+    let key = world.upload_invalid(PREFIX).await;
     fake.fail_next("SendEmail", 400, "MessageRejected", 1);
     let run = world.run_for(&[&key]).await;
     run.assert_code(1);
@@ -469,13 +445,7 @@ async fn a_webhook_down_for_good_is_posted_once_by_the_retry() {
 async fn an_invalid_upload_is_posted_once_in_three_runs_though_the_site_answers_500() {
     let world = world().await;
     let site = world.answer_as_the_site(0).await;
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/records/short-row-in-middle.csv"),
-        )
-        .await;
+    let key = world.upload_invalid(PREFIX).await;
     let first = world.run_for(&[&key]).await;
     first.assert_code(0);
     assert!(
@@ -512,13 +482,7 @@ async fn a_passing_report_answered_500_while_the_sites_row_is_missing_is_retried
 async fn a_lone_democracy_counts_file_is_answered_201_by_the_site_and_a_500_is_retried() {
     let world = world().await;
     let site = world.answer_as_the_site(1).await;
-    let key = world
-        .upload(
-            PREFIX,
-            "districts.csv",
-            &fixture("uploads/democracy-counts/districts.csv"),
-        )
-        .await;
+    let key = world.upload_dc_districts(PREFIX).await;
     world.run_for(&[&key]).await.assert_code(0);
     // Its only error is the missing partner: upstream stores it and answers 201, so a 500
     // means the row was missing, and the post is tried again.

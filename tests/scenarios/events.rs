@@ -149,13 +149,7 @@ async fn ssm_settings_are_read_once_at_start_up_and_their_values_never_shown() {
     world.set("WDIV_API_KEY", "ssm:/wdiv_s3_trigger/WDIV_API_KEY");
     world.set("TEMP_BUCKET_NAME", "ssm:/wdiv_s3_trigger/TEMP_BUCKET_NAME");
     let prefix = "E07000223/2024-05-02/2024-04-01T10:11:12.123456";
-    let key = world
-        .upload(
-            prefix,
-            "stations.csv",
-            &fixture("uploads/ems/xpress-dc.csv"),
-        )
-        .await;
+    let key = world.upload_xpress(prefix).await;
 
     let run = world
         .cli(

@@ -4,22 +4,16 @@
 use std::time::Duration;
 
 use wdiv_test_support::fakes::lambda_runtime::{self, FakeLambdaRuntime, Outcome};
-use wdiv_test_support::{fixture, World};
+use wdiv_test_support::World;
 
-use crate::S3Events;
+use crate::{done, S3Events};
 
 const PREFIX: &str = "E07000223/2024-05-02/2024-04-01T10:11:12.123456";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invocations_are_answered_with_a_response_or_an_error() {
     let world = World::new().await;
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/ems/idox-eros.csv"),
-        )
-        .await;
+    let key = world.upload_idox(PREFIX).await;
     let runtime = FakeLambdaRuntime::start();
     let ok = runtime.push_event(world.event_for(&[&key]).await);
     let not_s3 = runtime.push_event(serde_json::json!({"hello": "world"}));
@@ -39,12 +33,7 @@ async fn invocations_are_answered_with_a_response_or_an_error() {
         Outcome::Response(body) => {
             assert_eq!(body["uploads"][0]["prefix"], PREFIX);
             assert_eq!(body["uploads"][0]["valid"], true);
-            let actions = body["uploads"][0]["actions"].as_array().unwrap();
-            let done: Vec<&str> = actions
-                .iter()
-                .filter(|a| a["result"]["result"] == "done")
-                .map(|a| a["action"].as_str().unwrap())
-                .collect();
+            let done = done(&body["uploads"][0]["actions"]);
             assert_eq!(done, ["copy", "write report", "post webhook"], "{body:#}");
         }
         other => panic!("expected a response, got {other:?}"),

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wdiv_test_support::fixture;
 use wdiv_test_support::harness::{env_number, skipped_on_emulator, Lab};
 
 use crate::S3Events;
@@ -55,15 +54,7 @@ async fn stage(lab: &Lab, i: usize) -> Upload {
     let kind = kind_of(i);
     let keys = match kind {
         Kind::Valid => vec![world.upload_xpress(&prefix).await],
-        Kind::Invalid => vec![
-            world
-                .upload(
-                    &prefix,
-                    "stations.csv",
-                    &fixture("uploads/records/short-row-in-middle.csv"),
-                )
-                .await,
-        ],
+        Kind::Invalid => vec![world.upload_invalid(&prefix).await],
         Kind::Pair => {
             let (stations, districts) = world.upload_dc_pair(&prefix).await;
             vec![districts, stations]

@@ -31,6 +31,16 @@ mod untrusted;
 use serde_json::Value;
 use wdiv_test_support::{Run, World};
 
+/// The actions of a run's summary (`actions` of an upload) that are done, by name.
+fn done(actions: &Value) -> Vec<&str> {
+    let actions = actions.as_array().expect("a list of actions");
+    actions
+        .iter()
+        .filter(|a| a["result"]["result"] == "done")
+        .map(|a| a["action"].as_str().unwrap())
+        .collect()
+}
+
 /// The world's uploads as the events S3 sends for them, made by the program's own
 /// `event::object_created`, and runs of the binary for them.
 trait S3Events {

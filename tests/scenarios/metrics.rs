@@ -245,13 +245,7 @@ async fn lambda_mode_counts_a_valid_upload_then_its_redelivery_as_done_earlier()
 #[tokio::test]
 async fn run_with_metrics_counts_an_invalid_upload_by_problem_code() {
     let world = World::new().await;
-    let short = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/records/short-row-in-middle.csv"),
-        )
-        .await;
+    let short = world.upload_invalid(PREFIX).await;
     let small = world
         .upload(
             PREFIX,

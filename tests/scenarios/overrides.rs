@@ -8,7 +8,7 @@ use wdiv_test_support::fakes::lambda_runtime;
 use wdiv_test_support::fakes::wdiv::Answer;
 use wdiv_test_support::{fixture, World, STAFF};
 
-use crate::S3Events;
+use crate::{done, S3Events};
 
 const PREFIX: &str = "E07000223/2024-05-02/2024-04-01T10:11:12.123456";
 const REASON: &str = "Row 7 is a known short row; the rest checked by hand";
@@ -261,13 +261,7 @@ async fn a_direct_lambda_invocation_overrides_or_refuses() {
         lambda_runtime::Outcome::Response(body) => {
             assert_eq!(body["prefix"], PREFIX);
             assert_eq!(body["override"]["by"], BY);
-            let done: Vec<&str> = body["actions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|a| a["result"]["result"] == "done")
-                .map(|a| a["action"].as_str().unwrap())
-                .collect();
+            let done = done(&body["actions"]);
             assert_eq!(done, ["copy", "write report", "post webhook"], "{body:#}");
         }
         other => panic!("expected a response, got {other:?}"),

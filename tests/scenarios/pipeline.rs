@@ -13,13 +13,7 @@ const PREFIX: &str = "E07000223/2024-05-02/2024-04-01T10:11:12.123456";
 
 /// A file that passes every check, uploaded as the website would; returns its key.
 async fn valid_upload(world: &World) -> String {
-    world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/ems/idox-eros.csv"),
-        )
-        .await
+    world.upload_idox(PREFIX).await
 }
 
 /// Makes WDIV answer `status` to `method` requests (`times` times, or always), ahead of its
@@ -80,13 +74,7 @@ async fn a_valid_file_is_copied_and_reported_field_for_field() {
 #[tokio::test]
 async fn an_invalid_file_is_not_copied_and_the_webhook_says_why() {
     let world = World::new().await;
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/records/short-row-in-middle.csv"),
-        )
-        .await;
+    let key = world.upload_invalid(PREFIX).await;
     let run = world.run_for(&[&key]).await;
     run.assert_code(0);
 
@@ -105,13 +93,7 @@ async fn an_invalid_file_is_not_copied_and_the_webhook_says_why() {
 #[tokio::test]
 async fn a_democracy_counts_pair_in_order() {
     let world = World::new().await;
-    let stations = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/democracy-counts/stations.csv"),
-        )
-        .await;
+    let stations = world.upload_dc_stations(PREFIX).await;
     // The first file's event runs before the second file exists: a lone file, no copy.
     world.run_for(&[&stations]).await.assert_code(0);
     assert!(world.keys(&world.final_bucket).await.is_empty());
@@ -121,13 +103,7 @@ async fn a_democracy_counts_pair_in_order() {
         "Expected 2 files, found 1"
     );
 
-    let districts = world
-        .upload(
-            PREFIX,
-            "districts.csv",
-            &fixture("uploads/democracy-counts/districts.csv"),
-        )
-        .await;
+    let districts = world.upload_dc_districts(PREFIX).await;
     world.run_for(&[&districts]).await.assert_code(0);
     let report = world.report_json(PREFIX).await.unwrap();
     assert_eq!(report["file_set"].as_array().unwrap().len(), 2);
@@ -155,9 +131,7 @@ async fn a_democracy_counts_pair_out_of_order_never_loses_a_file_from_the_report
 
     // A late, stale run that sees one file only must not replace the two-file report.
     let other = "E07000223/2024-05-02/2024-04-02T00:00:00.000001";
-    let xpress = world
-        .upload(other, "stations.csv", &fixture("uploads/ems/xpress-dc.csv"))
-        .await;
+    let xpress = world.upload_xpress(other).await;
     let two_file_report = world.report_json(PREFIX).await.unwrap();
     let mut seeded = two_file_report.clone();
     seeded["timestamp"] = "2024-04-02T00:00:00.000001".into();
@@ -190,13 +164,7 @@ async fn a_democracy_counts_pair_out_of_order_never_loses_a_file_from_the_report
 #[tokio::test]
 async fn a_lone_democracy_counts_file_fails_without_a_copy() {
     let world = World::new().await;
-    let key = world
-        .upload(
-            PREFIX,
-            "districts.csv",
-            &fixture("uploads/democracy-counts/districts.csv"),
-        )
-        .await;
+    let key = world.upload_dc_districts(PREFIX).await;
     let run = world.run_for(&[&key]).await;
     run.assert_code(0);
     assert!(world.keys(&world.final_bucket).await.is_empty());

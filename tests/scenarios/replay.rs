@@ -215,13 +215,7 @@ async fn replay_from_queue_after_a_completed_run_does_nothing_new() {
     let mut world = World::with_effects().await;
     let queue = sqs::FakeSqs::start();
     world.set("AWS_ENDPOINT_URL_SQS", &queue.endpoint());
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/ems/xpress-dc.csv"),
-        )
-        .await;
+    let key = world.upload_xpress(PREFIX).await;
     world.run_for(&[&key]).await.assert_code(0);
     let before = effects_seen(&world).await;
     assert_eq!(before.0, 1, "one issue");

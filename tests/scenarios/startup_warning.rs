@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use wdiv_test_support::fakes::lambda_runtime::FakeLambdaRuntime;
-use wdiv_test_support::{fixture, World};
+use wdiv_test_support::World;
 
 use crate::S3Events;
 
@@ -19,13 +19,7 @@ const WARNING: &str = "SERVER_ENVIRONMENT is production";
 /// The run is a dry run: only start-up is looked at, and no effect is attempted.
 async fn startup_warnings(world: &mut World) -> Vec<String> {
     world.set("DRY_RUN", "true");
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/ems/idox-eros.csv"),
-        )
-        .await;
+    let key = world.upload_idox(PREFIX).await;
     let runtime = FakeLambdaRuntime::start();
     runtime.push_event(world.event_for(&[&key]).await);
     let mut child = world.start_lambda(&runtime);

@@ -148,6 +148,31 @@ impl World {
         .await
     }
 
+    /// Uploads a file that fails its checks (a row short of fields mid-file) as `stations.csv`
+    /// under `prefix`.
+    pub async fn upload_invalid(&self, prefix: &str) -> String {
+        let bytes = fixture("uploads/records/short-row-in-middle.csv");
+        self.upload(prefix, "stations.csv", &bytes).await
+    }
+
+    /// Uploads the Democracy Counts stations file under `prefix`, alone.
+    pub async fn upload_dc_stations(&self, prefix: &str) -> String {
+        let bytes = fixture("uploads/democracy-counts/stations.csv");
+        self.upload(prefix, "stations.csv", &bytes).await
+    }
+
+    /// Uploads the Democracy Counts districts file under `prefix`, alone.
+    pub async fn upload_dc_districts(&self, prefix: &str) -> String {
+        let bytes = fixture("uploads/democracy-counts/districts.csv");
+        self.upload(prefix, "districts.csv", &bytes).await
+    }
+
+    /// Uploads the Idox Eros fixture as `stations.csv` under `prefix`: a valid upload.
+    pub async fn upload_idox(&self, prefix: &str) -> String {
+        let bytes = fixture("uploads/ems/idox-eros.csv");
+        self.upload(prefix, "stations.csv", &bytes).await
+    }
+
     pub fn fake(&self) -> Option<&aws::FakeAws> {
         match &self.backend {
             Backend::Fake(fake) => Some(fake),
@@ -570,21 +595,8 @@ impl World {
 
     /// Uploads the Democracy Counts fixture pair under `prefix`; returns (stations, districts).
     pub async fn upload_dc_pair(&self, prefix: &str) -> (String, String) {
-        let stations = self
-            .upload(
-                prefix,
-                "stations.csv",
-                &fixture("uploads/democracy-counts/stations.csv"),
-            )
-            .await;
-        let districts = self
-            .upload(
-                prefix,
-                "districts.csv",
-                &fixture("uploads/democracy-counts/districts.csv"),
-            )
-            .await;
-        (stations, districts)
+        let stations = self.upload_dc_stations(prefix).await;
+        (stations, self.upload_dc_districts(prefix).await)
     }
 
     /// `run -` with the event on stdin.

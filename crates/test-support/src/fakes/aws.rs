@@ -162,7 +162,7 @@ impl FakeAws {
 
     /// e.g. "http://127.0.0.1:41234"
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.server.addr())
+        self.server.url()
     }
 
     /// Max keys per ListObjectsV2 page (default 1000; the page is min(this, request max-keys)).

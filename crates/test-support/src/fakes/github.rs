@@ -183,7 +183,7 @@ impl FakeGitHub {
 
     /// e.g. "http://127.0.0.1:41234" — the API base (GITHUB_API_URL / octocrab `base_uri`).
     pub fn url(&self) -> String {
-        format!("http://{}", self.server.addr())
+        self.server.url()
     }
 
     /// Adds an issue directly (no request recorded); `state` is "open" or "closed".

@@ -57,7 +57,7 @@ impl FakeLambda {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.server.addr())
+        self.server.url()
     }
 
     pub fn invocations(&self) -> Vec<Invocation> {

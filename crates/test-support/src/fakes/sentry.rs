@@ -84,7 +84,7 @@ impl FakeSentry {
 
     /// e.g. "http://127.0.0.1:41234"
     pub fn url(&self) -> String {
-        format!("http://{}", self.server.addr())
+        self.server.url()
     }
 
     /// e.g. "http://publickey@127.0.0.1:41234/42"

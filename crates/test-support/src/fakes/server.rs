@@ -42,9 +42,30 @@ impl Server {
         Server::spawn(name, app, builder)
     }
 
+    /// Serves every request, whatever its path, with `handle(state, headers, body)`: the AWS
+    /// JSON protocols (SSM, SQS) name the operation in `X-Amz-Target`, not in the path.
+    pub fn start_aws_json<S: Send + 'static>(
+        name: &str,
+        state: &Arc<Mutex<S>>,
+        handle: fn(&Mutex<S>, &axum::http::HeaderMap, &str) -> axum::response::Response,
+    ) -> Server {
+        let shared = Arc::clone(state);
+        let app =
+            axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: String| {
+                let state = Arc::clone(&shared);
+                async move { handle(&state, &headers, &body) }
+            });
+        Server::start(name, app)
+    }
+
     /// e.g. 127.0.0.1:41234
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// e.g. http://127.0.0.1:41234
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// Puts `hook` (or, with `None`, nothing) between every later request and the fake.

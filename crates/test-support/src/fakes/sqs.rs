@@ -35,19 +35,14 @@ pub struct FakeSqs {
 impl FakeSqs {
     pub fn start() -> FakeSqs {
         let state = Arc::new(Mutex::new(State::default()));
-        let shared = Arc::clone(&state);
-        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: String| {
-            let state = Arc::clone(&shared);
-            async move { handle(&state, &headers, &body) }
-        });
         FakeSqs {
-            server: Server::start("fake-sqs", app),
+            server: Server::start_aws_json("fake-sqs", &state, handle),
             state,
         }
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.server.addr())
+        self.server.url()
     }
 
     /// A queue URL as SQS gives them.

@@ -30,19 +30,14 @@ pub struct FakeSsm {
 impl FakeSsm {
     pub fn start() -> FakeSsm {
         let state = Arc::new(Mutex::new(State::default()));
-        let shared = Arc::clone(&state);
-        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: String| {
-            let state = Arc::clone(&shared);
-            async move { handle(&state, &headers, &body) }
-        });
         FakeSsm {
-            server: Server::start("fake-ssm", app),
+            server: Server::start_aws_json("fake-ssm", &state, handle),
             state,
         }
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.server.addr())
+        self.server.url()
     }
 
     /// A SecureString parameter (decrypted only with WithDecryption).

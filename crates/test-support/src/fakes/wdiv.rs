@@ -159,7 +159,7 @@ impl FakeWdiv {
 
     /// `http://127.0.0.1:port`, the fake's origin.
     pub fn url(&self) -> String {
-        format!("http://{}", self.server.addr())
+        self.server.url()
     }
 
     /// `WDIV_API_URL`
