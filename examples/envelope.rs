@@ -9,20 +9,16 @@
 //! * **Ready:** the binary is started as Lambda starts it, with `AWS_LAMBDA_RUNTIME_API` set to a
 //!   bare TCP listener here; the time from the spawn to the first `GET .../invocation/next`
 //!   request, median of `--ready-runs`.
-//! * **One upload, cold:** FILE is put into the in-process S3 fake (`tests/fakes/s3.rs`) as a one
+//! * **One upload, cold:** FILE is put into the in-process AWS fake
+//!   (`crates/test-support/src/fakes/aws.rs`) as a one
 //!   file upload; its `ObjectCreated` event is queued on the fake Runtime API
-//!   (`tests/fakes/lambda_runtime.rs`) before the binary starts, as for a cold invocation. The
+//!   (`crates/test-support/src/fakes/lambda_runtime.rs`) before the binary starts, as for a cold invocation. The
 //!   time from the spawn to the posted response, the process's peak RSS (`VmHWM`, read before it
 //!   is stopped) and its CPU time (`getrusage` of the reaped child). The response must say the upload was handled and the
 //!   final bucket must hold the file, byte for byte, and `report.json`.
 //!
 //! Prints one JSON object on stdout. The external effects are off (their settings are unset);
 //! council names come from a stub.
-
-#[path = "../tests/fakes/lambda_runtime.rs"]
-mod lambda_runtime;
-#[path = "../tests/fakes/s3.rs"]
-mod s3;
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -32,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
+use wdiv_test_support::fakes::{aws, lambda_runtime};
 
 const PREFIX: &str = "E07000223/2024-05-02/2024-04-01T12:00:00.000001";
 const TEMP: &str = "wdiv-envelope-temp";
@@ -183,7 +180,7 @@ async fn main() -> Result<()> {
     ready.sort();
     let (_, ready_cpu) = peak_rss_and_cpu_of_children();
 
-    let aws = s3::FakeS3::start();
+    let aws = aws::FakeAws::start();
     let http = reqwest::Client::new();
     for bucket in [TEMP, FINAL] {
         let r = http

@@ -12,4 +12,4 @@
 set -eu
 cd "$(dirname "$0")/.."
 export WDIV_CRASH_ITERATIONS="${WDIV_CRASH_ITERATIONS:-200}"
-exec cargo test --test crash sigkill -- --nocapture
+exec cargo test --test scenarios crash::sigkill -- --nocapture

@@ -7,8 +7,8 @@ translator (samtranslator, the library `sam deploy` and CloudFormation use), its
 at a stand-in artifact in moto's S3 (what `sam build` and `sam package` would upload), and the
 result is created as a stack. moto's view of each stack (the function's configuration, the role's
 policy, the queue, the log group, the bucket or the EventBridge rule, the outputs) and the
-translated template are written as JSON for `tests/deploy_template.rs`, which holds them to the
-program (`WDIV_TEST_DEPLOYED_STACKS=FILE cargo test --test deploy_template`).
+translated template are written as JSON for `tests/scenarios/deploy_template.rs`, which holds them to the
+program (`WDIV_TEST_DEPLOYED_STACKS=FILE cargo test --test scenarios deploy_template::`).
 
 Two variants, as CI runs it:
   default  CreateUploadsBucket=true and every effect on (GitHub, webhook, both emails, the
@@ -47,7 +47,7 @@ REGION = "eu-west-2"
 ARTIFACT_BUCKET = "wdiv-sam-artifacts"
 
 # What moto's CloudFormation skips (not created, not listed by name): checked on the
-# translated template by tests/deploy_template.rs.
+# translated template by tests/scenarios/deploy_template.rs.
 MOTO_SKIPS = [
     "AWS::Lambda::Alias",
     "AWS::Lambda::EventInvokeConfig",

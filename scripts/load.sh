@@ -18,4 +18,4 @@ if [ "${1:-}" != "--dev" ]; then
     WDIV_BIN="$(cd "$target" && pwd)/release/wdiv-s3-trigger"
     export WDIV_BIN
 fi
-exec cargo test --test load -- --nocapture
+exec cargo test --test scenarios load:: -- --nocapture

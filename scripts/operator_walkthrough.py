@@ -93,7 +93,7 @@ def marked_blocks(text):
 
 
 def sam_overrides(items, where):
-    """parameter_overrides as the SAM CLI reads a list of Name=Value (tests/deploy_template.rs
+    """parameter_overrides as the SAM CLI reads a list of Name=Value (tests/scenarios/deploy_template.rs
     holds the same rules): a quoted value is unwrapped; `Name=` alone is refused."""
     out = {}
     for item in items:

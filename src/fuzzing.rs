@@ -1,5 +1,5 @@
 //! The properties the fuzzers (`fuzz/`, cargo-fuzz) and their proptest equivalents
-//! (`tests/fuzz_equivalents.rs`) check, in one place so both check the same thing. Each function
+//! (`tests/scenarios/fuzz_equivalents.rs`) check, in one place so both check the same thing. Each function
 //! takes arbitrary input and panics only when a property fails: a panic is a finding. The check
 //! engine's properties are its own (`wdiv_checks::fuzzing`), re-exported here so the fuzz targets
 //! have one list.

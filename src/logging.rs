@@ -8,7 +8,7 @@ use tracing_subscriber::EnvFilter;
 /// Dependencies log request details at debug and trace: octocrab's `HTTP` span shows each
 /// request's whole URL, and hyper the connection pool's key (user-info included). Settings
 /// refuse credentials in the URLs those clients are given, and tokens travel in headers that no
-/// dependency prints, even at trace (`tests/settings_hostile.rs` runs a full run at `trace`);
+/// dependency prints, even at trace (`tests/scenarios/settings_hostile.rs` runs a full run at `trace`);
 /// still, debug and trace are only ever shown when `RUST_LOG` asks for them.
 fn default_filter(level: LevelFilter) -> EnvFilter {
     EnvFilter::default().add_directive(level.min(LevelFilter::INFO).into())

@@ -97,4 +97,3 @@ impl fmt::Debug for HttpUrl {
         write!(f, "{:?}", crate::http::redact_url(&self.0))
     }
 }
-

@@ -17,14 +17,11 @@
 //! off here (their statements are absent, as the template makes them without their settings);
 //! `tests/deploy_template.rs` checks their ARNs.
 
-mod common;
-mod template;
-
 use std::io::{Read, Write};
 
-use common::{fixture, Run, World, GITHUB_REPO};
 use serde_json::Value;
-use template::{actions, sid, statements, Template};
+use wdiv_test_support::template::{actions, sid, statements, Template};
+use wdiv_test_support::{fixture, Run, World, GITHUB_REPO};
 
 const PREFIX: &str = "E07000223/2024-05-02/2024-04-01T10:11:12.123456";
 
@@ -200,7 +197,9 @@ async fn world_as(endpoint: &str, policy: impl Fn(&World) -> Value) -> World {
 
 /// The binary, for the event S3 sends for `keys`, with IAM enforced.
 async fn run_enforced(endpoint: &str, world: &World, keys: &[&str]) -> Run {
-    let event = world.event_for(keys).await;
+    let event = world
+        .event_with(keys, wdiv_s3_trigger::object_created)
+        .await;
     let _on = Enforced::on(endpoint);
     world.run_event(&event, &[]).await
 }
@@ -250,13 +249,7 @@ async fn valid_upload(endpoint: &str, world: &World) -> Outcome {
 }
 
 async fn invalid_upload(endpoint: &str, world: &World) -> Outcome {
-    let key = world
-        .upload(
-            PREFIX,
-            "stations.csv",
-            &fixture("uploads/records/short-row-in-middle.csv"),
-        )
-        .await;
+    let key = world.upload_invalid(PREFIX).await;
     exit_0(&run_enforced(endpoint, world, &[&key]).await)?;
     let published = world.keys(&world.final_bucket).await;
     check(published.is_empty(), || format!("published: {published:?}"))?;

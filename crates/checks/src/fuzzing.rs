@@ -1,5 +1,5 @@
 //! The engine's properties that the fuzzers (`fuzz/`, cargo-fuzz) and their proptest
-//! equivalents (`tests/fuzz_equivalents.rs`) check, in one place so both check the same thing.
+//! equivalents (`tests/scenarios/fuzz_equivalents.rs`) check, in one place so both check the same thing.
 //! Each function takes arbitrary input and panics only when a property fails: a panic is a
 //! finding. Not part of the engine's API.
 
