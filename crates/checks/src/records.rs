@@ -891,6 +891,7 @@ mod tests {
     /// once all agree.
     fn on_every_path<T: PartialEq + std::fmt::Debug>(walk: impl Fn(Simd) -> T) -> T {
         let baseline = walk(Simd::Baseline);
+        #[cfg(target_arch = "x86_64")]
         for simd in [Simd::Avx2, Simd::Avx512] {
             if simd <= Simd::detect() {
                 assert_eq!(

@@ -253,8 +253,10 @@ pub enum Simd {
     /// SSE2 on x86_64, plain code elsewhere.
     Baseline,
     /// AVX2 with POPCNT, BMI1, BMI2 and PCLMULQDQ.
+    #[cfg(target_arch = "x86_64")]
     Avx2,
     /// AVX2's set, and AVX-512 F and BW.
+    #[cfg(target_arch = "x86_64")]
     Avx512,
 }
 
