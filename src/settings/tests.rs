@@ -472,6 +472,21 @@ fn toml_string(value: &str) -> String {
     out
 }
 
+#[test]
+fn the_upload_limits_default_to_what_the_browser_check_assumes() {
+    // The browser's check (crates/checks-web) knows no settings: it assumes the engine's
+    // `Limits::default()`, so the two defaults must agree.
+    let limits = wdiv_checks::Limits::default();
+    assert_eq!(
+        super::schema::MAX_FILES_PER_UPLOAD.default,
+        Some(limits.max_files.to_string().as_str())
+    );
+    assert_eq!(
+        super::schema::MAX_UPLOAD_BYTES.default,
+        Some(limits.max_bytes.to_string().as_str())
+    );
+}
+
 mod hostile {
     use super::*;
     use proptest::prelude::*;

@@ -30,6 +30,9 @@ const HEAD_BYTES: usize = 8 * 1024;
 pub const TOO_SMALL: &str = "Expected file to be at least 1KB";
 pub const TOO_LARGE: &str = "Expected file to be under 150MB";
 
+/// How much [`FileChecker::check_reader`] reads at a time.
+const READ_BUFFER_BYTES: usize = 512 * 1024;
+
 /// What the checks need to know beyond the file itself.
 #[derive(Debug, Clone)]
 pub struct CheckOptions<'p> {
@@ -465,19 +468,28 @@ impl<'p> FileChecker<'p> {
         report
     }
 
+    /// Counts `len` more bytes of the file without checking them, once [`FileChecker::feed`] has
+    /// returned [`Flow::Stop`]: the verdict is known, but the size rule and the report's size
+    /// are about the whole file. A reader that knows the size (a browser's `File`) counts the
+    /// rest at once instead of reading it. [`Flow::Stop`]: past the size limit, stop counting.
+    pub fn count(&mut self, len: u64) -> Flow {
+        self.bytes = self.bytes.saturating_add(len);
+        if self.bytes > MAX_BYTES {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+
     /// Takes the next chunk of a file read to its end: fed while `checking` (which a verdict
     /// turns off), only counted after, so the size rule sees the real size. [`Flow::Stop`]:
     /// stop reading, the file is past the size limit.
     pub(crate) fn take(&mut self, chunk: &[u8], checking: &mut bool) -> Flow {
         if *checking {
             *checking = self.feed(chunk) == Flow::Continue;
+            self.count(0)
         } else {
-            self.bytes += chunk.len() as u64;
-        }
-        if self.bytes > MAX_BYTES {
-            Flow::Stop
-        } else {
-            Flow::Continue
+            self.count(chunk.len() as u64)
         }
     }
 
@@ -486,26 +498,62 @@ impl<'p> FileChecker<'p> {
     /// A second thread reads while this one checks, so the copy from the kernel overlaps the
     /// walk; three buffers go round between them, so memory stays flat whatever the file size.
     /// When the rules may run on a helper thread, they run on that one, between its reads
-    /// (`spare`).
+    /// (`spare`). Where there are no threads (WebAssembly), it reads on this thread.
     pub fn check_reader(
         key: &str,
         declared_len: Option<u64>,
-        mut reader: impl std::io::Read + Send,
+        reader: impl std::io::Read + Send,
         options: CheckOptions<'p>,
-        mut progress: impl FnMut(u64),
+        progress: impl FnMut(u64),
     ) -> std::io::Result<FileReport> {
-        const BUFFERS: usize = 3;
-        const BUFFER_BYTES: usize = 512 * 1024;
-        let mut checker = match FileChecker::begin(key, declared_len, options) {
+        let checker = match FileChecker::begin(key, declared_len, options) {
             Begin::Done(report) => return Ok(report),
             Begin::Checking(checker) => checker,
         };
+        if cfg!(target_family = "wasm") {
+            checker.read_here(reader, progress)
+        } else {
+            checker.read_on_two_threads(reader, progress)
+        }
+    }
+
+    /// [`FileChecker::check_reader`] on one thread: read a buffer, check it, read the next.
+    fn read_here(
+        mut self: Box<Self>,
+        mut reader: impl std::io::Read,
+        mut progress: impl FnMut(u64),
+    ) -> std::io::Result<FileReport> {
+        let mut buf = vec![0; READ_BUFFER_BYTES];
+        let mut checking = true;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            progress(n as u64);
+            if self.take(&buf[..n], &mut checking) == Flow::Stop {
+                break;
+            }
+        }
+        Ok(self.finish())
+    }
+
+    /// [`FileChecker::check_reader`] with a second thread reading ahead.
+    fn read_on_two_threads(
+        self: Box<Self>,
+        mut reader: impl std::io::Read + Send,
+        mut progress: impl FnMut(u64),
+    ) -> std::io::Result<FileReport> {
+        const BUFFERS: usize = 3;
+        let mut checker = self;
         // Buffers travel with how much of them was filled, so they are never cleared or resized.
         let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<crate::spare::Filled>(BUFFERS);
         let (work_tx, work_rx) = std::sync::mpsc::channel::<crate::spare::Work>();
         for _ in 0..BUFFERS {
             work_tx
-                .send(crate::spare::Work::Fill(vec![0; BUFFER_BYTES]))
+                .send(crate::spare::Work::Fill(vec![0; READ_BUFFER_BYTES]))
                 .expect("the receiver is alive");
         }
         if checker.options.rules_thread {
@@ -732,7 +780,7 @@ mod tests {
     }
 
     /// A file's report with the rules inline, then on the helper thread fed in `chunk`-byte
-    /// pieces and through the stream reader; the upload's date and council, so every rule binds.
+    /// pieces, through the stream reader, and read on one thread; the upload's date and council, so every rule binds.
     fn with_and_without_rules_thread(key: &str, bytes: &[u8], chunk: usize) -> Vec<FileReport> {
         let options = |rules_thread| CheckOptions {
             election_date: "2024-05-02".parse().ok(),
@@ -743,7 +791,12 @@ mod tests {
         };
         let chunked = |rules_thread| check_bytes_with(key, bytes, chunk, options(rules_thread));
         let read = FileChecker::check_reader(key, None, bytes, options(true), |_| {}).unwrap();
-        vec![chunked(false), chunked(true), read]
+        // As WebAssembly reads it: on one thread.
+        let here = match FileChecker::begin(key, None, options(false)) {
+            Begin::Done(report) => report,
+            Begin::Checking(checker) => checker.read_here(bytes, |_| {}).unwrap(),
+        };
+        vec![chunked(false), chunked(true), read, here]
     }
 
     /// `bytes` with the rows after its first line repeated until it is `at_least` bytes long.

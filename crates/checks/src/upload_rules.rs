@@ -59,6 +59,17 @@ pub struct Limits {
     pub max_bytes: u64,
 }
 
+impl Default for Limits {
+    /// The service's defaults (its settings `MAX_FILES_PER_UPLOAD` and `MAX_UPLOAD_BYTES`), which
+    /// a check before the upload (the browser's) assumes.
+    fn default() -> Self {
+        Limits {
+            max_files: 10,
+            max_bytes: 300_000_000,
+        }
+    }
+}
+
 /// Why each of an upload's files is refused unread, if it is: `files` are the objects under the
 /// upload's `folder` (`{council_id}/{election_date}/{timestamp}/`) as (key, size), at most
 /// `limits.max_files + 1` of them. Too many files or too many bytes refuse every file; otherwise
