@@ -354,15 +354,7 @@ mod tests {
     fn report(etag: &str) -> UploadReport {
         let mut file = FileReport::new("X01/2024-05-02/t/a.csv");
         file.details.etag = Some(etag.into());
-        UploadReport {
-            gss: "X01".into(),
-            council_name: "Somewhere".into(),
-            timestamp: "t".into(),
-            election_date: "2024-05-02".into(),
-            github_issue: String::new(),
-            file_set: vec![file],
-            extra: Default::default(),
-        }
+        UploadReport::example(vec![file])
     }
 
     fn storage() -> (tempfile::TempDir, LocalStorage) {

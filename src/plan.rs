@@ -264,23 +264,7 @@ mod tests {
         settings
     }
 
-    fn report(valid: bool) -> UploadReport {
-        let mut file = FileReport::new("X01/2024-05-02/t1/a.csv");
-        file.details.etag = Some("\"e1\"".into());
-        if !valid {
-            file.problems
-                .push(Problem::error(wdiv_checks::Code::IncompleteRow, "broken"));
-        }
-        UploadReport {
-            gss: "X01".into(),
-            council_name: "Somewhere".into(),
-            timestamp: "t1".into(),
-            election_date: "2024-05-02".into(),
-            github_issue: String::new(),
-            file_set: vec![file],
-            extra: Default::default(),
-        }
-    }
+    use crate::effects::tests_support::report;
 
     const S3: &[(&str, &str)] = &[
         ("TEMP_BUCKET_NAME", "temp-b"),
@@ -339,10 +323,9 @@ mod tests {
             .collect();
         assert_eq!(done, ["copy", "write report", "post webhook"]);
         let text = plan.to_string();
-        assert!(text.contains(
-            "s3://temp-b/X01/2024-05-02/t1/a.csv -> s3://final-b/X01/2024-05-02/t1/a.csv"
-        ));
-        assert!(text.contains("s3://final-b/X01/2024-05-02/t1/report.json"));
+        assert!(text
+            .contains("s3://temp-b/X01/2024-05-02/t/a.csv -> s3://final-b/X01/2024-05-02/t/a.csv"));
+        assert!(text.contains("s3://final-b/X01/2024-05-02/t/report.json"));
         assert!(!text.contains("tok-secret"));
         assert!(!serde_json::to_string(&plan).unwrap().contains("tok-secret"));
     }
@@ -359,7 +342,7 @@ mod tests {
         };
         assert_eq!(
             waits("write report"),
-            ["copy:X01/2024-05-02/t1/a.csv", "open-issue"]
+            ["copy:X01/2024-05-02/t/a.csv", "open-issue"]
         );
         assert_eq!(waits("invalidate"), ["write-report"]);
         assert!(waits("open issue").is_empty());
@@ -371,7 +354,7 @@ mod tests {
         assert!(!webhook.waits_for[0].blocks);
         // A dry run prints the edges.
         let text = super::plan(&report(true), &settings(S3, true)).to_string();
-        assert!(text.contains("write report  s3://final-b/X01/2024-05-02/t1/report.json  [would do: dry run]  (after 2, 1)"), "{text}");
+        assert!(text.contains("write report  s3://final-b/X01/2024-05-02/t/report.json  [would do: dry run]  (after 2, 1)"), "{text}");
         assert!(text.contains("(after 3)"), "{text}");
     }
 
@@ -423,19 +406,19 @@ mod tests {
         let data = |plan: &Plan| step(plan, "invalidate").effect.data();
         let paths = |plan: &Plan| data(plan)["paths"].clone();
         let mut report = report(true);
-        report.file_set[0].key = "X01/2024-05-02/t1/Polling Stations.csv".into();
+        report.file_set[0].key = "X01/2024-05-02/t/Polling Stations.csv".into();
         let by_prefix = plan(&report, &settings(&env, false));
         assert_eq!(
             paths(&by_prefix),
-            serde_json::json!(["/X01/2024-05-02/t1/*"])
+            serde_json::json!(["/X01/2024-05-02/t/*"])
         );
         env.push(("CLOUDFRONT_PATHS", "files"));
         let by_file = plan(&report, &settings(&env, false));
         assert_eq!(
             paths(&by_file),
             serde_json::json!([
-                "/X01/2024-05-02/t1/Polling%20Stations.csv",
-                "/X01/2024-05-02/t1/report.json"
+                "/X01/2024-05-02/t/Polling%20Stations.csv",
+                "/X01/2024-05-02/t/report.json"
             ])
         );
         // Past the cap, the one wildcard stands for every file.
@@ -443,13 +426,13 @@ mod tests {
         many.file_set = (0..MAX_CDN_PATHS)
             .map(|i| {
                 let mut f = report.file_set[0].clone();
-                f.key = format!("X01/2024-05-02/t1/f{i}.csv");
+                f.key = format!("X01/2024-05-02/t/f{i}.csv");
                 f
             })
             .collect();
         assert_eq!(
             paths(&plan(&many, &settings(&env, false))),
-            serde_json::json!(["/X01/2024-05-02/t1/*"])
+            serde_json::json!(["/X01/2024-05-02/t/*"])
         );
         many.file_set.truncate(MAX_CDN_PATHS - 1);
         assert_eq!(

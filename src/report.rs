@@ -36,6 +36,21 @@ pub struct ReportExtra {
 }
 
 impl UploadReport {
+    /// The unit tests' upload: council X01, election 2024-05-02, timestamp `t`, with `file_set`
+    /// (keys under `X01/2024-05-02/t/`).
+    #[cfg(test)]
+    pub(crate) fn example(file_set: Vec<wdiv_checks::FileReport>) -> UploadReport {
+        UploadReport {
+            gss: "X01".into(),
+            council_name: "Somewhere".into(),
+            timestamp: "t".into(),
+            election_date: "2024-05-02".into(),
+            github_issue: String::new(),
+            file_set,
+            extra: Default::default(),
+        }
+    }
+
     pub fn all_valid(&self) -> bool {
         all_valid(&self.file_set)
     }

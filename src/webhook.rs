@@ -153,15 +153,7 @@ mod tests {
                 file
             })
             .collect();
-        UploadReport {
-            gss: "X01".into(),
-            council_name: "Somewhere".into(),
-            timestamp: "t".into(),
-            election_date: "2024-05-02".into(),
-            github_issue: String::new(),
-            file_set,
-            extra: Default::default(),
-        }
+        UploadReport::example(file_set)
     }
 
     #[test]

@@ -25,15 +25,7 @@ pub fn report(valid: bool) -> UploadReport {
         file.problems
             .push(Problem::error(wdiv_checks::Code::IncompleteRow, "broken"));
     }
-    UploadReport {
-        gss: "X01".into(),
-        council_name: "Somewhere".into(),
-        timestamp: "t".into(),
-        election_date: "2024-05-02".into(),
-        github_issue: String::new(),
-        file_set: vec![file],
-        extra: Default::default(),
-    }
+    UploadReport::example(vec![file])
 }
 
 /// What a planner reads, for `report` under `settings`, with the templates' real context.

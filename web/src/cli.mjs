@@ -3,7 +3,8 @@
 //  [--size-floor-exempt IDS] FILE...`: the native `check` command, run by the WebAssembly engine
 // from Node. Same report (with --json, the same JSON), same exit codes: 0 every file passes,
 // 1 one fails, 2 a usage or I/O error. For tests, and for anyone without the native binary.
-import { createReadStream, fstatSync, openSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { open } from "node:fs/promises";
 import * as wasm from "./pkg/wdiv_checks_web.js";
 import { allValid, checkFile, uploadReport } from "./engine.mjs";
 
@@ -73,28 +74,54 @@ function isDate(s) {
 }
 
 /** Every file is opened first, so a typo is reported before any work is done. */
-function openInputs(files) {
+async function openInputs(files) {
   let stdinSeen = false;
-  return files.map((path) => {
+  const inputs = [];
+  for (const path of files) {
     if (path === "-") {
       if (stdinSeen) throw new Error("stdin (-) can be given only once");
       stdinSeen = true;
-      return { key: "-", size: undefined, chunks: () => process.stdin };
+      inputs.push({ key: "-", size: undefined, chunks: () => process.stdin });
+      continue;
     }
-    let fd, stat;
+    let handle, stat;
     try {
-      fd = openSync(path, "r");
-      stat = fstatSync(fd);
+      handle = await open(path, "r");
+      stat = await handle.stat();
     } catch (error) {
       throw new Error(`cannot read ${path}: ${error.message}`);
     }
     if (stat.isDirectory()) throw new Error(`${path} is a directory; give the files of the upload instead`);
-    return {
-      key: path,
-      size: stat.size,
-      chunks: () => createReadStream(path, { fd, highWaterMark: 1 << 20 }),
-    };
-  });
+    inputs.push({ key: path, size: stat.size, chunks: () => readChunks(handle) });
+  }
+  return inputs;
+}
+
+/** Bytes read at a time. */
+const READ_BYTES = 1 << 20;
+
+/**
+ * A file's bytes in chunks, from two buffers used in turn: the next read is under way while the
+ * engine checks the last one (which it copies before the buffer is read into again), so memory
+ * stays flat whatever the file's size.
+ */
+async function* readChunks(handle) {
+  const buffers = [Buffer.allocUnsafe(READ_BYTES), Buffer.allocUnsafe(READ_BYTES)];
+  let turn = 0;
+  let pending = handle.read(buffers[turn], 0, READ_BYTES, null);
+  try {
+    for (;;) {
+      const { bytesRead } = await pending;
+      if (bytesRead === 0) return;
+      const full = buffers[turn];
+      turn ^= 1;
+      pending = handle.read(buffers[turn], 0, READ_BYTES, null);
+      yield full.subarray(0, bytesRead);
+    }
+  } finally {
+    await pending.catch(() => {});
+    await handle.close();
+  }
 }
 
 function summary(report) {
@@ -131,7 +158,7 @@ async function main() {
   }
   let inputs;
   try {
-    inputs = openInputs(args.files);
+    inputs = await openInputs(args.files);
   } catch (error) {
     process.stderr.write(`error: ${error.message}\n`);
     return EXIT_ERROR;

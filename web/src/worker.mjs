@@ -10,18 +10,44 @@ const ready = init({ module_or_path: new URL("./pkg/wdiv_checks_web_bg.wasm", im
 /** Progress is posted at most this often (bytes), and at the end of each file. */
 const PROGRESS_EVERY = 1 << 20;
 
-/** A ReadableStream's chunks, as an async iterable (not every browser iterates streams). */
+/** Bytes read from a file at a time, into one buffer used again and again. */
+const READ_BYTES = 1 << 20;
+
+/**
+ * A file's bytes, as an async iterable of chunks. Where the stream is a byte stream (a `File`'s
+ * is), each read fills the same buffer, which the engine has copied before the next read: no
+ * chunk is left for the garbage collector, so memory stays flat whatever the file's size.
+ * Otherwise the stream's own chunks. Stopping early (the verdict is known) cancels the read.
+ */
 async function* chunksOf(stream) {
-  const reader = stream.getReader();
+  let reader;
+  try {
+    reader = stream.getReader({ mode: "byob" });
+  } catch {
+    reader = null;
+  }
+  if (reader) {
+    let buffer = new ArrayBuffer(READ_BYTES);
+    try {
+      for (;;) {
+        const { done, value } = await reader.read(new Uint8Array(buffer));
+        if (done) return;
+        yield value;
+        buffer = value.buffer;
+      }
+    } finally {
+      await reader.cancel().catch(() => {});
+    }
+  }
+  const plain = stream.getReader();
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await plain.read();
       if (done) return;
       yield value;
     }
   } finally {
-    // Stopping early (the verdict is known) cancels the read instead of finishing it.
-    await reader.cancel().catch(() => {});
+    await plain.cancel().catch(() => {});
   }
 }
 

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 pub use super::server::Hook;
-use super::server::Server;
+use super::server::{read_whole, Server};
 
 /// The AWS configuration of a test's own clients: test credentials, eu-west-2, and `endpoint`
 /// (a fake's, or an emulator's) for every service.
@@ -568,7 +568,7 @@ async fn handle(
     AxumState(shared): AxumState<Arc<Mutex<State>>>,
     req: axum::extract::Request,
 ) -> Response {
-    let (parts, body) = req.into_parts();
+    let (parts, body) = read_whole(req).await;
     let service = service_of(parts.uri.path(), &parts.headers);
     let path = parts.uri.path().trim_start_matches('/');
     let (bucket, key) = match service {
@@ -586,9 +586,6 @@ async fn handle(
         request_id: String::new(),
     };
     let op = route(&ctx);
-    let body = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .unwrap_or_default();
 
     // Record the call and pick up any injected delay or failure, without holding the lock.
     let (delay, failure) = {

@@ -29,7 +29,7 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_AL
 use serde_json::{json, Value};
 
 pub use super::server::Hook;
-use super::server::Server;
+use super::server::{read_whole, Server};
 
 /// Where user profiles' `html_url`s point (never fetched). Issues and comments point at the
 /// fake's own address, as GitHub Enterprise's do at its host.
@@ -693,10 +693,7 @@ async fn handle(
     AxumState(shared): AxumState<Arc<Mutex<State>>>,
     req: axum::extract::Request,
 ) -> Response {
-    let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .unwrap_or_default();
+    let (parts, body) = read_whole(req).await;
     let path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let route = route(&parts.method, &path);

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::server::Server;
+use super::server::{read_whole, Server};
 
 /// The public key in `dsn()`; envelopes must carry it (`X-Sentry-Auth` or `?sentry_key=`).
 pub const PUBLIC_KEY: &str = "publickey";
@@ -150,10 +150,7 @@ async fn handle(
     AxumState(shared): AxumState<Arc<Mutex<State>>>,
     req: axum::extract::Request,
 ) -> Response {
-    let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .unwrap_or_default();
+    let (parts, body) = read_whole(req).await;
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().unwrap_or("");
     let result = accept(&parts.method, &path, query, &parts.headers, &body, &shared);

@@ -143,6 +143,18 @@ async fn hooked(
     }
 }
 
+/// A request as a fake reads it: its head, and its whole body (a fake takes any size; a body
+/// that fails to arrive reads as empty).
+pub async fn read_whole(
+    req: axum::extract::Request,
+) -> (axum::http::request::Parts, axum::body::Bytes) {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    (parts, body)
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
