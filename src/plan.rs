@@ -249,8 +249,8 @@ impl fmt::Display for Plan {
 mod tests {
     use super::*;
     use crate::effects::cdn::MAX_CDN_PATHS;
+    use crate::effects::tests_support::report;
     use crate::settings::{load, Context};
-    use wdiv_checks::{FileReport, Problem};
 
     fn settings(env: &[(&str, &str)], dry_run: bool) -> Settings {
         let env: Vec<(String, String)> = env
@@ -263,8 +263,6 @@ mod tests {
         }
         settings
     }
-
-    use crate::effects::tests_support::report;
 
     const S3: &[(&str, &str)] = &[
         ("TEMP_BUCKET_NAME", "temp-b"),
