@@ -128,6 +128,25 @@ test("the Lambda's file-set rules refuse a file of another type and a hostile na
   assert.equal(shown.files[0].valid, "true", "the good file is still checked");
 });
 
+test("every control has a label, and the check runs from the keyboard", async () => {
+  for (const [label, id] of [
+    ["Council ID", "council"],
+    ["Election date", "election-date"],
+    ["Files from your EMS export", "files"],
+  ]) {
+    assert.equal(await page.getByLabel(label).getAttribute("id"), id, `${label} labels #${id}`);
+  }
+  // Files chosen, then the button pressed with Enter: the report comes again.
+  await page.setInputFiles("#files", [fixture("ems/xpress-dc.csv")]);
+  await page.getByTestId("report").waitFor();
+  await page.evaluate(() => document.getElementById("results").replaceChildren());
+  await page.getByRole("button", { name: "Check the files" }).focus();
+  await page.keyboard.press("Enter");
+  await page.getByTestId("report").waitFor();
+  // Focus moves to the verdict, for keyboard and screen-reader users.
+  assert.equal(await page.evaluate(() => document.activeElement.id), "verdict");
+});
+
 test("no request left the page's origin", () => {
   assert.ok(requests.length > 0, "requests were recorded");
   const outside = requests.filter((url) => !url.startsWith(`${server.origin}/`) && !/^(data|blob):/.test(url));
