@@ -42,22 +42,6 @@ impl Server {
         Server::spawn(name, app, builder)
     }
 
-    /// Serves every request, whatever its path, with `handle(state, headers, body)`: the AWS
-    /// JSON protocols (SSM, SQS) name the operation in `X-Amz-Target`, not in the path.
-    pub fn start_aws_json<S: Send + 'static>(
-        name: &str,
-        state: &Arc<Mutex<S>>,
-        handle: fn(&Mutex<S>, &axum::http::HeaderMap, &str) -> axum::response::Response,
-    ) -> Server {
-        let shared = Arc::clone(state);
-        let app =
-            axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: String| {
-                let state = Arc::clone(&shared);
-                async move { handle(&state, &headers, &body) }
-            });
-        Server::start(name, app)
-    }
-
     /// e.g. 127.0.0.1:41234
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -140,6 +124,50 @@ async fn hooked(
             }
             response
         }
+    }
+}
+
+/// A fake of a service of the AWS JSON protocols (SSM, SQS): a server that answers every
+/// request, whatever its path, with `handle(state, target, body)`, where `target` is the
+/// operation the request names in `X-Amz-Target` (these protocols do not name it in the path),
+/// and the state it keeps.
+pub struct AwsJsonFake<S> {
+    server: Server,
+    state: Arc<Mutex<S>>,
+}
+
+impl<S: Default + Send + 'static> AwsJsonFake<S> {
+    /// Starts serving, from a thread called `name`, with a fresh state.
+    pub fn start(
+        name: &str,
+        handle: fn(&Mutex<S>, &str, &str) -> axum::response::Response,
+    ) -> AwsJsonFake<S> {
+        let state = Arc::new(Mutex::new(S::default()));
+        let shared = Arc::clone(&state);
+        let app =
+            axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: String| {
+                let state = Arc::clone(&shared);
+                let target = headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                async move { handle(&state, &target, &body) }
+            });
+        AwsJsonFake {
+            server: Server::start(name, app),
+            state,
+        }
+    }
+
+    /// e.g. http://127.0.0.1:41234
+    pub fn endpoint(&self) -> String {
+        self.server.url()
+    }
+
+    /// The state, for a test to set up or read.
+    pub fn state(&self) -> std::sync::MutexGuard<'_, S> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

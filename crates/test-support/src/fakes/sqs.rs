@@ -3,14 +3,14 @@
 //! with visibility timeouts and receipt handles as SQS has them. One queue, whatever its URL.
 //! The program reaches it through `AWS_ENDPOINT_URL_SQS`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::server::Server;
+use super::server::AwsJsonFake;
 
 struct Message {
     id: String,
@@ -28,21 +28,18 @@ struct State {
 }
 
 pub struct FakeSqs {
-    server: Server,
-    state: Arc<Mutex<State>>,
+    fake: AwsJsonFake<State>,
 }
 
 impl FakeSqs {
     pub fn start() -> FakeSqs {
-        let state = Arc::new(Mutex::new(State::default()));
         FakeSqs {
-            server: Server::start_aws_json("fake-sqs", &state, handle),
-            state,
+            fake: AwsJsonFake::start("fake-sqs", handle),
         }
     }
 
     pub fn endpoint(&self) -> String {
-        self.server.url()
+        self.fake.endpoint()
     }
 
     /// A queue URL as SQS gives them.
@@ -52,7 +49,7 @@ impl FakeSqs {
 
     /// Puts a message in the queue; returns its id.
     pub fn send(&self, body: &str) -> String {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.fake.state();
         state.next += 1;
         let id = format!("msg-{}", state.next);
         state.messages.push(Message {
@@ -67,13 +64,13 @@ impl FakeSqs {
 
     /// The ids of the messages still in the queue (visible or not).
     pub fn remaining(&self) -> Vec<String> {
-        let state = self.state.lock().unwrap();
+        let state = self.fake.state();
         state.messages.iter().map(|m| m.id.clone()).collect()
     }
 
     /// The ids of the messages deleted, in order.
     pub fn deleted(&self) -> Vec<String> {
-        self.state.lock().unwrap().deleted.clone()
+        self.fake.state().deleted.clone()
     }
 }
 
@@ -86,11 +83,7 @@ fn answer(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-fn handle(state: &Mutex<State>, headers: &HeaderMap, body: &str) -> Response {
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+fn handle(state: &Mutex<State>, target: &str, body: &str) -> Response {
     let request: Value = serde_json::from_str(body).unwrap_or_default();
     let mut state = state.lock().unwrap();
     match target {

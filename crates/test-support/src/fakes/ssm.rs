@@ -5,13 +5,13 @@
 //! `AWS_ENDPOINT_URL`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::server::Server;
+use super::server::AwsJsonFake;
 
 #[derive(Default)]
 struct State {
@@ -23,21 +23,18 @@ struct State {
 }
 
 pub struct FakeSsm {
-    server: Server,
-    state: Arc<Mutex<State>>,
+    fake: AwsJsonFake<State>,
 }
 
 impl FakeSsm {
     pub fn start() -> FakeSsm {
-        let state = Arc::new(Mutex::new(State::default()));
         FakeSsm {
-            server: Server::start_aws_json("fake-ssm", &state, handle),
-            state,
+            fake: AwsJsonFake::start("fake-ssm", handle),
         }
     }
 
     pub fn endpoint(&self) -> String {
-        self.server.url()
+        self.fake.endpoint()
     }
 
     /// A SecureString parameter (decrypted only with WithDecryption).
@@ -46,21 +43,20 @@ impl FakeSsm {
     }
 
     pub fn put(&self, name: &str, kind: &str, value: &str) {
-        self.state
-            .lock()
-            .unwrap()
+        self.fake
+            .state()
             .parameters
             .insert(name.into(), (kind.into(), value.into()));
     }
 
     /// Reading `name` answers AccessDeniedException, as for a role without ssm:GetParameter.
     pub fn deny(&self, name: &str) {
-        self.state.lock().unwrap().denied.insert(name.into());
+        self.fake.state().denied.insert(name.into());
     }
 
     /// The names asked for, with WithDecryption.
     pub fn requests(&self) -> Vec<(String, bool)> {
-        self.state.lock().unwrap().requests.clone()
+        self.fake.state().requests.clone()
     }
 }
 
@@ -73,11 +69,7 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response {
         .into_response()
 }
 
-fn handle(state: &Mutex<State>, headers: &HeaderMap, body: &str) -> Response {
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+fn handle(state: &Mutex<State>, target: &str, body: &str) -> Response {
     if target != "AmazonSSM.GetParameter" {
         return error(
             StatusCode::BAD_REQUEST,
