@@ -128,6 +128,25 @@ test("the Lambda's file-set rules refuse a file of another type and a hostile na
   assert.equal(shown.files[0].valid, "true", "the good file is still checked");
 });
 
+test("files dropped on the page are checked as chosen ones are", async () => {
+  await page.evaluate(() => {
+    document.getElementById("results").replaceChildren();
+    delete window.lastReport;
+  });
+  const path = fixture("ems/idox-eros.csv");
+  const dataTransfer = await page.evaluateHandle(
+    ({ name, text }) => {
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([text], name, { type: "text/csv" }));
+      return transfer;
+    },
+    { name: "idox-eros.csv", text: readFileSync(path, "utf8") },
+  );
+  await page.dispatchEvent("#drop", "drop", { dataTransfer });
+  await page.getByTestId("report").waitFor();
+  assert.deepStrictEqual(await page.evaluate(() => window.lastReport), nativeReport([path]));
+});
+
 test("every control has a label, and the check runs from the keyboard", async () => {
   for (const [label, id] of [
     ["Council ID", "council"],
