@@ -1,7 +1,7 @@
 //! From an upload's listing to its file set: which objects are checked, and which are refused
 //! before a byte of them is read (by the engine's upload rules, [`wdiv_checks::refusals`]).
 
-use wdiv_checks::{refusals, text, FileReport, Limits, Problem};
+use wdiv_checks::{refusals, FileReport, Limits};
 
 use crate::storage::ObjectInfo;
 use crate::upload::Upload;
@@ -25,17 +25,10 @@ pub fn admit(upload: &Upload, listing: Vec<ObjectInfo>, limits: Limits) -> Vec<E
         .into_iter()
         .zip(verdicts)
         .map(|(object, refusal)| match refusal {
-            Some(problem) => refused(&object.key, problem),
+            Some(problem) => Entry::Refused(FileReport::refused(&object.key, problem)),
             None => Entry::Check(object),
         })
         .collect()
-}
-
-fn refused(key: &str, problem: Problem) -> Entry {
-    // The report names the file as people can read it: hidden characters escaped.
-    let mut report = FileReport::new(text::escape_control(key));
-    report.problems.push(problem);
-    Entry::Refused(report)
 }
 
 #[cfg(test)]

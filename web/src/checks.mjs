@@ -68,21 +68,29 @@ export function checkFiles(files, options = {}) {
   });
 }
 
-/** The engine's version (the `wdiv-checks` crate's), which judges the files. */
-export function engineVersion() {
+/**
+ * What judges the files: `{version, maxFiles, maxBytes, accepted}`, the engine's version (the
+ * `wdiv-checks` crate's) and the upload's file-set limits and accepted extensions it applies.
+ */
+export function engineInfo() {
   return new Promise((resolve, reject) => {
     const worker = startWorker();
     worker.onmessage = ({ data }) => {
       worker.terminate();
-      if (data.type === "version") resolve(data.version);
+      if (data.type === "info") resolve(data.info);
       else reject(new Error(data.message));
     };
     worker.onerror = (event) => {
       worker.terminate();
       reject(new Error(`the check engine could not start: ${event.message ?? "worker error"}`));
     };
-    worker.postMessage({ type: "version" });
+    worker.postMessage({ type: "info" });
   });
+}
+
+/** The engine's version (the `wdiv-checks` crate's), which judges the files. */
+export async function engineVersion() {
+  return (await engineInfo()).version;
 }
 
 function startWorker() {

@@ -47,13 +47,7 @@ function parseArgs(argv) {
     else if (flag === "--json") parsed.json = true;
     else if (flag === "--council") parsed.council = take();
     else if (flag === "--election-date") {
-      const date = take();
-      if (!isDate(date)) {
-        throw new UsageError(
-          `invalid value '${date}' for '--election-date <YYYY-MM-DD>': '${date}' is not a date of the form YYYY-MM-DD`,
-        );
-      }
-      parsed.electionDate = date;
+      parsed.electionDate = take();
     } else if (flag === "--size-floor-exempt") parsed.sizeFloorExempt = take().split(",");
     else if (flag === "--help" || flag === "-h") {
       console.log(USAGE);
@@ -62,15 +56,6 @@ function parseArgs(argv) {
   }
   if (parsed.files.length === 0) throw new UsageError("the following required arguments were not provided: <FILE>...");
   return parsed;
-}
-
-/** Strict YYYY-MM-DD, a real day (as the engine's `Date`). */
-function isDate(s) {
-  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
-  if (!m) return false;
-  const [y, mo, d] = m.slice(1).map(Number);
-  const day = new Date(Date.UTC(y, mo - 1, d));
-  return day.getUTCFullYear() === y && day.getUTCMonth() === mo - 1 && day.getUTCDate() === d;
 }
 
 /** Every file is opened first, so a typo is reported before any work is done. */
@@ -156,6 +141,17 @@ async function main() {
     console.log(`wdiv-checks ${wasm.engineVersion()} (WebAssembly)`);
     return EXIT_PASS;
   }
+  const options = { council: args.council, electionDate: args.electionDate, sizeFloorExempt: args.sizeFloorExempt };
+  try {
+    // The engine reads the options as it will for every file; of those given here, only the
+    // election date can be refused.
+    wasm.checkOptions(JSON.stringify(options));
+  } catch (error) {
+    process.stderr.write(
+      `error: invalid value '${args.electionDate}' for '--election-date <YYYY-MM-DD>': ${error.message}\n\n${USAGE}\n`,
+    );
+    return EXIT_ERROR;
+  }
   let inputs;
   try {
     inputs = await openInputs(args.files);
@@ -163,7 +159,6 @@ async function main() {
     process.stderr.write(`error: ${error.message}\n`);
     return EXIT_ERROR;
   }
-  const options = { council: args.council, electionDate: args.electionDate, sizeFloorExempt: args.sizeFloorExempt };
   const reports = [];
   for (const input of inputs) {
     try {

@@ -1,6 +1,7 @@
 // The page (index.html): choose or drop files, see the verdict the Lambda will give. Everything
 // from the files (names, cells quoted in messages) is shown as text, never as markup.
-import { checkFiles, engineVersion } from "./checks.mjs";
+import { checkFiles, engineInfo } from "./checks.mjs";
+import { allValid } from "./engine.mjs";
 
 const $ = (id) => document.getElementById(id);
 const form = $("check-form");
@@ -27,15 +28,19 @@ function el(tag, attrs = {}, ...children) {
 }
 
 function megabytes(bytes) {
-  return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1e3))} KB`;
+  return bytes >= 1e6 ? `${Number((bytes / 1e6).toFixed(1))} MB` : `${Math.max(1, Math.round(bytes / 1e3))} KB`;
 }
 
-engineVersion().then(
-  (version) => ($("engine-version").textContent = `wdiv-checks ${version}`),
+engineInfo().then(
+  ({ version, maxFiles, maxBytes, accepted }) => {
+    $("engine-version").textContent = `wdiv-checks ${version}`;
+    const types = accepted.map((ext) => `.${ext}`);
+    $("limits").textContent =
+      `Accepted: ${types.slice(0, -1).join(", ")} and ${types.at(-1)} files; ` +
+      `at most ${maxFiles} files and ${megabytes(maxBytes)} in one upload.`;
+  },
   (error) => ($("engine-version").textContent = `could not start: ${error.message}`),
 );
-$("limits").textContent =
-  "Accepted: .csv, .tsv, .txt and .json files; at most 10 files and 300 MB in one upload.";
 
 function chosenFiles() {
   return dropped ?? Array.from(input.files);
@@ -76,12 +81,12 @@ async function check() {
   running = controller;
   results.replaceChildren();
   delete window.lastReport;
-  const bars = files.map((file) => {
-    const bar = el("progress", { max: String(file.size || 1), value: "0", "aria-label": `Checking ${file.name}` });
-    progressList.append(el("li", {}, el("span", {}, `${file.name} (${megabytes(file.size)})`), bar));
-    return bar;
-  });
-  progressList.replaceChildren(...bars.map((bar) => bar.parentElement));
+  const bars = files.map((file) =>
+    el("progress", { max: String(file.size || 1), value: "0", "aria-label": `Checking ${file.name}` }),
+  );
+  progressList.replaceChildren(
+    ...files.map((file, i) => el("li", {}, el("span", {}, `${file.name} (${megabytes(file.size)})`), bars[i])),
+  );
   status.textContent = `Checking ${files.length === 1 ? "1 file" : `${files.length} files`}…`;
   $("check").disabled = true;
   const council = $("council").value.trim();
@@ -109,7 +114,7 @@ async function check() {
 }
 
 function show(report) {
-  const valid = report.file_set.length > 0 && report.file_set.every((f) => f.csv_valid);
+  const valid = allValid(report);
   status.textContent = valid ? "Checked: the upload will pass." : "Checked: the upload will fail.";
   const section = el(
     "section",

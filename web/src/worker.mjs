@@ -21,33 +21,22 @@ const READ_BYTES = 1 << 20;
  */
 async function* chunksOf(stream) {
   let reader;
+  let buffer = null;
   try {
     reader = stream.getReader({ mode: "byob" });
+    buffer = new ArrayBuffer(READ_BYTES);
   } catch {
-    reader = null;
+    reader = stream.getReader();
   }
-  if (reader) {
-    let buffer = new ArrayBuffer(READ_BYTES);
-    try {
-      for (;;) {
-        const { done, value } = await reader.read(new Uint8Array(buffer));
-        if (done) return;
-        yield value;
-        buffer = value.buffer;
-      }
-    } finally {
-      await reader.cancel().catch(() => {});
-    }
-  }
-  const plain = stream.getReader();
   try {
     for (;;) {
-      const { done, value } = await plain.read();
+      const { done, value } = await (buffer ? reader.read(new Uint8Array(buffer)) : reader.read());
       if (done) return;
       yield value;
+      if (buffer) buffer = value.buffer;
     }
   } finally {
-    await plain.cancel().catch(() => {});
+    await reader.cancel().catch(() => {});
   }
 }
 
@@ -81,8 +70,8 @@ async function check(files, options) {
 self.onmessage = async ({ data }) => {
   try {
     await ready;
-    if (data.type === "version") {
-      postMessage({ type: "version", version: wasm.engineVersion() });
+    if (data.type === "info") {
+      postMessage({ type: "info", info: { version: wasm.engineVersion(), ...JSON.parse(wasm.uploadLimits()) } });
     } else if (data.type === "check") {
       postMessage({ type: "done", report: await check(data.files, data.options) });
     }

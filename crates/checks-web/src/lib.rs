@@ -15,7 +15,7 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use wdiv_checks::{
     refusals, Begin, CheckOptions, Date, FileChecker, FileReport, Flow, Limits, Profiles,
-    UploadVerdict, DEFAULT_SIZE_FLOOR_EXEMPT,
+    UploadVerdict, ACCEPTED_TYPES, DEFAULT_SIZE_FLOOR_EXEMPT,
 };
 
 /// The options of a check, as JSON from JavaScript (every field may be left out).
@@ -150,10 +150,8 @@ impl FileCheck {
     pub fn new(name: &str, size: Option<f64>, options: &str) -> Result<FileCheck, JsError> {
         let options = Options::parse(options)?;
         if let Some(problem) = options.refusal(name) {
-            let mut report = FileReport::new(wdiv_checks::text::escape_control(name));
-            report.problems.push(problem);
             return Ok(FileCheck {
-                state: State::Known(report),
+                state: State::Known(FileReport::refused(name, problem)),
             });
         }
         let state = match FileChecker::begin(name, size.map(bytes), options.engine_options()?) {
@@ -180,12 +178,8 @@ impl FileCheck {
         let State::Checking { checker, checking } = &mut self.state else {
             return false;
         };
-        if !*checking {
-            return checker.count(chunk.len() as u64) == Flow::Continue;
-        }
-        *checking = checker.feed(chunk) == Flow::Continue;
         // Past the size limit, nothing more is wanted, not even counted.
-        let within = checker.count(0) == Flow::Continue;
+        let within = checker.take(chunk, checking) == Flow::Continue;
         *checking && within
     }
 
@@ -227,15 +221,33 @@ pub fn engine_version() -> String {
     wdiv_checks::VERSION.to_owned()
 }
 
-/// The file-set limits the checks assume (the service's defaults), as JSON:
-/// `{"maxFiles", "maxBytes"}`.
+/// The file-set rules the checks assume, as JSON: `{"maxFiles", "maxBytes", "accepted"}`, the
+/// service's default limits and the accepted extensions (without their dot), for a page to say
+/// what it accepts.
 #[wasm_bindgen(js_name = uploadLimits)]
 pub fn upload_limits() -> String {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Rules {
+        max_files: usize,
+        max_bytes: u64,
+        accepted: Vec<&'static str>,
+    }
     let limits = Limits::default();
-    format!(
-        r#"{{"maxFiles":{},"maxBytes":{}}}"#,
-        limits.max_files, limits.max_bytes
-    )
+    let rules = Rules {
+        max_files: limits.max_files,
+        max_bytes: limits.max_bytes,
+        accepted: ACCEPTED_TYPES.iter().map(|(ext, _)| *ext).collect(),
+    };
+    serde_json::to_string(&rules).expect("plain numbers and strings serialise")
+}
+
+/// Checks `options` (JSON, as for [`FileCheck::new`]) before any file is read, with the
+/// engine's own message for a value it refuses (an election date that is not a real
+/// `YYYY-MM-DD`, an unknown field).
+#[wasm_bindgen(js_name = checkOptions)]
+pub fn check_options(options: &str) -> Result<(), JsError> {
+    Options::parse(options)?.engine_options().map(|_| ())
 }
 
 /// The message of the last panic, if the engine panicked (a bug): WebAssembly's trap says only

@@ -483,8 +483,9 @@ impl<'p> FileChecker<'p> {
 
     /// Takes the next chunk of a file read to its end: fed while `checking` (which a verdict
     /// turns off), only counted after, so the size rule sees the real size. [`Flow::Stop`]:
-    /// stop reading, the file is past the size limit.
-    pub(crate) fn take(&mut self, chunk: &[u8], checking: &mut bool) -> Flow {
+    /// stop reading, the file is past the size limit. Start with `checking` true; once it is
+    /// false, a reader that knows the file's size may [`FileChecker::count`] the rest instead.
+    pub fn take(&mut self, chunk: &[u8], checking: &mut bool) -> Flow {
         if *checking {
             *checking = self.feed(chunk) == Flow::Continue;
             self.count(0)
@@ -780,7 +781,8 @@ mod tests {
     }
 
     /// A file's report with the rules inline, then on the helper thread fed in `chunk`-byte
-    /// pieces, through the stream reader, and read on one thread; the upload's date and council, so every rule binds.
+    /// pieces, through the stream reader, and read on one thread; the upload's date and
+    /// council, so every rule binds.
     fn with_and_without_rules_thread(key: &str, bytes: &[u8], chunk: usize) -> Vec<FileReport> {
         let options = |rules_thread| CheckOptions {
             election_date: "2024-05-02".parse().ok(),

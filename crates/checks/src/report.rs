@@ -269,6 +269,14 @@ impl FileReport {
         }
     }
 
+    /// The report on a file refused unread (by [`crate::refusals`]): its name as people can
+    /// read it (hidden characters escaped), and why.
+    pub fn refused(key: &str, problem: Problem) -> Self {
+        let mut report = FileReport::new(text::escape_control(key));
+        report.problems.push(problem);
+        report
+    }
+
     /// Whether the file passes: no error, or only errors staff overrode.
     pub fn csv_valid(&self) -> bool {
         !self
