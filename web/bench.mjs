@@ -11,19 +11,16 @@
 // WDIV_NATIVE_CHECK names the native binary (default: target/release/wdiv-s3-trigger).
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { serve } from "./test/serve.mjs";
-import { launch } from "./test/chromium.mjs";
+import { launch, openPage } from "./test/chromium.mjs";
+import { nativeBinary, root } from "./test/native.mjs";
 
-const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const args = process.argv.slice(2);
 const rounds = Number(args[args.indexOf("--rounds") + 1] || 5) || 5;
 const file = join(root, "bench-data/xpress-dc-149MB.csv");
-const native =
-  process.env.WDIV_NATIVE_CHECK ??
-  join(process.env.CARGO_TARGET_DIR ?? join(root, "target"), "release/wdiv-s3-trigger");
+const native = nativeBinary("release");
 const cli = join(root, "web/dist/cli.mjs");
 const time = "/usr/bin/time";
 
@@ -97,8 +94,7 @@ const page = context.pages()[0] ?? (await context.newPage());
 const marker = context.userDataDir;
 const pageRuns = [];
 for (let i = 0; i < rounds; i++) {
-  await page.goto(`${server.origin}/index.html`);
-  await page.waitForFunction(() => /wdiv-checks \d/.test(document.getElementById("engine-version").textContent));
+  await openPage(page, server.origin);
   const before = browserRss(marker);
   let peak = before;
   const sampler = setInterval(() => (peak = Math.max(peak, browserRss(marker))), 50);

@@ -8,16 +8,13 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { basename, join } from "node:path";
 import { serve } from "./serve.mjs";
-import { launch } from "./chromium.mjs";
+import { launch, openPage } from "./chromium.mjs";
+import { nativeBinary, root } from "./native.mjs";
 
-const root = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const fixture = (path) => join(root, "fixtures/uploads", path);
-const native =
-  process.env.WDIV_NATIVE_CHECK ??
-  join(process.env.CARGO_TARGET_DIR ?? join(root, "target"), "debug/wdiv-s3-trigger");
+const native = nativeBinary("debug");
 
 let server;
 let context;
@@ -29,8 +26,7 @@ before(async () => {
   context = await launch();
   context.on("request", (request) => requests.push(request.url()));
   page = context.pages()[0] ?? (await context.newPage());
-  await page.goto(`${server.origin}/index.html`);
-  await page.waitForFunction(() => /wdiv-checks \d/.test(document.getElementById("engine-version").textContent));
+  await openPage(page, server.origin);
 });
 
 after(async () => {

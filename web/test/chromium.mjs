@@ -38,3 +38,9 @@ export async function launch() {
   context.userDataDir = userDataDir;
   return context;
 }
+
+/** Opens the page at `origin` and waits until its engine has started (its version is shown). */
+export async function openPage(page, origin) {
+  await page.goto(`${origin}/index.html`);
+  await page.waitForFunction(() => /wdiv-checks \d/.test(document.getElementById("engine-version").textContent));
+}

@@ -10,14 +10,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync, openSync } from "node:fs";
-import { join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, relative } from "node:path";
+import { nativeBinary, root } from "./native.mjs";
 
-const root = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const cli = join(root, "web/dist/cli.mjs");
-const native =
-  process.env.WDIV_NATIVE_CHECK ??
-  join(process.env.CARGO_TARGET_DIR ?? join(root, "target"), "debug/wdiv-s3-trigger");
+const native = nativeBinary("debug");
 const conformance = process.env.WDIV_CONFORMANCE_DIR ?? join(root, "../shared/conformance");
 
 // Both read the councils exempt from the 1 KB floor from the environment: use their default.
