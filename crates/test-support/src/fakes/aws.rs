@@ -24,10 +24,10 @@ use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet};
 
 pub use super::server::Hook;
-use super::server::{read_whole, Server};
+use super::server::{read_whole, Server, UNRESERVED};
 
 /// The AWS configuration of a test's own clients: test credentials, eu-west-2, and `endpoint`
 /// (a fake's, or an emulator's) for every service.
@@ -1374,12 +1374,7 @@ fn xml_escape(s: &str) -> String {
 }
 
 /// `encoding-type=url`: percent-encode everything but unreserved characters and `/`.
-const URL_KEY: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
+const URL_KEY: &AsciiSet = &UNRESERVED.remove(b'/');
 
 fn url_encode(s: &str) -> String {
     utf8_percent_encode(s, URL_KEY).to_string()

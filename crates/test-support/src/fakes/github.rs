@@ -25,11 +25,11 @@ use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::{percent_decode_str, utf8_percent_encode};
 use serde_json::{json, Value};
 
 pub use super::server::Hook;
-use super::server::{read_whole, Server};
+use super::server::{read_whole, Server, UNRESERVED};
 
 /// Where user profiles' `html_url`s point (never fetched). Issues and comments point at the
 /// fake's own address, as GitHub Enterprise's do at its host.
@@ -1278,14 +1278,8 @@ fn decode(s: &str) -> String {
 }
 
 /// Path-segment encoding (label names in URLs).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
 fn encode(s: &str) -> String {
-    utf8_percent_encode(s, SEGMENT).to_string()
+    utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
 /// `application/x-www-form-urlencoded`-style query parsing (`+` is a space).

@@ -171,6 +171,14 @@ impl<S: Default + Send + 'static> AwsJsonFake<S> {
     }
 }
 
+/// Percent-encoding that keeps only RFC 3986's unreserved characters (letters, digits, `-`,
+/// `_`, `.`, `~`): a URL's path segment as GitHub and S3 encode it.
+pub const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// A request as a fake reads it: its head, and its whole body (a fake takes any size; a body
 /// that fails to arrive reads as empty).
 pub async fn read_whole(
